@@ -1,0 +1,199 @@
+/**
+ * A GPT-style decoder, configurable from its config: norms, positions, MLP kind, biases,
+ * tied head. Parameter names follow the PyTorch reference export (`tok`, `pos`,
+ * `l0.qkv_w`, ..., `head_w`), with Linear weights stored [in, out].
+ */
+import * as tf from "@tensorflow/tfjs";
+import { causalSelfAttention, type RopeOptions } from "./attention.ts";
+import { crossEntropy, embedding, gelu, layerNorm, linear, rmsNorm, silu } from "./layers.ts";
+import { ParamSet } from "./params.ts";
+
+export interface DecoderConfig {
+  /** Tokens in the vocabulary. */
+  vocabSize: number;
+  /** Width of the residual stream (C). */
+  dModel: number;
+  /** Attention heads; dModel must divide by it. */
+  nHeads: number;
+  /** Transformer blocks. */
+  nLayers: number;
+  /** MLP hidden width as a multiple of dModel (4 for GPT-2). */
+  mlpRatio: number;
+  /** Longest sequence; sizes the learned position table. */
+  maxSeqLen: number;
+  /** `layernorm` (with bias, GPT-2) or `rmsnorm` (LLaMA). */
+  norm: "layernorm" | "rmsnorm";
+  /** `learned` absolute positions or `rope` rotary positions. */
+  positions: "learned" | "rope";
+  /** RoPE frequency base. */
+  ropeBase: number;
+  /** RoPE position interpolation factor (> 1 stretches the trained context). */
+  ropeScale: number;
+  /** `gelu` (tanh approximation) or `swiglu` MLP. */
+  mlp: "gelu" | "swiglu";
+  /** Biases on Linear layers. */
+  bias: boolean;
+  /** Output head shares the token embedding table. */
+  tieEmbeddings: boolean;
+  /** Std of the normal init for weights and embeddings; biases start at 0, norm gains at 1. */
+  initStd: number;
+  /** Epsilon inside the norms. */
+  normEps: number;
+}
+
+/** The PyTorch reference model of `shared/peers/torch_gpt_ref.py`. */
+export const REFERENCE_DECODER: DecoderConfig = {
+  vocabSize: 128,
+  dModel: 128,
+  nHeads: 4,
+  nLayers: 4,
+  mlpRatio: 4,
+  maxSeqLen: 64,
+  norm: "layernorm",
+  positions: "learned",
+  ropeBase: 10000,
+  ropeScale: 1,
+  mlp: "gelu",
+  bias: true,
+  tieEmbeddings: false,
+  initStd: 0.02,
+  normEps: 1e-5,
+};
+
+/** Checks a decoder config; the error names the field and what it accepts. */
+export function validateDecoderConfig(c: DecoderConfig): void {
+  const posInt = ["vocabSize", "dModel", "nHeads", "nLayers", "maxSeqLen"] as const;
+  for (const k of posInt) {
+    if (!Number.isInteger(c[k]) || c[k] <= 0) throw new Error(`decoder.${k} = ${c[k]}: expected a positive integer`);
+  }
+  if (c.dModel % c.nHeads !== 0) throw new Error(`decoder.dModel = ${c.dModel} must divide by nHeads = ${c.nHeads}`);
+  if (c.positions === "rope" && (c.dModel / c.nHeads) % 2 !== 0) {
+    throw new Error(`decoder: rope needs an even head size, got ${c.dModel / c.nHeads}`);
+  }
+  if (!(c.mlpRatio > 0)) throw new Error(`decoder.mlpRatio = ${c.mlpRatio}: expected > 0`);
+  if (!(c.ropeScale > 0)) throw new Error(`decoder.ropeScale = ${c.ropeScale}: expected > 0`);
+}
+
+/** What a forward pass returns: the final hidden states and the logits. */
+export interface DecoderOutput {
+  hidden: tf.Tensor3D; // [B, T, C] after the final norm
+  logits: tf.Tensor3D; // [B, T, V]
+}
+
+export class Decoder {
+  readonly cfg: DecoderConfig;
+  readonly params: ParamSet;
+
+  constructor(cfg: DecoderConfig, seed: number) {
+    validateDecoderConfig(cfg);
+    this.cfg = cfg;
+    this.params = new ParamSet(seed);
+    this.#build();
+  }
+
+  #build(): void {
+    const { vocabSize: V, dModel: C, nLayers, maxSeqLen, initStd: std, bias, mlp } = this.cfg;
+    const F = Math.round(this.cfg.mlpRatio * C);
+    const p = this.params;
+    const normal = { kind: "normal", std } as const;
+    const zeros = { kind: "const", value: 0 } as const;
+    const ones = { kind: "const", value: 1 } as const;
+    const norm = (name: string) => {
+      p.add(`${name}_g`, [C], ones);
+      if (this.cfg.norm === "layernorm") p.add(`${name}_b`, [C], zeros);
+    };
+    const lin = (name: string, i: number, o: number) => {
+      p.add(`${name}_w`, [i, o], normal);
+      if (bias) p.add(`${name}_b`, [o], zeros);
+    };
+    p.add("tok", [V, C], normal);
+    if (this.cfg.positions === "learned") p.add("pos", [maxSeqLen, C], normal);
+    for (let l = 0; l < nLayers; l++) {
+      norm(`l${l}.ln1`);
+      lin(`l${l}.qkv`, C, 3 * C);
+      lin(`l${l}.proj`, C, C);
+      norm(`l${l}.ln2`);
+      lin(`l${l}.fc1`, C, F);
+      if (mlp === "swiglu") lin(`l${l}.fc3`, C, F);
+      lin(`l${l}.fc2`, F, C);
+    }
+    norm("lnf");
+    if (!this.cfg.tieEmbeddings) p.add("head_w", [C, V], normal);
+  }
+
+  #opt(name: string): tf.Tensor | undefined {
+    return this.params.vars.get(name);
+  }
+
+  #norm(x: tf.Tensor, name: string): tf.Tensor {
+    const g = this.params.get(`${name}_g`);
+    return this.cfg.norm === "layernorm"
+      ? layerNorm(x, g, this.params.get(`${name}_b`), this.cfg.normEps)
+      : rmsNorm(x, g, this.cfg.normEps);
+  }
+
+  #mlp(x: tf.Tensor, l: number): tf.Tensor {
+    const fc = (n: string, h: tf.Tensor) => linear(h, this.params.get(`l${l}.${n}_w`), this.#opt(`l${l}.${n}_b`));
+    const h = this.cfg.mlp === "swiglu" ? tf.mul(silu(fc("fc1", x)), fc("fc3", x)) : gelu(fc("fc1", x));
+    return fc("fc2", h);
+  }
+
+  /** Token (+ learned position) embeddings. ids int32 [B, T] -> [B, T, C]. */
+  embed(ids: tf.Tensor2D, posOffset = 0): tf.Tensor3D {
+    const [, t] = ids.shape;
+    if (this.cfg.positions === "learned" && posOffset + t > this.cfg.maxSeqLen) {
+      throw new Error(`sequence of ${posOffset + t} tokens exceeds maxSeqLen ${this.cfg.maxSeqLen}`);
+    }
+    let x = embedding(this.params.get("tok") as tf.Variable<tf.Rank.R2>, ids); // [B, T, C]
+    if (this.cfg.positions === "learned") {
+      x = tf.add(x, tf.slice(this.params.get("pos"), [posOffset, 0], [t, this.cfg.dModel]));
+    }
+    return x as tf.Tensor3D;
+  }
+
+  /** Transformer block `l`. x [B, T, C] -> [B, T, C]. */
+  block(x: tf.Tensor3D, l: number, posOffset = 0): tf.Tensor3D {
+    const rope: RopeOptions | undefined = this.cfg.positions === "rope"
+      ? { base: this.cfg.ropeBase, scale: this.cfg.ropeScale, offset: posOffset }
+      : undefined;
+    const a = causalSelfAttention(
+      this.#norm(x, `l${l}.ln1`) as tf.Tensor3D,
+      {
+        qkvW: this.params.get(`l${l}.qkv_w`),
+        qkvB: this.#opt(`l${l}.qkv_b`),
+        projW: this.params.get(`l${l}.proj_w`),
+        projB: this.#opt(`l${l}.proj_b`),
+      },
+      this.cfg.nHeads,
+      rope,
+    );
+    const h = tf.add(x, a);
+    return tf.add(h, this.#mlp(this.#norm(h, `l${l}.ln2`), l)) as tf.Tensor3D;
+  }
+
+  /** Final norm then output head. x [B, T, C] -> hidden [B, T, C], logits [B, T, V]. */
+  head(x: tf.Tensor3D): DecoderOutput {
+    const hidden = this.#norm(x, "lnf") as tf.Tensor3D;
+    const logits = this.cfg.tieEmbeddings
+      ? tf.matMul(tf.reshape(hidden, [-1, this.cfg.dModel]), this.params.get("tok"), false, true)
+      : linear(hidden, this.params.get("head_w"));
+    return { hidden, logits: tf.reshape(logits, [hidden.shape[0], hidden.shape[1], this.cfg.vocabSize]) as tf.Tensor3D };
+  }
+
+  /** Full forward pass. ids int32 [B, T]. */
+  forward(ids: tf.Tensor2D, posOffset = 0): DecoderOutput {
+    let x = this.embed(ids, posOffset);
+    for (let l = 0; l < this.cfg.nLayers; l++) x = this.block(x, l, posOffset);
+    return this.head(x);
+  }
+
+  /** Mean next-token cross-entropy. ids, targets int32 [B, T]; mask float [B, T] (1 = counts). */
+  loss(ids: tf.Tensor2D, targets: tf.Tensor2D, mask?: tf.Tensor2D): tf.Scalar {
+    const { logits } = this.forward(ids);
+    return crossEntropy(
+      tf.reshape(logits, [-1, this.cfg.vocabSize]) as tf.Tensor2D,
+      tf.reshape(targets, [-1]) as tf.Tensor1D,
+      mask ? tf.reshape(mask, [-1]) as tf.Tensor1D : undefined,
+    );
+  }
+}
