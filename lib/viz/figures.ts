@@ -1,0 +1,38 @@
+/** Plotly figure builders (plain JSON: the same figure feeds notebooks and report.html). */
+
+export interface Figure {
+  data: Record<string, unknown>[];
+  layout: Record<string, unknown>;
+}
+
+/** A metrics.jsonl record. */
+export type MetricRecord = { phase: number; model?: string; step: number; [k: string]: unknown };
+
+/**
+ * One line per (phase, model) of `metric` against step, from metrics records.
+ * Records without the metric are skipped.
+ */
+export function metricCurves(records: MetricRecord[], metric = "loss", title = metric): Figure {
+  const series = new Map<string, { x: number[]; y: number[] }>();
+  for (const r of records) {
+    const v = r[metric];
+    if (typeof v !== "number" || !Number.isFinite(v)) continue;
+    const name = `phase ${r.phase}${r.model ? ` ${r.model}` : ""}`;
+    const s = series.get(name) ?? { x: [], y: [] };
+    s.x.push(r.step);
+    s.y.push(v);
+    series.set(name, s);
+  }
+  return {
+    data: [...series].map(([name, s]) => ({ type: "scatter", mode: "lines", name, x: s.x, y: s.y })),
+    layout: { title: { text: title }, xaxis: { title: { text: "step" } }, yaxis: { title: { text: metric } }, height: 380 },
+  };
+}
+
+/** Horizontal bars of seconds per phase. */
+export function phaseTimes(rows: { phase: number; name: string; seconds: number }[]): Figure {
+  return {
+    data: [{ type: "bar", orientation: "h", x: rows.map((r) => r.seconds), y: rows.map((r) => `${r.phase} ${r.name}`) }],
+    layout: { title: { text: "wall time per phase (s)" }, height: 120 + 30 * rows.length, margin: { l: 160 } },
+  };
+}
