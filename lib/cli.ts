@@ -8,7 +8,7 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { initBackend, parseBackend } from "./backend/mod.ts";
-import { ConfigError, type PipelineConfig, type Preset, PRESETS, checkResolved, resolveConfig } from "./pipeline/config.ts";
+import { checkResolved, ConfigError, type PipelineConfig, type Preset, PRESETS, resolveConfig } from "./pipeline/config.ts";
 import { PhaseController, RUN_FILES } from "./pipeline/controller.ts";
 import { PHASE_NAMES, type PhaseSpec } from "./pipeline/phase.ts";
 import { PHASES } from "./phases/mod.ts";
@@ -102,16 +102,22 @@ export async function main(args: string[], phases: readonly PhaseSpec[] = PHASES
     let resume = false;
     if (values.resume) {
       for (const flag of ["preset", "config", "set", "from", "to", "out", "seed"] as const) {
-        if (values[flag] !== undefined) throw new UsageError(`--resume uses the run's own config and phases; --${flag} cannot be combined with it`);
+        if (values[flag] !== undefined) {
+          throw new UsageError(`--resume uses the run's own config and phases; --${flag} cannot be combined with it`);
+        }
       }
       runDir = values.resume;
       const cfgFile = join(runDir, RUN_FILES.config);
-      if (!(await exists(join(runDir, RUN_FILES.state)))) throw new UsageError(`--resume ${runDir}: no ${RUN_FILES.state} there, not a run directory`);
+      if (!(await exists(join(runDir, RUN_FILES.state)))) {
+        throw new UsageError(`--resume ${runDir}: no ${RUN_FILES.state} there, not a run directory`);
+      }
       config = checkResolved(await readJson(cfgFile), phases, cfgFile);
       resume = true;
     } else {
       const preset = (values.preset ?? "small") as Preset;
-      if (!PRESETS.includes(preset)) throw new ConfigError("--preset", `'${values.preset}' is not a preset; expected one of ${PRESETS.join(", ")}`);
+      if (!PRESETS.includes(preset)) {
+        throw new ConfigError("--preset", `'${values.preset}' is not a preset; expected one of ${PRESETS.join(", ")}`);
+      }
       let file: { path: string; data: unknown } | undefined;
       if (values.config) {
         try {
@@ -149,7 +155,10 @@ export async function main(args: string[], phases: readonly PhaseSpec[] = PHASES
       return 2;
     }
     const code = (e as { code?: string }).code;
-    if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" || code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" || code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") {
+    if (
+      code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" || code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" ||
+      code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL"
+    ) {
       console.error(`error: ${(e as Error).message}`);
       console.error("run with --help for usage");
       return 2;

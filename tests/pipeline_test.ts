@@ -94,8 +94,18 @@ async function exists(p: string) {
 Deno.test("a run killed with SIGKILL mid-phase resumes from its last checkpoint without redoing completed phases", async () => {
   const { base, dir, baselines } = await tempRun();
   const proc = cli([
-    "--preset", "tiny", "--out", dir, "--set", baselines,
-    "--set", "phases.2.steps=40", "--set", "phases.2.step_delay_ms=150", "--set", "phases.2.save_every=5",
+    "--preset",
+    "tiny",
+    "--out",
+    dir,
+    "--set",
+    baselines,
+    "--set",
+    "phases.2.steps=40",
+    "--set",
+    "phases.2.step_delay_ms=150",
+    "--set",
+    "phases.2.save_every=5",
   ]).spawn();
   const latest = join(dir, "phase-2-train", "checkpoints", "latest.json");
   const deadline = Date.now() + 120_000;

@@ -206,7 +206,6 @@ const RULES: Record<string, Rule> = {
   "pipeline.slow_factor": { above: 1 },
 };
 
-
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 function kind(v: unknown): string {

@@ -70,7 +70,7 @@ export function decodeSafetensors(
     }
     const dv = new DataView(bytes.buffer, bytes.byteOffset + base + start, size * 4);
     const data = new Float32Array(size);
-    if (e.dtype === "F32") for (let i = 0; i < size; i++) data[i] = dv.getFloat32(i * 4, true);
+    if (e.dtype === "F32") { for (let i = 0; i < size; i++) data[i] = dv.getFloat32(i * 4, true); }
     else for (let i = 0; i < size; i++) data[i] = dv.getInt32(i * 4, true);
     tensors.set(name, { shape: e.shape, data });
   }

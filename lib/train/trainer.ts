@@ -223,7 +223,7 @@ export async function train<B>(task: TrainTask<B>, cfg: TrainConfig, opts: Train
         const rec: TrainLog = { step, loss, lr };
         if (gradNorm !== undefined) rec.grad_norm = gradNorm;
         if (tokens) rec.tokens_per_s = tokens / stepSeconds;
-        if (evals) for (const [k, v] of Object.entries(evals)) rec[k] = v;
+        if (evals) { for (const [k, v] of Object.entries(evals)) rec[k] = v; }
         await opts.onLog(rec);
       }
       progress.update(step, { loss, lr }, tokens);

@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { exists, readJson, writeAtomic } from "../util/fs.ts";
 import { RUN_FILES, type RunState } from "../pipeline/controller.ts";
-import { type Figure, type MetricRecord, metricCurves, phaseTimes } from "./figures.ts";
+import { type Figure, metricCurves, type MetricRecord, phaseTimes } from "./figures.ts";
 
 const PLOTLY = new URL("../../node_modules/plotly.js-dist-min/plotly.min.js", import.meta.url);
 
@@ -35,14 +35,18 @@ export async function writeReport(runDir: string, extra: { title: string; html?:
   const config = await readJson<Record<string, unknown>>(join(runDir, RUN_FILES.config));
   const metrics = await readMetrics(runDir);
   const figures: { title: string; html?: string; figure?: Figure }[] = [];
-  if (metrics.some((m) => typeof m.loss === "number")) figures.push({ title: "Training loss", figure: metricCurves(metrics, "loss", "training loss") });
+  if (metrics.some((m) => typeof m.loss === "number")) {
+    figures.push({ title: "Training loss", figure: metricCurves(metrics, "loss", "training loss") });
+  }
   const timed = Object.entries(state.phases).filter(([, p]) => p.seconds !== undefined)
     .map(([id, p]) => ({ phase: Number(id), name: p.name, seconds: p.seconds! }));
   if (timed.length) figures.push({ title: "Phase times", figure: phaseTimes(timed) });
   figures.push(...extra);
 
   const rows = Object.entries(state.phases).map(([id, p]) => {
-    const checks = (p.validation?.checks ?? []).map((c) => `${c.passed ? "✔" : "✘"} ${esc(c.name)}: ${esc(c.value)} (≥/≤ ${esc(c.threshold)})`).join("<br>");
+    const checks = (p.validation?.checks ?? []).map((c) =>
+      `${c.passed ? "✔" : "✘"} ${esc(c.name)}: ${esc(c.value)} (≥/≤ ${esc(c.threshold)})`
+    ).join("<br>");
     return `<tr class="${esc(p.status)}"><td>${esc(id)}</td><td>${esc(p.name)}</td><td>${esc(p.status)}</td><td>${
       p.seconds?.toFixed(1) ?? ""
     }</td><td>${p.peak_rss_mb ?? ""}</td><td>${checks}${p.error ? `<br><b>error:</b> ${esc(p.error)}` : ""}${
@@ -50,9 +54,8 @@ export async function writeReport(runDir: string, extra: { title: string; html?:
     }</td></tr>`;
   }).join("\n");
   const plotly = await Deno.readTextFile(PLOTLY);
-  const sections = figures.map((f, i) =>
-    `<h2>${esc(f.title)}</h2>${f.html ?? ""}${f.figure ? `<div id="fig${i}" class="fig"></div>` : ""}`
-  ).join("\n");
+  const sections = figures.map((f, i) => `<h2>${esc(f.title)}</h2>${f.html ?? ""}${f.figure ? `<div id="fig${i}" class="fig"></div>` : ""}`)
+    .join("\n");
   const scripts = figures.map((f, i) =>
     f.figure ? `Plotly.newPlot("fig${i}", ${JSON.stringify(f.figure.data)}, ${JSON.stringify(f.figure.layout)}, {responsive: true});` : ""
   ).join("\n");
@@ -62,9 +65,9 @@ td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;font-size:14px}tr
 pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}</style>
 <script>${plotly}</script></head><body>
 <h1>Agent Forge run</h1>
-<p>run <code>${esc(state.run_id)}</code>, status <b>${esc(state.status)}</b>, preset <b>${esc((config.run as { preset?: string })?.preset)}</b>, started ${
-    esc(state.created_at)
-  }, updated ${esc(state.updated_at)}</p>
+<p>run <code>${esc(state.run_id)}</code>, status <b>${esc(state.status)}</b>, preset <b>${
+    esc((config.run as { preset?: string })?.preset)
+  }</b>, started ${esc(state.created_at)}, updated ${esc(state.updated_at)}</p>
 <table><tr><th>phase</th><th>name</th><th>status</th><th>seconds</th><th>peak RSS MB</th><th>validation</th></tr>
 ${rows}</table>
 ${sections}
