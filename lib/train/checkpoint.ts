@@ -82,6 +82,11 @@ async function prune(dir: string, keep: number): Promise<void> {
   for (const name of steps.slice(0, Math.max(0, steps.length - keep))) await Deno.remove(join(dir, name), { recursive: true });
 }
 
+/** True when `dir` holds at least one complete checkpoint. */
+export function hasCheckpoint(dir: string): Promise<boolean> {
+  return exists(join(dir, "latest.json"));
+}
+
 /** Loads the newest checkpoint under `dir`, or undefined when there is none. */
 export async function loadLatestCheckpoint(dir: string): Promise<LoadedCheckpoint | undefined> {
   const latest = join(dir, "latest.json");

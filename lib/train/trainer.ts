@@ -9,7 +9,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { ParamSet } from "../nn/params.ts";
 import { Progress } from "../util/progress.ts";
-import { loadLatestCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { hasCheckpoint, loadLatestCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { AdamW, clipByGlobalNorm, type GradMap, warmupCosine } from "./optim.ts";
 
 export interface TrainConfig {
@@ -233,7 +233,7 @@ export async function train<B>(task: TrainTask<B>, cfg: TrainConfig, opts: Train
         break;
       }
     }
-    if (opts.checkpointDir && (step > resumedFrom || !(await loadLatestCheckpoint(opts.checkpointDir)))) await save(step);
+    if (opts.checkpointDir && (step > resumedFrom || !(await hasCheckpoint(opts.checkpointDir)))) await save(step);
   } finally {
     opt.dispose();
   }
