@@ -140,3 +140,31 @@ Deno.test("a run killed with SIGKILL mid-phase resumes from its last checkpoint 
   assert.equal(res.metrics.steps, 40);
   await Deno.remove(base, { recursive: true });
 });
+
+Deno.test("a phase slower than slow_factor x its recorded baseline is flagged with a warning", async () => {
+  const { base, dir } = await tempRun();
+  const file = join(base, "baselines.json");
+  // A recorded baseline of 1 ms for phase 2 of tiny/wasm: any real run is far slower.
+  await Deno.writeTextFile(file, JSON.stringify({ "tiny/wasm/phase-2": { seconds: 0.001, recorded_at: "then" } }));
+  const r = await run([
+    "--preset",
+    "tiny",
+    "--to",
+    "2",
+    "--out",
+    dir,
+    "--set",
+    `pipeline.baseline_file=${file}`,
+    "--set",
+    "phases.2.steps=3",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /warning: phase 2 \(train\) took [\d.]+s, more than 1\.5x its baseline of 0\.0s/);
+  const state = await readJson<RunState>(join(dir, "state.json"));
+  assert.match(state.phases["2"].warning ?? "", /more than 1\.5x its baseline/);
+  assert.equal(state.phases["1"].warning, undefined);
+  const baselines = await readJson<Record<string, { seconds: number }>>(file);
+  assert.ok(baselines["tiny/wasm/phase-1"].seconds >= 0, "a first run records its baseline");
+  assert.ok(typeof state.phases["2"].peak_rss_mb === "number" && state.phases["2"].peak_rss_mb > 0);
+  await Deno.remove(base, { recursive: true });
+});
