@@ -7,7 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { initBackend, parseBackend } from "./backend/mod.ts";
+import { BACKEND_ENV, type BackendRequest, initBackend, parseBackend } from "./backend/mod.ts";
 import { checkResolved, ConfigError, type PipelineConfig, type Preset, PRESETS, resolveConfig } from "./pipeline/config.ts";
 import { PhaseController, RUN_FILES } from "./pipeline/controller.ts";
 import { PHASE_NAMES, type PhaseSpec } from "./pipeline/phase.ts";
@@ -66,6 +66,15 @@ function phaseRange(phases: readonly PhaseSpec[], from?: number, to?: number): n
   return wanted;
 }
 
+/** A backend name from a flag or the environment, as a usage error when it is not one. */
+function backendArg(source: string, value: string): BackendRequest {
+  try {
+    return parseBackend(value, source);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
 function timestamp(): string {
   return new Date().toISOString().replace(/[-:]/g, "").replace(/\..*/, "").replace("T", "-");
 }
@@ -95,7 +104,9 @@ export async function main(args: string[], phases: readonly PhaseSpec[] = PHASES
       console.log(`\nImplemented phases: ${phaseList(phases)}`);
       return 0;
     }
-    const backend = values.backend ? parseBackend(values.backend, "--backend") : undefined;
+    const backend = values.backend ? backendArg("--backend", values.backend) : undefined;
+    const envBackend = Deno.env.get(BACKEND_ENV);
+    if (envBackend) backendArg(BACKEND_ENV, envBackend);
 
     let config: PipelineConfig;
     let runDir: string;
@@ -161,10 +172,6 @@ export async function main(args: string[], phases: readonly PhaseSpec[] = PHASES
     ) {
       console.error(`error: ${(e as Error).message}`);
       console.error("run with --help for usage");
-      return 2;
-    }
-    if (e instanceof Error && /^(--|AGENT_FORGE_BACKEND)/.test(e.message)) {
-      console.error(`error: ${e.message}`);
       return 2;
     }
     console.error(`error: ${(e as Error).stack ?? e}`);

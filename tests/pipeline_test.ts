@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { RunState } from "../lib/pipeline/controller.ts";
 import type { PhaseResultFile } from "../lib/pipeline/phase.ts";
+import { exists, readJson } from "../lib/util/fs.ts";
 
 const SCRIPT = new URL("./fixtures/test_phases.ts", import.meta.url).pathname;
 
@@ -19,8 +20,6 @@ async function run(args: string[]) {
   const out = await cli(args).output();
   return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
 }
-
-const readJson = async <T>(p: string) => JSON.parse(await Deno.readTextFile(p)) as T;
 
 async function tempRun(): Promise<{ base: string; dir: string; baselines: string }> {
   const base = await Deno.makeTempDir({ prefix: "af-pipeline-" });
@@ -81,15 +80,6 @@ Deno.test("bad config gives exit 2 with a message naming the key", async () => {
     await Deno.remove(base, { recursive: true });
   }
 });
-
-async function exists(p: string) {
-  try {
-    await Deno.stat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 Deno.test("a run killed with SIGKILL mid-phase resumes from its last checkpoint without redoing completed phases", async () => {
   const { base, dir, baselines } = await tempRun();
