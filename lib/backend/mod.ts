@@ -11,6 +11,7 @@ import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-backend-webgpu";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { fileURLToPath } from "node:url";
+import { installWasmKernels } from "./wasm_kernels.ts";
 
 export const BACKENDS = ["webgpu", "wasm", "cpu"] as const;
 export type BackendName = typeof BACKENDS[number];
@@ -29,6 +30,8 @@ export interface BackendInfo {
   adapter?: string;
   /** True when the adapter is a software fallback (llvmpipe). */
   fallbackAdapter?: boolean;
+  /** On wasm: the native BLAS its matmuls run on (see blas.ts), when one was found. */
+  blas?: string;
 }
 
 let current: BackendInfo | undefined;
@@ -119,6 +122,10 @@ export async function initBackend(
   for (const name of order) {
     if (await trySet(name)) {
       current = { name, reason, adapter: probe?.description, fallbackAdapter: probe?.fallback };
+      if (name === "wasm") {
+        const blas = installWasmKernels();
+        if (blas) current.blas = `${blas.config ?? blas.path}${blas.threads ? `, ${blas.threads} threads` : ""}`;
+      }
       if (!opts.quiet) console.error(describeBackend(current));
       return current;
     }
@@ -129,7 +136,8 @@ export async function initBackend(
 /** One line for logs: `backend: wasm (auto; adapter llvmpipe ..., fallback)`. */
 export function describeBackend(info: BackendInfo): string {
   const adapter = info.adapter ? `adapter ${info.adapter}${info.fallbackAdapter ? ", software fallback" : ""}` : "no WebGPU adapter";
-  return `backend: ${info.name} (${info.reason}; ${adapter})`;
+  const blas = info.name === "wasm" ? `; matmuls on ${info.blas ?? "XNNPACK (no native BLAS found)"}` : "";
+  return `backend: ${info.name} (${info.reason}; ${adapter}${blas})`;
 }
 
 /** The backend chosen by `initBackend`, or undefined before it ran. */

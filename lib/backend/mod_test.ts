@@ -20,7 +20,7 @@ Deno.test("explicit requests select that backend; the env var overrides auto", a
   }
   assert.match(
     describeBackend({ name: "wasm", reason: "auto", adapter: "llvmpipe", fallbackAdapter: true }),
-    /wasm \(auto; adapter llvmpipe, software fallback\)/,
+    /wasm \(auto; adapter llvmpipe, software fallback; matmuls on XNNPACK/,
   );
 });
 

@@ -1,6 +1,7 @@
 /** Layers against plain-TypeScript references, and custom gradients against finite differences. */
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../backend/mod.ts";
+import { setWasmBlas } from "../backend/blas.ts";
 import { assertClose, gradCheck } from "../testing/gradcheck.ts";
 import { Rng } from "../util/rng.ts";
 import { applyRope, causalSelfAttention, ropeTables } from "./attention.ts";
@@ -9,11 +10,17 @@ import { crossEntropy, embedding, gelu, layerNorm, linear, matMulFast, rmsNorm }
 const TOL = 1e-5; // f32 against f64 references
 const rand = (n: number, seed: number, std = 1) => new Rng(seed).normals(n, std);
 
-for (const backend of ["cpu", "wasm"] as const) {
+// "wasm" multiplies on native BLAS when one is installed; "wasm-xnnpack" on tfjs's own kernels.
+for (const variant of ["cpu", "wasm", "wasm-xnnpack"] as const) {
   const t = (name: string, fn: () => Promise<void>) =>
-    Deno.test(`${name} [${backend}]`, async () => {
-      await initBackend(backend, { quiet: true });
-      await fn();
+    Deno.test(`${name} [${variant}]`, async () => {
+      await initBackend(variant === "cpu" ? "cpu" : "wasm", { quiet: true });
+      if (variant !== "cpu") setWasmBlas(variant === "wasm");
+      try {
+        await fn();
+      } finally {
+        if (variant === "wasm-xnnpack") setWasmBlas(true);
+      }
     });
 
   t("layerNorm and rmsNorm match plain references", async () => {
@@ -33,12 +40,21 @@ for (const backend of ["cpu", "wasm"] as const) {
     const X = tf.tensor2d(x, [N, C]);
     assertClose(await layerNorm(X, tf.tensor1d(g), tf.tensor1d(b)).data(), ln, 1e-5, 1e-5, "layerNorm");
     assertClose(await rmsNorm(X, tf.tensor1d(g)).data(), rms, 1e-5, 1e-5, "rmsNorm");
+    // layerNorm's closed-form gradient, for each input.
+    const G = tf.tensor1d(g), B = tf.tensor1d(b);
+    const probe = tf.tensor2d(rand(N * C, 30), [N, C]);
+    const loss = (xv: tf.Tensor, gv: tf.Tensor, bv: tf.Tensor) => tf.sum(tf.mul(layerNorm(xv, gv, bv), probe)) as tf.Scalar;
+    await gradCheck((xv) => loss(xv, G, B), X, { what: "dLN/dx" });
+    await gradCheck((gv) => loss(X, gv, B), G, { what: "dLN/dg" });
+    await gradCheck((bv) => loss(X, G, bv), B, { what: "dLN/db" });
   });
 
   t("gelu matches the tanh formula", async () => {
     const x = rand(50, 4, 3);
     const ref = Array.from(x, (v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3))));
     assertClose(await gelu(tf.tensor1d(x)).data(), ref, TOL, TOL, "gelu");
+    const probe = tf.tensor1d(rand(50, 31));
+    await gradCheck((xv) => tf.sum(tf.mul(gelu(xv), probe)), tf.tensor1d(x), { what: "dgelu/dx", samples: 50 });
   });
 
   t("linear matches a plain matmul; its custom gradient matches finite differences", async () => {
@@ -57,6 +73,10 @@ for (const backend of ["cpu", "wasm"] as const) {
     const probe = tf.tensor2d(rand(N * O, 8), [N, O]);
     await gradCheck((xv) => tf.sum(tf.mul(matMulFast(xv as tf.Tensor2D, W), probe)), X, { what: "d/dx" });
     await gradCheck((wv) => tf.sum(tf.mul(matMulFast(X, wv as tf.Tensor2D), probe)), W, { what: "d/dw" });
+    const Bv = tf.tensor1d(b);
+    await gradCheck((xv) => tf.sum(tf.mul(linear(xv, W, Bv), probe)), X, { what: "linear d/dx" });
+    await gradCheck((wv) => tf.sum(tf.mul(linear(X, wv, Bv), probe)), W, { what: "linear d/dw" });
+    await gradCheck((bv) => tf.sum(tf.mul(linear(X, W, bv), probe)), Bv, { what: "linear d/db" });
   });
 
   t("embedding gathers rows and its scatter gradient matches finite differences", async () => {
