@@ -4,6 +4,7 @@
  * accepted (the CLI turns them into exit code 2). Keys are snake_case, as in the
  * documented configuration; each phase contributes its own `phases.<id>` section.
  */
+import type { GrokfastSection } from "../train/grokfast.ts";
 
 export type Preset = "tiny" | "small" | "seed";
 export const PRESETS: readonly Preset[] = ["tiny", "small", "seed"];
@@ -29,16 +30,8 @@ export interface ModelSection {
   rope_base: number;
 }
 
-export interface GrokfastSection {
-  enabled: boolean;
-  /** `ema` or `ma` (moving average over a window). */
-  kind: "ema" | "ma";
-  alpha: number;
-  lambda: number;
-  window: number;
-  /** Steps before the filter starts amplifying. */
-  warmup: number;
-}
+/** `training.grokfast`: see lib/train/grokfast.ts (`grokfastFromConfig` turns it into the trainer's filter). */
+export type { GrokfastSection };
 
 export interface TrainingSection {
   batch_size: number;

@@ -16,6 +16,12 @@ export interface AdamWOptions {
   weightDecay: number;
   /** Parameters that get no weight decay (default: none, as PyTorch's AdamW on every parameter). */
   noDecay?: (name: string) => boolean;
+  /**
+   * `decoupled` (default, AdamW): p <- p * (1 - lr * wd). `l2`: wd * p is added to the
+   * gradient before the moments, as `torch.optim.Adam(weight_decay=wd)` (the Grokfast
+   * paper's optimizer).
+   */
+  decayMode?: "decoupled" | "l2";
 }
 
 /**
@@ -42,12 +48,14 @@ export class AdamW {
     const stepSize = lr / bc1;
     tf.tidy(() => {
       for (const [name, p] of params) {
-        const g = grads.get(name);
-        if (!g) continue;
+        const grad = grads.get(name);
+        if (!grad) continue;
         const m = this.#slot(this.m, name, p);
         const v = this.#slot(this.v, name, p);
         const decay = this.opts.noDecay?.(name) ? 0 : weightDecay;
-        const pDecayed = decay ? tf.mul(p, 1 - lr * decay) : p;
+        const l2 = this.opts.decayMode === "l2";
+        const pDecayed = decay && !l2 ? tf.mul(p, 1 - lr * decay) : p;
+        const g = decay && l2 ? tf.add(grad, tf.mul(p, decay)) : grad;
         const m1 = tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1));
         const v1 = tf.add(tf.mul(v, beta2), tf.mul(tf.mul(g, g), 1 - beta2));
         const denom = tf.add(tf.div(tf.sqrt(v1), bc2Sqrt), eps);

@@ -23,6 +23,8 @@ export interface TrainConfig {
   warmupSteps: number;
   /** AdamW decoupled weight decay. */
   weightDecay: number;
+  /** `decoupled` (AdamW, the default) or `l2` (Adam with L2 in the gradient, as torch.optim.Adam). */
+  weightDecayMode?: "decoupled" | "l2";
   beta1: number;
   beta2: number;
   eps: number;
@@ -138,7 +140,14 @@ export async function train<B>(task: TrainTask<B>, cfg: TrainConfig, opts: Train
   validateTrainConfig(cfg);
   const t0 = performance.now();
   const params = task.params;
-  const opt = new AdamW({ beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weightDecay: cfg.weightDecay, noDecay: opts.noDecay });
+  const opt = new AdamW({
+    beta1: cfg.beta1,
+    beta2: cfg.beta2,
+    eps: cfg.eps,
+    weightDecay: cfg.weightDecay,
+    noDecay: opts.noDecay,
+    decayMode: cfg.weightDecayMode,
+  });
   let step = 0;
   if (opts.resume && opts.checkpointDir) {
     const ck = await loadLatestCheckpoint(opts.checkpointDir);

@@ -29,6 +29,16 @@ export class Rng {
     for (let i = 0; i < n; i++) out[i] = this.normal() * std;
     return out;
   }
+  /** A uniformly random permutation of 0..n-1 (Fisher-Yates). */
+  permutation(n: number): Int32Array {
+    const p = new Int32Array(n);
+    for (let i = 0; i < n; i++) p[i] = i;
+    for (let i = n - 1; i > 0; i--) {
+      const j = this.int(i + 1);
+      [p[i], p[j]] = [p[j], p[i]];
+    }
+    return p;
+  }
   /** The generator's state, to save in a checkpoint. */
   get state(): number {
     return this.#s;

@@ -29,12 +29,38 @@ export async function readMetrics(runDir: string): Promise<MetricRecord[]> {
   return out;
 }
 
+/** A section of a figure page: a heading, optional HTML, an optional plotly figure. */
+export interface PageSection {
+  title: string;
+  html?: string;
+  figure?: Figure;
+}
+
+/** A self-contained HTML page (plotly inlined, no network): `body`, then one section per figure, then `footer`. */
+export async function figurePage(title: string, body: string, sections: PageSection[], footer = ""): Promise<string> {
+  const plotly = await Deno.readTextFile(PLOTLY);
+  const parts = sections.map((f, i) => `<h2>${esc(f.title)}</h2>${f.html ?? ""}${f.figure ? `<div id="fig${i}" class="fig"></div>` : ""}`)
+    .join("\n");
+  const scripts = sections.map((f, i) =>
+    f.figure ? `Plotly.newPlot("fig${i}", ${JSON.stringify(f.figure.data)}, ${JSON.stringify(f.figure.layout)}, {responsive: true});` : ""
+  ).join("\n");
+  return `<!doctype html><html><head><meta charset="utf-8"><title>${esc(title)}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}table{border-collapse:collapse}
+td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;font-size:14px}tr.failed{background:#fdd}tr.completed{background:#efe}
+pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}</style>
+<script>${plotly}</script></head><body>
+${body}
+${parts}
+${footer}
+<script>${scripts}</script></body></html>`;
+}
+
 /** Writes `<runDir>/report.html` and returns its path. Extra sections (phase-specific) may be passed in. */
-export async function writeReport(runDir: string, extra: { title: string; html?: string; figure?: Figure }[] = []): Promise<string> {
+export async function writeReport(runDir: string, extra: PageSection[] = []): Promise<string> {
   const state = await readJson<RunState>(join(runDir, RUN_FILES.state));
   const config = await readJson<Record<string, unknown>>(join(runDir, RUN_FILES.config));
   const metrics = await readMetrics(runDir);
-  const figures: { title: string; html?: string; figure?: Figure }[] = [];
+  const figures: PageSection[] = [];
   if (metrics.some((m) => typeof m.loss === "number")) {
     figures.push({ title: "Training loss", figure: metricCurves(metrics, "loss", "training loss") });
   }
@@ -53,26 +79,18 @@ export async function writeReport(runDir: string, extra: { title: string; html?:
       p.warning ? `<br><b>warning:</b> ${esc(p.warning)}` : ""
     }</td></tr>`;
   }).join("\n");
-  const plotly = await Deno.readTextFile(PLOTLY);
-  const sections = figures.map((f, i) => `<h2>${esc(f.title)}</h2>${f.html ?? ""}${f.figure ? `<div id="fig${i}" class="fig"></div>` : ""}`)
-    .join("\n");
-  const scripts = figures.map((f, i) =>
-    f.figure ? `Plotly.newPlot("fig${i}", ${JSON.stringify(f.figure.data)}, ${JSON.stringify(f.figure.layout)}, {responsive: true});` : ""
-  ).join("\n");
-  const html = `<!doctype html><html><head><meta charset="utf-8"><title>Agent Forge run ${esc(state.run_id)}</title>
-<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}table{border-collapse:collapse}
-td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;font-size:14px}tr.failed{background:#fdd}tr.completed{background:#efe}
-pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}</style>
-<script>${plotly}</script></head><body>
-<h1>Agent Forge run</h1>
+  const body = `<h1>Agent Forge run</h1>
 <p>run <code>${esc(state.run_id)}</code>, status <b>${esc(state.status)}</b>, preset <b>${
     esc((config.run as { preset?: string })?.preset)
   }</b>, started ${esc(state.created_at)}, updated ${esc(state.updated_at)}</p>
 <table><tr><th>phase</th><th>name</th><th>status</th><th>seconds</th><th>peak RSS MB</th><th>validation</th></tr>
-${rows}</table>
-${sections}
-<h2>Resolved config</h2><pre>${esc(JSON.stringify(config, null, 2))}</pre>
-<script>${scripts}</script></body></html>`;
+${rows}</table>`;
+  const html = await figurePage(
+    `Agent Forge run ${state.run_id}`,
+    body,
+    figures,
+    `<h2>Resolved config</h2><pre>${esc(JSON.stringify(config, null, 2))}</pre>`,
+  );
   const path = join(runDir, RUN_FILES.report);
   await writeAtomic(path, html);
   return path;
