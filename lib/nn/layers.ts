@@ -146,6 +146,11 @@ export function gelu(x: tf.Tensor): tf.Tensor {
   return f(x);
 }
 
+/** Binary cross-entropy of logits x against targets y in [0, 1], elementwise, overflow-safe: max(x, 0) - x y + log(1 + exp(-|x|)). */
+export function bceWithLogits(x: tf.Tensor, y: tf.Tensor): tf.Tensor {
+  return tf.add(tf.sub(tf.relu(x), tf.mul(x, y)), tf.log1p(tf.exp(tf.neg(tf.abs(x)))));
+}
+
 /** SiLU (swish): x * sigmoid(x). */
 export function silu(x: tf.Tensor): tf.Tensor {
   return tf.mul(x, tf.sigmoid(x));

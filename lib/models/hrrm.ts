@@ -1,0 +1,513 @@
+/**
+ * HRRM: a hierarchical recurrent reasoning model in the style of HRM (Wang et al. 2025,
+ * "Hierarchical Reasoning Model") for sequence-to-sequence puzzles: ids [B, T] -> logits [B, T, V].
+ *
+ * Two recurrent modules share the input embedding. The fast low-level module L (non-causal
+ * post-norm transformer blocks) reads z_L + z_H + x and is updated `tLow` times per high-level
+ * step; the slow high-level module H reads z_H + z_L and is updated once per `tLow` L-steps,
+ * `nHigh` times per segment. The latent carry (z_H, z_L) [B, T, C] persists across segments.
+ *
+ * Training is deep supervision: several segments on the same input, each with its own loss,
+ * the carry detached between them. Within a segment only the last L and H updates are
+ * differentiated (the one-step gradient approximation); the earlier ones run off the tape.
+ * A Q head on mean-pooled z_H gives (Q_halt, Q_continue): inference halts a sequence when
+ * Q_halt > Q_continue or at maxSegments, and training adds a Q-learning loss (halt target:
+ * the segment's prediction is exactly right; continue target: the next segment's max Q).
+ *
+ * Variants: `reasoner` (the plain model), `planner` (a controller head on z_H picks one of K
+ * plan actions per token each high-level cycle; the action's embedding joins the L input) and
+ * `memory` (H also reads a learned slot memory by attention, added through a learned gate).
+ */
+import * as tf from "@tensorflow/tfjs";
+import { bceWithLogits, crossEntropy, embedding, gelu, linear, rmsNorm } from "../nn/layers.ts";
+import { noGrad, stopGradient } from "../nn/grad.ts";
+import { ParamSet } from "../nn/params.ts";
+import { deriveSeed, Rng } from "../util/rng.ts";
+
+/** Which HRRM: the plain reasoner, the planner (plan-action controller) or the slot-memory model. */
+export type HrrmVariant = "reasoner" | "planner" | "memory";
+
+/** HRRM hyper-parameters; defaults in DEFAULT_HRRM. */
+export interface HrrmConfig {
+  /** Model variant (default "reasoner"). */
+  variant: HrrmVariant;
+  /** Tokens in the vocabulary, input and output alike (default 12). */
+  vocabSize: number;
+  /** Longest sequence; sizes the learned position table (default 16). */
+  maxSeqLen: number;
+  /** Width of both latent states (default 32). */
+  dModel: number;
+  /** Attention heads in every block; dModel must divide by it (default 4). */
+  nHeads: number;
+  /** MLP hidden width as a multiple of dModel (default 2). */
+  mlpRatio: number;
+  /** Transformer blocks in the low-level module (default 1). */
+  lowLayers: number;
+  /** Transformer blocks in the high-level module (default 1). */
+  highLayers: number;
+  /** Low-level updates per high-level update (default 2). */
+  tLow: number;
+  /** High-level cycles per segment (default 2). */
+  nHigh: number;
+  /** Most segments inference runs before it must halt (default 4). */
+  maxSegments: number;
+  /** Deep-supervision segments per training batch, at most maxSegments (default 2). */
+  trainSegments: number;
+  /** Differentiate only the last L and H update of each segment (default true); false: full BPTT within a segment. */
+  oneStepGrad: boolean;
+  /** Weight of the Q-learning loss next to the cross-entropy (default 0.5). */
+  qLossWeight: number;
+  /** Plan actions K of the planner's controller (default 4). */
+  planActions: number;
+  /** Planner: `soft` adds the probability-weighted action embedding; `straight-through` the chosen one, softmax gradient (default "soft"). */
+  planMode: "soft" | "straight-through";
+  /** Learned memory slots of the memory variant (default 8). */
+  memorySlots: number;
+  /** Epsilon of the RMSNorms (default 1e-6). */
+  normEps: number;
+}
+
+/** Small defaults that train in seconds on a CPU. */
+export const DEFAULT_HRRM: HrrmConfig = {
+  variant: "reasoner",
+  vocabSize: 12,
+  maxSeqLen: 16,
+  dModel: 32,
+  nHeads: 4,
+  mlpRatio: 2,
+  lowLayers: 1,
+  highLayers: 1,
+  tLow: 2,
+  nHigh: 2,
+  maxSegments: 4,
+  trainSegments: 2,
+  oneStepGrad: true,
+  qLossWeight: 0.5,
+  planActions: 4,
+  planMode: "soft",
+  memorySlots: 8,
+  normEps: 1e-6,
+};
+
+/** Checks an HRRM config; the error names the field and what it accepts. */
+export function validateHrrmConfig(c: HrrmConfig): void {
+  if (!["reasoner", "planner", "memory"].includes(c.variant)) {
+    throw new Error(`hrrm.variant = ${c.variant}: expected reasoner, planner or memory`);
+  }
+  const posInt = [
+    "vocabSize",
+    "maxSeqLen",
+    "dModel",
+    "nHeads",
+    "lowLayers",
+    "highLayers",
+    "tLow",
+    "nHigh",
+    "maxSegments",
+    "trainSegments",
+    "planActions",
+    "memorySlots",
+  ] as const;
+  for (const k of posInt) {
+    if (!Number.isInteger(c[k]) || c[k] <= 0) throw new Error(`hrrm.${k} = ${c[k]}: expected a positive integer`);
+  }
+  if (c.dModel % c.nHeads !== 0) throw new Error(`hrrm.dModel = ${c.dModel} must divide by nHeads = ${c.nHeads}`);
+  if (c.trainSegments > c.maxSegments) {
+    throw new Error(`hrrm.trainSegments = ${c.trainSegments} exceeds maxSegments = ${c.maxSegments}`);
+  }
+  if (!(c.mlpRatio > 0)) throw new Error(`hrrm.mlpRatio = ${c.mlpRatio}: expected > 0`);
+  if (!(c.qLossWeight >= 0)) throw new Error(`hrrm.qLossWeight = ${c.qLossWeight}: expected >= 0`);
+  if (!(c.normEps > 0)) throw new Error(`hrrm.normEps = ${c.normEps}: expected > 0`);
+  if (c.planMode !== "soft" && c.planMode !== "straight-through") {
+    throw new Error(`hrrm.planMode = ${c.planMode}: expected soft or straight-through`);
+  }
+}
+
+/** DEFAULT_HRRM with `overrides` applied, validated. */
+export function hrrmConfig(overrides: Partial<HrrmConfig> = {}): HrrmConfig {
+  const c = { ...DEFAULT_HRRM, ...overrides };
+  validateHrrmConfig(c);
+  return c;
+}
+
+/**
+ * Non-causal multi-head self-attention without biases (every position sees every other).
+ * x [B, T, C], qkvW [C, 3C], projW [C, C] -> [B, T, C].
+ */
+export function bidirectionalAttention(x: tf.Tensor3D, qkvW: tf.Tensor, projW: tf.Tensor, nHeads: number): tf.Tensor3D {
+  const [b, t, c] = x.shape;
+  const hd = c / nHeads;
+  const heads = (i: number) => {
+    const wi = tf.slice(qkvW, [0, i * c], [c, c]); // [C, C]
+    return tf.transpose(tf.reshape(linear(x, wi), [b, t, nHeads, hd]), [0, 2, 1, 3]) as tf.Tensor4D; // [B, H, T, hd]
+  };
+  const [q, k, v] = [heads(0), heads(1), heads(2)];
+  const att = tf.softmax(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hd))); // [B, H, T, T]
+  const y = tf.reshape(tf.transpose(tf.matMul(att, v), [0, 2, 1, 3]), [b, t, c]); // [B, T, C]
+  return linear(y, projW) as tf.Tensor3D;
+}
+
+/** The recurrent latent state carried across segments. */
+export interface HrrmCarry {
+  /** High-level state [B, T, C]. */
+  zH: tf.Tensor3D;
+  /** Low-level state [B, T, C]. */
+  zL: tf.Tensor3D;
+}
+
+/** The planner's choice for one high-level cycle. */
+export interface HrrmPlan {
+  /** Controller logits [B, T, K]. */
+  logits: tf.Tensor3D;
+  /** Chosen actions (argmax) int32 [B, T]. */
+  actions: tf.Tensor2D;
+  /** What joins the low-level input [B, T, C]. */
+  emb: tf.Tensor3D;
+}
+
+/** One segment's outputs. */
+export interface HrrmSegment {
+  /** The carry after the segment (still on the tape; detach it before the next segment when training). */
+  carry: HrrmCarry;
+  /** Output logits from z_H [B, T, V]. */
+  logits: tf.Tensor3D;
+  /** Q-halt logit [B]. */
+  qHalt: tf.Tensor1D;
+  /** Q-continue logit [B]. */
+  qContinue: tf.Tensor1D;
+  /** Planner only: the action chosen in each high-level cycle, int32 [nHigh, B, T]. */
+  actions?: tf.Tensor3D;
+}
+
+/** The deep-supervision loss and its parts. */
+export interface HrrmLoss {
+  /** Mean over segments of cross-entropy + qLossWeight * (halt + continue BCE). */
+  loss: tf.Scalar;
+  /** Cross-entropy of each segment. */
+  ce: tf.Scalar[];
+  /** Q-learning loss summed over segments (before qLossWeight and the mean). */
+  qLoss: tf.Scalar;
+  /** Per segment, 1 where the sequence is exactly right, float [B]. */
+  exact: tf.Tensor1D[];
+}
+
+/** What inference returns. */
+export interface HrrmInference {
+  /** Each sequence's logits at the segment where it halted [B, T, V]. */
+  logits: tf.Tensor3D;
+  /** Segments each sequence executed before halting (1..maxSegments). */
+  segments: number[];
+  /** Segments the batch ran (the largest of `segments`). */
+  segmentsRun: number;
+  /** Q_halt and Q_continue logits of every segment run, [segmentsRun][B]. */
+  qHalt: number[][];
+  qContinue: number[][];
+}
+
+/** An HRM-style hierarchical recurrent model; see the module comment. */
+export class Hrrm {
+  readonly cfg: HrrmConfig;
+  readonly params: ParamSet;
+  /** Fixed initial states z_H^0, z_L^0 [C] (not trained, as in HRM). */
+  readonly #hInit: tf.Tensor1D;
+  readonly #lInit: tf.Tensor1D;
+
+  constructor(cfg: HrrmConfig, seed: number) {
+    validateHrrmConfig(cfg);
+    this.cfg = cfg;
+    this.params = new ParamSet(seed);
+    this.#build();
+    const rng = new Rng(deriveSeed(seed, "hrrm.carry"));
+    this.#hInit = tf.keep(tf.tensor1d(rng.normals(cfg.dModel, 1)));
+    this.#lInit = tf.keep(tf.tensor1d(rng.normals(cfg.dModel, 1)));
+  }
+
+  #build(): void {
+    const { vocabSize: V, dModel: C, maxSeqLen, planActions: K, memorySlots: S } = this.cfg;
+    const F = Math.round(this.cfg.mlpRatio * C);
+    const p = this.params;
+    const lecun = (fanIn: number) => ({ kind: "normal", std: 1 / Math.sqrt(fanIn) }) as const;
+    const ones = { kind: "const", value: 1 } as const;
+    // Token and position tables each std 1/sqrt(2): their sum x has RMS ~1 like the normed states.
+    p.add("tok", [V, C], { kind: "normal", std: Math.SQRT1_2 });
+    p.add("pos", [maxSeqLen, C], { kind: "normal", std: Math.SQRT1_2 });
+    const block = (name: string) => {
+      p.add(`${name}.qkv_w`, [C, 3 * C], lecun(C));
+      p.add(`${name}.proj_w`, [C, C], lecun(C));
+      p.add(`${name}.n1_g`, [C], ones);
+      p.add(`${name}.fc1_w`, [C, F], lecun(C));
+      p.add(`${name}.fc2_w`, [F, C], lecun(F));
+      p.add(`${name}.n2_g`, [C], ones);
+    };
+    for (let l = 0; l < this.cfg.lowLayers; l++) block(`L${l}`);
+    for (let l = 0; l < this.cfg.highLayers; l++) block(`H${l}`);
+    p.add("head_w", [C, V], lecun(C));
+    // Q head starts at 0 weight and bias -5 (HRM): both Q near 0, so early inference runs to maxSegments.
+    p.add("q_w", [C, 2], { kind: "const", value: 0 });
+    p.add("q_b", [2], { kind: "const", value: -5 });
+    if (this.cfg.variant === "planner") {
+      p.add("plan_w", [C, K], lecun(C));
+      p.add("plan_emb", [K, C], { kind: "normal", std: 0.5 });
+    }
+    if (this.cfg.variant === "memory") {
+      p.add("mem", [S, C], { kind: "normal", std: 1 });
+      p.add("gate_w", [C, C], lecun(C));
+      p.add("gate_b", [C], { kind: "const", value: 0 });
+    }
+  }
+
+  /** Post-norm non-causal transformer block `name` (HRM's layout). x [B, T, C] -> [B, T, C]. */
+  #block(x: tf.Tensor3D, name: string): tf.Tensor3D {
+    const p = this.params;
+    const eps = this.cfg.normEps;
+    const a = bidirectionalAttention(x, p.get(`${name}.qkv_w`), p.get(`${name}.proj_w`), this.cfg.nHeads); // [B, T, C]
+    const h = rmsNorm(tf.add(x, a), p.get(`${name}.n1_g`), eps); // [B, T, C]
+    const m = linear(gelu(linear(h, p.get(`${name}.fc1_w`))), p.get(`${name}.fc2_w`)); // [B, T, C]
+    return rmsNorm(tf.add(h, m), p.get(`${name}.n2_g`), eps) as tf.Tensor3D;
+  }
+
+  /** Input embedding: token + learned position. ids int32 [B, T] -> [B, T, C]. */
+  embed(ids: tf.Tensor2D): tf.Tensor3D {
+    const [, t] = ids.shape;
+    if (t > this.cfg.maxSeqLen) throw new Error(`sequence of ${t} tokens exceeds hrrm.maxSeqLen ${this.cfg.maxSeqLen}`);
+    const x = embedding(this.params.get("tok") as tf.Variable<tf.Rank.R2>, ids); // [B, T, C]
+    return tf.add(x, tf.slice(this.params.get("pos"), [0, 0], [t, this.cfg.dModel])) as tf.Tensor3D;
+  }
+
+  /** The fixed starting carry for a batch of b sequences of t tokens. */
+  initialCarry(b: number, t: number): HrrmCarry {
+    const C = this.cfg.dModel;
+    return {
+      zH: tf.broadcastTo(tf.reshape(this.#hInit, [1, 1, C]), [b, t, C]) as tf.Tensor3D, // [B, T, C]
+      zL: tf.broadcastTo(tf.reshape(this.#lInit, [1, 1, C]), [b, t, C]) as tf.Tensor3D, // [B, T, C]
+    };
+  }
+
+  /** Planner controller on z_H [B, T, C]: logits [B, T, K], argmax actions, and the embedding for L. */
+  plan(zH: tf.Tensor3D): HrrmPlan {
+    if (this.cfg.variant !== "planner") throw new Error(`hrrm: plan() needs the planner variant, not ${this.cfg.variant}`);
+    const [b, t] = zH.shape;
+    const K = this.cfg.planActions;
+    const logits = linear(zH, this.params.get("plan_w")) as tf.Tensor3D; // [B, T, K]
+    const actions = tf.argMax(logits, -1) as tf.Tensor2D; // [B, T] int32
+    const probs = tf.softmax(logits); // [B, T, K]
+    // straight-through: the forward value is the one-hot choice, the gradient that of the softmax.
+    const weights = this.cfg.planMode === "soft" ? probs : tf.add(tf.oneHot(actions, K), tf.sub(probs, stopGradient(probs))); // [B, T, K]
+    const emb = tf.reshape(linear(weights, this.params.get("plan_emb")), [b, t, this.cfg.dModel]) as tf.Tensor3D; // [B, T, C]
+    return { logits, actions, emb };
+  }
+
+  /** What the low-level module reads: z_L + z_H + x (+ the plan embedding). All [B, T, C]. */
+  lowInput(zL: tf.Tensor3D, zH: tf.Tensor3D, x: tf.Tensor3D, planEmb?: tf.Tensor3D): tf.Tensor3D {
+    const s = tf.add(tf.add(zL, zH), x); // [B, T, C]
+    return (planEmb ? tf.add(s, planEmb) : s) as tf.Tensor3D;
+  }
+
+  /** Memory variant: the gated slot-memory read for z_H, sigmoid(z_H Wg + bg) * softmax(z_H M^T / sqrt(C)) M. [B, T, C]. */
+  memoryRead(zH: tf.Tensor3D): tf.Tensor3D {
+    if (this.cfg.variant !== "memory") throw new Error(`hrrm: memoryRead() needs the memory variant, not ${this.cfg.variant}`);
+    const [b, t, c] = zH.shape;
+    const mem = this.params.get("mem"); // [S, C]
+    const z2 = tf.reshape(zH, [-1, c]); // [B*T, C]
+    const att = tf.softmax(tf.mul(tf.matMul(z2, mem, false, true), 1 / Math.sqrt(c))); // [B*T, S]
+    const read = tf.matMul(att, mem); // [B*T, C]
+    const gate = tf.sigmoid(linear(z2, this.params.get("gate_w"), this.params.get("gate_b"))); // [B*T, C]
+    return tf.reshape(tf.mul(gate, read), [b, t, c]) as tf.Tensor3D;
+  }
+
+  /** What the high-level module reads: z_H + z_L (+ the gated memory read). All [B, T, C]. */
+  highInput(zH: tf.Tensor3D, zL: tf.Tensor3D): tf.Tensor3D {
+    const s = tf.add(zH, zL); // [B, T, C]
+    return (this.cfg.variant === "memory" ? tf.add(s, this.memoryRead(zH)) : s) as tf.Tensor3D;
+  }
+
+  /** One low-level update: z_L <- L(z_L + z_H + x [+ plan]). [B, T, C]. */
+  lowStep(zL: tf.Tensor3D, zH: tf.Tensor3D, x: tf.Tensor3D, planEmb?: tf.Tensor3D): tf.Tensor3D {
+    let h = this.lowInput(zL, zH, x, planEmb);
+    for (let l = 0; l < this.cfg.lowLayers; l++) h = this.#block(h, `L${l}`);
+    return h;
+  }
+
+  /** One high-level update: z_H <- H(z_H + z_L [+ memory]). [B, T, C]. */
+  highStep(zH: tf.Tensor3D, zL: tf.Tensor3D): tf.Tensor3D {
+    let h = this.highInput(zH, zL);
+    for (let l = 0; l < this.cfg.highLayers; l++) h = this.#block(h, `H${l}`);
+    return h;
+  }
+
+  /** `lowSteps` L updates (the planner picks its action first), then one H update when `updateHigh`. */
+  #cycle(zH: tf.Tensor3D, zL: tf.Tensor3D, x: tf.Tensor3D, lowSteps: number, updateHigh: boolean) {
+    let action: tf.Tensor2D | undefined;
+    let planEmb: tf.Tensor3D | undefined;
+    if (this.cfg.variant === "planner" && lowSteps > 0) {
+      const p = this.plan(zH);
+      action = p.actions;
+      planEmb = p.emb;
+    }
+    for (let i = 0; i < lowSteps; i++) zL = this.lowStep(zL, zH, x, planEmb);
+    if (updateHigh) zH = this.highStep(zH, zL);
+    return { zH, zL, action };
+  }
+
+  /**
+   * One segment: nHigh cycles of (tLow L updates, one H update) from `carry`, then the output
+   * and Q heads. ids int32 [B, T]. With oneStepGrad, all but the last L and H update run
+   * off the tape (`noGrad`), so gradients do not reach the incoming carry.
+   */
+  segment(ids: tf.Tensor2D, carry: HrrmCarry): HrrmSegment {
+    const [b, t] = ids.shape;
+    const { nHigh, tLow, vocabSize: V } = this.cfg;
+    const x = this.embed(ids); // [B, T, C]
+    let { zH, zL } = carry;
+    const actions: tf.Tensor2D[] = [];
+    if (this.cfg.oneStepGrad) {
+      if (nHigh * tLow > 1) {
+        const [h, l, ...acts] = noGrad(() => {
+          let [h, l] = [zH, zL];
+          const acts: tf.Tensor[] = [];
+          for (let c = 0; c < nHigh; c++) {
+            const last = c === nHigh - 1;
+            // The last cycle stops one L update and its H update short: those two run on the tape below.
+            const r = this.#cycle(h, l, x, last ? tLow - 1 : tLow, !last);
+            [h, l] = [r.zH, r.zL];
+            if (!last && r.action) acts.push(r.action);
+          }
+          return [h, l, ...acts];
+        }, [zH, zL]);
+        [zH, zL] = [h as tf.Tensor3D, l as tf.Tensor3D];
+        actions.push(...(acts as tf.Tensor2D[]));
+      }
+      // z_H is unchanged within a cycle, so the planner's last action is recomputed here on the tape.
+      const r = this.#cycle(zH, zL, x, 1, true);
+      [zH, zL] = [r.zH, r.zL];
+      if (r.action) actions.push(r.action);
+    } else {
+      for (let c = 0; c < nHigh; c++) {
+        const r = this.#cycle(zH, zL, x, tLow, true);
+        [zH, zL] = [r.zH, r.zL];
+        if (r.action) actions.push(r.action);
+      }
+    }
+    const logits = tf.reshape(linear(zH, this.params.get("head_w")), [b, t, V]) as tf.Tensor3D; // [B, T, V]
+    const q = linear(tf.mean(zH, 1), this.params.get("q_w"), this.params.get("q_b")); // [B, 2]
+    return {
+      carry: { zH, zL },
+      logits,
+      qHalt: tf.reshape(tf.slice(q, [0, 0], [b, 1]), [b]) as tf.Tensor1D,
+      qContinue: tf.reshape(tf.slice(q, [0, 1], [b, 1]), [b]) as tf.Tensor1D,
+      actions: actions.length ? tf.stack(actions) as tf.Tensor3D : undefined,
+    };
+  }
+
+  /**
+   * Deep supervision on one batch: `segments` (default trainSegments) segments from the
+   * initial carry, the carry detached between them. Each segment adds cross-entropy plus
+   * qLossWeight * (BCE(Q_halt, exactly right) + BCE(Q_continue, sigmoid of the next segment's
+   * max Q, detached; Q_halt alone when the next segment is the last allowed)). The last
+   * segment has no continue term. The result is the mean over segments.
+   *
+   * Unlike HRM, which takes an optimizer step per segment and carries halted/unhalted states
+   * across batches, all segments run here on one batch, their (independent, since the carry is
+   * detached) gradients summed into one step, and training never halts early.
+   * ids, targets int32 [B, T]; mask float [B, T] (1 = scored).
+   */
+  deepSupervision(ids: tf.Tensor2D, targets: tf.Tensor2D, opts: { mask?: tf.Tensor2D; segments?: number } = {}): HrrmLoss {
+    const [b, t] = ids.shape;
+    const S = opts.segments ?? this.cfg.trainSegments;
+    const V = this.cfg.vocabSize;
+    const flatT = tf.reshape(targets, [-1]) as tf.Tensor1D; // [B*T]
+    const flatM = opts.mask ? tf.reshape(opts.mask, [-1]) as tf.Tensor1D : undefined; // [B*T]
+    let carry = this.initialCarry(b, t);
+    const outs: HrrmSegment[] = [];
+    for (let s = 0; s < S; s++) {
+      const o = this.segment(ids, carry);
+      outs.push(o);
+      carry = { zH: stopGradient(o.carry.zH), zL: stopGradient(o.carry.zL) };
+    }
+    const ce: tf.Scalar[] = [];
+    const exact: tf.Tensor1D[] = [];
+    let qLoss: tf.Scalar = tf.scalar(0);
+    let total: tf.Scalar = tf.scalar(0);
+    for (let s = 0; s < S; s++) {
+      const o = outs[s];
+      const c = crossEntropy(tf.reshape(o.logits, [-1, V]) as tf.Tensor2D, flatT, flatM);
+      // Exactness has no gradient (tfjs's Equal has none registered): computed off the tape.
+      const [ex] = noGrad(() => {
+        const right = tf.cast(tf.equal(tf.argMax(o.logits, -1), targets), "float32"); // [B, T]
+        const ok = opts.mask ? tf.sub(1, tf.mul(opts.mask, tf.sub(1, right))) : right; // unscored tokens count as right
+        return [tf.min(ok, 1)]; // [B]
+      }, [o.logits]) as tf.Tensor1D[];
+      let q = tf.mean(bceWithLogits(o.qHalt, ex)) as tf.Scalar;
+      if (s < S - 1) {
+        const next = outs[s + 1];
+        const nextLast = s + 1 === this.cfg.maxSegments - 1;
+        const target = tf.sigmoid(stopGradient(nextLast ? next.qHalt : tf.maximum(next.qHalt, next.qContinue))); // [B]
+        q = tf.add(q, tf.mean(bceWithLogits(o.qContinue, target))) as tf.Scalar;
+      }
+      ce.push(c);
+      exact.push(ex);
+      qLoss = tf.add(qLoss, q) as tf.Scalar;
+      total = tf.add(total, tf.add(c, tf.mul(q, this.cfg.qLossWeight))) as tf.Scalar;
+    }
+    return { loss: tf.div(total, S) as tf.Scalar, ce, qLoss, exact };
+  }
+
+  /** The deep-supervision loss alone (a TrainTask's `loss`). */
+  loss(ids: tf.Tensor2D, targets: tf.Tensor2D, mask?: tf.Tensor2D): tf.Scalar {
+    return this.deepSupervision(ids, targets, { mask }).loss;
+  }
+
+  /**
+   * Adaptive inference: runs segments until every sequence has halted. A sequence halts
+   * after the first segment with Q_halt > Q_continue, or at maxSegments; its logits are
+   * those of that segment. The halting decision reads Q values to the host (`await data()`,
+   * any backend). ids int32 [B, T].
+   */
+  async infer(ids: tf.Tensor2D, opts: { maxSegments?: number } = {}): Promise<HrrmInference> {
+    const [b, t] = ids.shape;
+    const maxSeg = opts.maxSegments ?? this.cfg.maxSegments;
+    let carry = tf.tidy(() => {
+      const c = this.initialCarry(b, t);
+      return [c.zH, c.zL];
+    });
+    let logits = tf.zeros([b, t, this.cfg.vocabSize]) as tf.Tensor3D;
+    const segments = new Array<number>(b).fill(0);
+    const qHalt: number[][] = [];
+    const qContinue: number[][] = [];
+    let s = 0;
+    while (s < maxSeg && segments.some((n) => n === 0)) {
+      const prev = carry;
+      const [zH, zL, segLogits, qh, qc] = tf.tidy(() => {
+        const o = this.segment(ids, { zH: prev[0] as tf.Tensor3D, zL: prev[1] as tf.Tensor3D });
+        return [o.carry.zH, o.carry.zL, o.logits, o.qHalt, o.qContinue];
+      });
+      s += 1;
+      const [h, c] = [Array.from(await qh.data()), Array.from(await qc.data())];
+      qHalt.push(h);
+      qContinue.push(c);
+      const stop = new Float32Array(b);
+      for (let i = 0; i < b; i++) {
+        if (segments[i] === 0 && (h[i] > c[i] || s === maxSeg)) {
+          segments[i] = s;
+          stop[i] = 1;
+        }
+      }
+      const next = tf.tidy(() => {
+        const m = tf.tensor3d(stop, [b, 1, 1]); // [B, 1, 1]
+        return tf.add(tf.mul(logits, tf.sub(1, m)), tf.mul(segLogits, m)) as tf.Tensor3D; // [B, T, V]
+      });
+      tf.dispose([logits, segLogits, qh, qc, ...prev]);
+      logits = next;
+      carry = [zH, zL];
+    }
+    tf.dispose(carry);
+    return { logits, segments, segmentsRun: s, qHalt, qContinue };
+  }
+
+  /** Frees the parameters and the initial states. */
+  dispose(): void {
+    this.params.dispose();
+    this.#hInit.dispose();
+    this.#lInit.dispose();
+  }
+}
