@@ -6,6 +6,7 @@ import {
   batchExamples,
   DATASET_NAMES,
   type Example,
+  exampleKey,
   findLeaks,
   generateExamples,
   PHASE_DATASETS,
@@ -43,7 +44,8 @@ Deno.test("hash splits over every dataset: fractions, no leakage, order-independ
   const items = phaseExamples(7, 40, 0);
   const s = splitExamples([...items, ...items.slice(0, 10)], { val: 0.1, test: 0.1 }, 5);
   assertNoLeakage(s);
-  assert.equal(s.duplicates, 10 + items.length - s.train.length - s.val.length - s.test.length);
+  assert.equal(s.duplicates, 10 + items.length - new Set(items.map(exampleKey)).size);
+  assert.equal(s.train.length + s.val.length + s.test.length, new Set(items.map(exampleKey)).size);
   const total = s.train.length + s.val.length + s.test.length;
   assert.ok(s.val.length > total * 0.04 && s.val.length < total * 0.18, `val ${s.val.length} of ${total}`);
   assert.ok(s.test.length > total * 0.04 && s.test.length < total * 0.18, `test ${s.test.length} of ${total}`);

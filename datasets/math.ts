@@ -27,7 +27,7 @@ export interface MathConfig {
   count: number;
   /** Fewest steps (annotated rationale lines) per problem (1). */
   minSteps: number;
-  /** Most steps, at most MATH_MAX_STEPS (8); each problem draws its count uniformly in [minSteps, maxSteps]. */
+  /** Most steps, at most MATH_MAX_STEPS (12); each problem draws its count uniformly in [minSteps, maxSteps]. */
   maxSteps: number;
   /** Templates to draw from, uniformly (all of MATH_TEMPLATES). */
   templates: readonly MathTemplate[];

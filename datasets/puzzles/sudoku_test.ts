@@ -103,12 +103,9 @@ Deno.test("text form: digit strings with 0 for blanks that parse back", () => {
   assert.throws(() => parseSudoku("123"), /3 cells: expected 16/);
 });
 
-Deno.test("deterministic by seed and index, different across seeds; 9x9 generation is fast", () => {
+Deno.test("deterministic by seed and index, different across seeds", () => {
   const cfg = sudokuConfig({ seed: 11 });
-  const t0 = performance.now();
-  const a = sudokuItems(cfg, 5);
-  const perPuzzle = (performance.now() - t0) / 5;
-  assert.ok(perPuzzle < 200, `${perPuzzle.toFixed(1)} ms per 9x9 puzzle`);
+  const a = sudokuItems(cfg, 5); // generation speed is measured by bench:datasets, not asserted here
   assert.deepEqual(sudokuItems(cfg, 5), a);
   assert.deepEqual(sudokuItems(cfg, 2, 3), a.slice(3));
   assert.notDeepEqual(sudokuItems(sudokuConfig({ seed: 12 }), 5).map((i) => i.puzzle), a.map((i) => i.puzzle));

@@ -155,10 +155,14 @@ function batchMatMulBlas(args: KernelArgs): tf.TensorInfo {
       `matMul: inner dimensions ${ka} and ${kb} of shapes [${a.shape}] and [${b.shape}] (transposeA=${transposeA}, transposeB=${transposeB}) differ`,
     );
   }
-  const outer = tf.backend_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
-  const batchA = product(a.shape.slice(0, -2)), batchB = product(b.shape.slice(0, -2));
-  if (batchA !== batchB && batchA !== 1 && batchB !== 1) {
-    throw new Error(`matMul: batch dimensions of [${a.shape}] and [${b.shape}] must match or one must be 1`);
+  const outerA = a.shape.slice(0, -2), outerB = b.shape.slice(0, -2);
+  const outer = tf.backend_util.assertAndGetBroadcastShape(outerA, outerB);
+  const batchA = product(outerA), batchB = product(outerB);
+  // Batches pair up one to one when the (left-padded) batch shapes are equal, or one side is a single matrix.
+  const rank = Math.max(outerA.length, outerB.length);
+  const pad = (s: number[]) => [...Array(rank - s.length).fill(1), ...s].join(",");
+  if (batchA !== 1 && batchB !== 1 && pad(outerA) !== pad(outerB)) {
+    throw new Error(`matMul: batch dimensions [${outerA}] and [${outerB}] must be equal, or one side must hold a single matrix`);
   }
   const out = backend.makeOutput([...outer, m, n], "float32");
   const offA = backend.dataIdMap.get(a.dataId)!.memoryOffset;
@@ -166,7 +170,7 @@ function batchMatMulBlas(args: KernelArgs): tf.TensorInfo {
   const offC = backend.dataIdMap.get(out.dataId)!.memoryOffset;
   if (m * n > 0) {
     if (ka === 0) {
-      backend.wasm.HEAPU8.fill(0, offC, offC + m * n * 4 * Math.max(batchA, batchB));
+      backend.wasm.HEAPU8.fill(0, offC, offC + m * n * 4 * product(outer));
     } else {
       // The heap pointer is read after makeOutput: an allocation can grow (and move) the heap.
       const heap = Deno.UnsafePointer.of(backend.wasm.HEAPU8 as Uint8Array<ArrayBuffer>);

@@ -61,6 +61,8 @@ for (const useBlas of [true, false]) {
       const s = await tf.tidy(() => tf.matMul(tf.tensor4d(q, [2, 3, 4, 5]), tf.tensor4d(kk, [2, 3, 4, 5]), false, true)).data();
       assertClose(s, refBatchMatMul(q, kk, { batchA: 6, batchB: 6, m: 4, n: 4, k: 5, ta: false, tb: true }), 1e-5, 1e-5, "rank 4");
       assert.throws(() => tf.matMul(tf.zeros([2, 3]), tf.zeros([4, 5])), /inner/);
+      // [3,1] x [1,3] batches would need a 3x3 batch broadcast: refused on the BLAS path rather than half-computed.
+      if (useBlas && blas) assert.throws(() => tf.matMul(tf.zeros([3, 1, 2, 2]), tf.zeros([1, 3, 2, 2])), /must be equal, or one side/);
     } finally {
       setWasmBlas(true);
     }

@@ -269,7 +269,7 @@ export type QHaltResult = {
 export interface QHaltOptions {
   /** Exploration on (HRM applies it in training only). Default false. */
   training?: boolean;
-  /** Source of the exploration draws. Default `new Rng(0)`. */
+  /** Source of the exploration draws; required when `training` (one Rng across batches, so draws differ per batch). */
   rng?: Rng;
   /** Whether to run another step; default `hostAnyRunning`. */
   shouldContinue?: ShouldContinue;
@@ -284,6 +284,9 @@ export function qHaltLoop(state0: tf.Tensor, step: StepFn, q: QHeadWeights, cfg:
   validateQHaltConfig(cfg);
   const shouldContinue = opts.shouldContinue ?? hostAnyRunning;
   const batch = state0.shape[0];
+  if (opts.training && !opts.rng) {
+    throw new Error("qHaltLoop: training needs opts.rng (a seeded Rng advanced across batches) for its exploration draws");
+  }
   const minSteps = explorationMinSteps(batch, cfg, opts.training ?? false, opts.rng ?? new Rng(0));
   const minT = tf.tensor1d(minSteps); // [B]
   const bcast = (m: tf.Tensor) => tf.reshape(m, [batch, ...state0.shape.slice(1).map(() => 1)]); // [B] -> [B, 1(, 1)]

@@ -123,6 +123,17 @@ export function validateGatedLtmConfig(c: GatedLTMConfig): void {
   if (!(c.storeDecay > 0 && c.storeDecay <= 1)) throw new Error(`gatedLtm.storeDecay = ${c.storeDecay}: expected in (0, 1]`);
   if (!(c.storeMinStrength >= 0)) throw new Error(`gatedLtm.storeMinStrength = ${c.storeMinStrength}: expected >= 0`);
   if (!Number.isFinite(c.surpriseThreshold)) throw new Error(`gatedLtm.surpriseThreshold = ${c.surpriseThreshold}: expected a number`);
+  if (!(c.storeMergeCos > -1 && c.storeMergeCos <= 1)) throw new Error(`gatedLtm.storeMergeCos = ${c.storeMergeCos}: expected in (-1, 1]`);
+  if (!Number.isFinite(c.readGateInit)) throw new Error(`gatedLtm.readGateInit = ${c.readGateInit}: expected a number`);
+}
+
+/**
+ * Scalars a GatedLTM layer adds to its ParamSet, from the config alone (no tensors):
+ * wk, wv, wq [C, D], wo [D, C], m0 [D, D], gate [C, 3] + [3], read gate [C, C] + [C].
+ */
+export function gatedLtmParamCount(c: GatedLTMConfig): number {
+  const { dModel: C, memDim: D } = c;
+  return 3 * C * D + D * C + D * D + (3 * C + 3) + (C * C + C);
 }
 
 /** The tensors a GatedLTM forward pass reads (C = dModel, D = memDim). */
@@ -352,8 +363,11 @@ export class LongTermStore {
 
   constructor(cfg: LongTermStoreConfig) {
     if (!Number.isInteger(cfg.capacity) || cfg.capacity <= 0) {
-      throw new Error(`store capacity ${cfg.capacity}: expected a positive integer`);
+      throw new Error(`store.capacity = ${cfg.capacity}: expected a positive integer`);
     }
+    if (!Number.isInteger(cfg.dim) || cfg.dim <= 0) throw new Error(`store.dim = ${cfg.dim}: expected a positive integer`);
+    if (!(cfg.decay > 0 && cfg.decay <= 1)) throw new Error(`store.decay = ${cfg.decay}: expected in (0, 1]`);
+    if (!(cfg.mergeCos > -1 && cfg.mergeCos <= 1)) throw new Error(`store.mergeCos = ${cfg.mergeCos}: expected in (-1, 1]`);
     this.cfg = cfg;
   }
 

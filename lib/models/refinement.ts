@@ -69,6 +69,8 @@ export function validateRefinementConfig(c: RefinementConfig): void {
   if (!(c.convergenceThreshold >= 0)) throw new Error(`refinement.convergenceThreshold = ${c.convergenceThreshold}: expected >= 0`);
   if (c.halting !== "none" && c.halting !== "act") throw new Error(`refinement.halting = ${c.halting}: expected none or act`);
   if (!(c.initStd >= 0)) throw new Error(`refinement.initStd = ${c.initStd}: expected >= 0`);
+  if (!(c.normEps > 0)) throw new Error(`refinement.normEps = ${c.normEps}: expected > 0`);
+  if (!Number.isFinite(c.gateBiasInit)) throw new Error(`refinement.gateBiasInit = ${c.gateBiasInit}: expected a number`);
   validateActConfig({ ...c.act, maxSteps: c.maxRefinementSteps });
 }
 
@@ -77,6 +79,15 @@ export function refinementConfig(overrides: Partial<RefinementConfig> = {}): Ref
   const c = { ...DEFAULT_REFINEMENT, ...overrides };
   validateRefinementConfig(c);
   return c;
+}
+
+/**
+ * Scalars a RefinementCore adds to its ParamSet, from the config alone (no tensors):
+ * norm 2C, MLP C*F + F + F*C + C, gate 2C*C + C, and the halting unit C + 1 with `act`.
+ */
+export function refinementParamCount(c: RefinementConfig): number {
+  const C = c.dim, F = Math.round(c.mlpRatio * C);
+  return 2 * C + (C * F + F) + (F * C + C) + (2 * C * C + C) + (c.halting === "act" ? C + 1 : 0);
 }
 
 /** h' = h + sigmoid([h; ctx] W + b) * ctx. h, ctx [B, T, C]; w [2C, C]; b [C] -> [B, T, C]. */

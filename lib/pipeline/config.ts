@@ -192,7 +192,7 @@ const RULES: Record<string, Rule> = {
   "training.save_every": { int: true, min: 0 },
   "training.log_every": { int: true, min: 1 },
   "training.grokfast.kind": { oneOf: ["ema", "ma"] },
-  "training.grokfast.alpha": { min: 0, max: 1 },
+  "training.grokfast.alpha": { min: 0, max: 0.9999 },
   "training.grokfast.window": { int: true, min: 1 },
   "training.grokfast.warmup": { int: true, min: 0 },
   "compression.target_size_mb": { above: 0 },

@@ -51,7 +51,7 @@ export class GrokkingDetector {
     if (r.memorizationStep === undefined && trainAcc >= this.opts.trainThreshold) {
       r.memorizationStep = step;
       r.valAtMemorization = valAcc;
-      if (r.generalizationStep === undefined) r.phase = "memorized";
+      if (r.generalizationStep === undefined && valAcc <= this.opts.lagThreshold) r.phase = "memorized";
     }
     if (r.generalizationStep === undefined && valAcc >= this.opts.valThreshold) {
       r.generalizationStep = step;

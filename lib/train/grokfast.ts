@@ -100,6 +100,12 @@ export function maStep(
     const full = hist.length === window;
     out.set(name, tf.tidy(() => (amplify && full ? tf.add(g, tf.mul(sum, lambda / window)) : tf.clone(g))));
   }
+  // Parameters without a gradient this step keep their window (and sum) unchanged.
+  for (const [name, hist] of state?.history ?? []) {
+    if (grads.has(name)) continue;
+    next.history.set(name, hist);
+    next.sum.set(name, tf.clone(state!.sum.get(name)!));
+  }
   return { grads: out, state: next };
 }
 
