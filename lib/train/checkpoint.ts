@@ -30,6 +30,8 @@ export interface LoadedCheckpoint {
   meta: CheckpointMeta;
   model: Map<string, HostTensor>;
   optimizer: Map<string, HostTensor>;
+  /** A persistent gradient filter's state (GrokFast), when one was saved. */
+  gradFilter?: Map<string, HostTensor>;
   path: string;
 }
 
@@ -42,7 +44,7 @@ export async function saveCheckpoint(
   params: ParamSet,
   opt: AdamW,
   config: unknown,
-  opts: { keep?: number; extra?: Record<string, unknown> } = {},
+  opts: { keep?: number; extra?: Record<string, unknown>; gradFilter?: Map<string, HostTensor> } = {},
 ): Promise<string> {
   await Deno.mkdir(dir, { recursive: true });
   const final = join(dir, stepDir(step));
@@ -59,6 +61,7 @@ export async function saveCheckpoint(
   };
   await Deno.writeFile(join(tmp, "model.safetensors"), encodeSafetensors(await params.toHost(), { step: String(step) }));
   await Deno.writeFile(join(tmp, "optimizer.safetensors"), encodeSafetensors(await opt.stateToHost()));
+  if (opts.gradFilter) await Deno.writeFile(join(tmp, "gradfilter.safetensors"), encodeSafetensors(opts.gradFilter));
   await Deno.writeTextFile(join(tmp, "meta.json"), JSON.stringify(meta, null, 2));
   if (await exists(final)) await Deno.remove(final, { recursive: true });
   await Deno.rename(tmp, final);
@@ -105,5 +108,6 @@ export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
     const file = join(path, name);
     return decodeSafetensors(await Deno.readFile(file), file).tensors;
   };
-  return { meta, model: await read("model.safetensors"), optimizer: await read("optimizer.safetensors"), path };
+  const gradFilter = (await exists(join(path, "gradfilter.safetensors"))) ? await read("gradfilter.safetensors") : undefined;
+  return { meta, model: await read("model.safetensors"), optimizer: await read("optimizer.safetensors"), gradFilter, path };
 }

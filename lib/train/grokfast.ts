@@ -11,7 +11,8 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { GradMap } from "./optim.ts";
-import type { GradFilter } from "./trainer.ts";
+import type { HostTensor } from "../nn/params.ts";
+import type { GradFilter, PersistentGradFilter } from "./trainer.ts";
 
 export interface GrokfastOptions {
   /** `ema` (exponential moving average) or `ma` (windowed moving average). */
@@ -109,8 +110,8 @@ export function maStep(
   return { grads: out, state: next };
 }
 
-/** A trainer gradient filter with its state; `dispose` frees the state. */
-export interface StatefulGradFilter {
+/** A trainer gradient filter with its state (saved in checkpoints); `dispose` frees the state. */
+export interface StatefulGradFilter extends PersistentGradFilter {
   filter: GradFilter;
   /** Steps seen so far. */
   steps(): number;
@@ -137,9 +138,42 @@ export function makeGradFilter(opts: GrokfastOptions): StatefulGradFilter {
     ma = r.state;
     return r.grads;
   };
+  const host = async (t: tf.Tensor): Promise<HostTensor> => ({ shape: t.shape.slice(), data: (await t.data()) as Float32Array });
   return {
     filter,
     steps: () => seen,
+    /** `ema.<param>`, or `ma.<param>.<i>` (oldest first) plus `ma.count`; and `seen`. */
+    async toHost() {
+      const out = new Map<string, HostTensor>([["seen", { shape: [1], data: Float32Array.of(seen) }]]);
+      for (const [name, t] of ema ?? []) out.set(`ema.${name}`, await host(t));
+      if (ma) {
+        out.set("ma.count", { shape: [1], data: Float32Array.of(ma.count) });
+        for (const [name, hist] of ma.history) for (const [i, t] of hist.entries()) out.set(`ma.${name}.${i}`, await host(t));
+      }
+      return out;
+    },
+    load(state) {
+      this.dispose();
+      seen = state.get("seen")?.data[0] ?? 0;
+      const tensor = (h: HostTensor) => tf.tensor(h.data, h.shape, "float32");
+      if (opts.kind === "ema") {
+        ema = new Map();
+        for (const [k, h] of state) if (k.startsWith("ema.")) ema.set(k.slice(4), tensor(h));
+        if (!ema.size) ema = undefined;
+        return;
+      }
+      const history = new Map<string, tf.Tensor[]>();
+      for (const [k, h] of state) {
+        const m = /^ma\.(.+)\.(\d+)$/.exec(k);
+        if (!m) continue;
+        const list = history.get(m[1]) ?? [];
+        list[Number(m[2])] = tensor(h);
+        history.set(m[1], list);
+      }
+      if (!history.size) return;
+      const sum = new Map([...history].map(([name, hist]) => [name, tf.addN(hist)] as [string, tf.Tensor]));
+      ma = { history, sum, count: state.get("ma.count")?.data[0] ?? 0 };
+    },
     dispose() {
       if (ema) tf.dispose([...ema.values()]);
       if (ma) tf.dispose([...ma.sum.values(), ...[...ma.history.values()].flat()]);

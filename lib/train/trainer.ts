@@ -7,7 +7,7 @@
  * data an uninterrupted run would have seen.
  */
 import * as tf from "@tensorflow/tfjs";
-import type { ParamSet } from "../nn/params.ts";
+import type { HostTensor, ParamSet } from "../nn/params.ts";
 import { Progress } from "../util/progress.ts";
 import { hasCheckpoint, loadLatestCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { AdamW, clipByGlobalNorm, type GradMap, warmupCosine } from "./optim.ts";
@@ -60,6 +60,15 @@ export const DEFAULT_TRAIN: TrainConfig = {
 /** A gradient transform with explicit state, e.g. a GrokFast filter. */
 export type GradFilter = (grads: GradMap, step: number) => GradMap;
 
+/** A gradient filter whose state is saved in checkpoints, so a resumed run filters exactly as an uninterrupted one. */
+export interface PersistentGradFilter {
+  filter: GradFilter;
+  /** The state as host tensors (saved as `gradfilter.safetensors`). */
+  toHost(): Promise<Map<string, HostTensor>>;
+  /** Restores what `toHost` returned. */
+  load(state: Map<string, HostTensor>): void;
+}
+
 /** What to train: parameters, a loss over a batch, and the batch stream. */
 export interface TrainTask<B> {
   params: ParamSet;
@@ -94,8 +103,8 @@ export interface TrainOptions {
   evaluate?: (step: number) => Promise<Record<string, number>>;
   /** Stop early when this says so (convergence detection). Sees each step's loss and evals. */
   shouldStop?: (step: number, loss: number, evals?: Record<string, number>) => boolean;
-  /** Transforms gradients before clipping (GrokFast). */
-  gradFilter?: GradFilter;
+  /** Transforms gradients before clipping (GrokFast); a persistent filter's state is checkpointed. */
+  gradFilter?: GradFilter | PersistentGradFilter;
   /** Progress label; `quiet` silences it. */
   label?: string;
   quiet?: boolean;
@@ -140,6 +149,8 @@ export async function train<B>(task: TrainTask<B>, cfg: TrainConfig, opts: Train
   validateTrainConfig(cfg);
   const t0 = performance.now();
   const params = task.params;
+  const persistent = typeof opts.gradFilter === "object" ? opts.gradFilter : undefined;
+  const gradFilter = persistent ? persistent.filter : opts.gradFilter as GradFilter | undefined;
   const opt = new AdamW({
     beta1: cfg.beta1,
     beta2: cfg.beta2,
@@ -154,6 +165,7 @@ export async function train<B>(task: TrainTask<B>, cfg: TrainConfig, opts: Train
     if (ck) {
       params.load(ck.model, { source: `${ck.path}/model.safetensors` });
       opt.loadState(ck.meta.optimizer.t, ck.optimizer);
+      if (persistent && ck.gradFilter) persistent.load(ck.gradFilter);
       step = ck.meta.dataPosition.step;
     }
   }
@@ -166,8 +178,10 @@ export async function train<B>(task: TrainTask<B>, cfg: TrainConfig, opts: Train
   const losses: number[] = [];
   let lastEval: Record<string, number> | undefined;
   let stoppedEarly = false;
-  const save = (s: number) =>
-    opts.checkpointDir ? saveCheckpoint(opts.checkpointDir, s, params, opt, opts.config) : Promise.resolve(undefined);
+  const save = async (s: number) =>
+    opts.checkpointDir
+      ? saveCheckpoint(opts.checkpointDir, s, params, opt, opts.config, { gradFilter: await persistent?.toHost() })
+      : Promise.resolve(undefined);
 
   try {
     while (step < cfg.steps) {
@@ -202,8 +216,8 @@ export async function train<B>(task: TrainTask<B>, cfg: TrainConfig, opts: Train
         throw new NonFiniteLossError(step, loss, where);
       }
       let g = grads!;
-      if (opts.gradFilter) {
-        const filtered = opts.gradFilter(g, step);
+      if (gradFilter) {
+        const filtered = gradFilter(g, step);
         if (filtered !== g) tf.dispose([...g.values()].filter((t) => ![...filtered.values()].includes(t)));
         g = filtered;
       }
