@@ -21,7 +21,7 @@ import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "node:util";
 import { dirname } from "node:path";
 import { describeBackend, initBackend } from "../lib/backend/mod.ts";
-import { Decoder, type DecoderConfig } from "../lib/nn/decoder.ts";
+import { Decoder, type DecoderConfig, REFERENCE_DECODER } from "../lib/nn/decoder.ts";
 import { crossEntropy } from "../lib/nn/layers.ts";
 import type { HostTensor } from "../lib/nn/params.ts";
 import { GrokkingDetector, type GrokkingReport } from "../lib/train/detectors.ts";
@@ -64,6 +64,10 @@ interface RunSpec {
   /** Steps between evaluations (evaluating never changes training, only the resolution of the result). */
   evalEvery: number;
 }
+/** A Grokfast run: the `--budget` and `--eval-every` of the Grokfast runs. */
+function grokfastRun(name: "ema" | "ma", label: string, weightDecay: number, grokfast: GrokfastOptions): RunSpec {
+  return { name, label, weightDecay, grokfast, budget: int("budget"), evalEvery: Math.max(1, int("eval-every")) };
+}
 const SPECS: Record<RunSpec["name"], RunSpec> = {
   baseline: {
     name: "baseline",
@@ -72,22 +76,20 @@ const SPECS: Record<RunSpec["name"], RunSpec> = {
     budget: int("baseline-budget"),
     evalEvery: Math.max(1, int("baseline-eval-every")),
   },
-  ema: {
-    name: "ema",
-    label: "Grokfast-EMA (alpha 0.98, lambda 2, wd 0.005)",
-    weightDecay: 0.005,
-    grokfast: { kind: "ema", alpha: 0.98, lambda: 2, window: 100, warmup: 0 },
-    budget: int("budget"),
-    evalEvery: Math.max(1, int("eval-every")),
-  },
-  ma: {
-    name: "ma",
-    label: "Grokfast-MA (window 100, lambda 5, wd 0.01)",
-    weightDecay: 0.01,
-    grokfast: { kind: "ma", alpha: 0.98, lambda: 5, window: 100, warmup: 0 },
-    budget: int("budget"),
-    evalEvery: Math.max(1, int("eval-every")),
-  },
+  ema: grokfastRun("ema", "Grokfast-EMA (alpha 0.98, lambda 2, wd 0.005)", 0.005, {
+    kind: "ema",
+    alpha: 0.98,
+    lambda: 2,
+    window: 100,
+    warmup: 0,
+  }),
+  ma: grokfastRun("ma", "Grokfast-MA (window 100, lambda 5, wd 0.01)", 0.01, {
+    kind: "ma",
+    alpha: 0.98,
+    lambda: 5,
+    window: 100,
+    warmup: 0,
+  }),
 };
 const runs = values.runs!.split(",").map((r) => {
   if (!(r in SPECS)) throw new Error(`--runs: unknown run '${r}', expected some of baseline, ema, ma`);
@@ -97,21 +99,11 @@ const runs = values.runs!.split(",").map((r) => {
 const info = await initBackend("auto");
 const data = modularDataset({ p: 97, op: "mul", trainFraction: 0.5, seed });
 const MODEL: DecoderConfig = {
+  ...REFERENCE_DECODER, // width 128, 4 heads, MLP 4x, LayerNorm, learned positions, GELU, biases
   vocabSize: data.vocabSize,
-  dModel: 128,
-  nHeads: 4,
   nLayers: 2,
-  mlpRatio: 4,
   maxSeqLen: 4,
-  norm: "layernorm",
-  positions: "learned",
-  ropeBase: 10000,
-  ropeScale: 1,
-  mlp: "gelu",
-  bias: true,
-  tieEmbeddings: false,
-  initStd: 0.02, // replaced by PyTorch's default initialisation below
-  normEps: 1e-5,
+  // initStd is replaced by PyTorch's default initialisation below
 };
 const BATCH = 512;
 /** Train accuracy is measured on this many training equations (fixed, seeded): validation on all of them. */

@@ -19,7 +19,7 @@
  * refinement block and both halting units are per position), so Cogment is a causal LM.
  */
 import * as tf from "@tensorflow/tfjs";
-import { Decoder, type DecoderConfig, validateDecoderConfig } from "../nn/decoder.ts";
+import { Decoder, type DecoderConfig, SMALL_DECODER, validateDecoderConfig } from "../nn/decoder.ts";
 import { crossEntropy, layerNorm, linear } from "../nn/layers.ts";
 import type { ParamSet } from "../nn/params.ts";
 import { actConfig, actLoop, addHaltingUnit, type HaltingWeights, type ShouldContinue } from "./act.ts";
@@ -59,21 +59,8 @@ export interface CogmentConfig extends DecoderConfig {
 
 /** Small defaults (~0.18M parameters) that train in seconds on a CPU. */
 export const DEFAULT_COGMENT: CogmentConfig = {
-  vocabSize: 128,
-  dModel: 64,
-  nHeads: 4,
+  ...SMALL_DECODER,
   nLayers: 2, // one plain block, then the shared ACT block
-  mlpRatio: 4,
-  maxSeqLen: 64,
-  norm: "layernorm",
-  positions: "learned",
-  ropeBase: 10000,
-  ropeScale: 1,
-  mlp: "gelu",
-  bias: true,
-  tieEmbeddings: false,
-  initStd: 0.02,
-  normEps: 1e-5,
   depthMaxSteps: 4,
   depthTau: 0.01,
   depthHaltBiasInit: 0,

@@ -18,7 +18,7 @@
  * allocating it.
  */
 import * as tf from "@tensorflow/tfjs";
-import { Decoder, type DecoderConfig, validateDecoderConfig } from "../nn/decoder.ts";
+import { Decoder, type DecoderConfig, SMALL_DECODER, validateDecoderConfig } from "../nn/decoder.ts";
 import { crossEntropy } from "../nn/layers.ts";
 import type { ParamSet } from "../nn/params.ts";
 import { type ModelSection, type Preset, resolveConfig } from "../pipeline/config.ts";
@@ -57,21 +57,7 @@ export interface CognateConfig extends DecoderConfig {
 /** Small defaults (a ~0.12M-parameter standard model) that train in seconds on a CPU. */
 export const DEFAULT_COGNATE: CognateConfig = {
   variant: "standard",
-  vocabSize: 128, // byte-level text fits
-  dModel: 64,
-  nHeads: 4,
-  nLayers: 2,
-  mlpRatio: 4,
-  maxSeqLen: 64,
-  norm: "layernorm",
-  positions: "learned",
-  ropeBase: 10000,
-  ropeScale: 1,
-  mlp: "gelu",
-  bias: true,
-  tieEmbeddings: false,
-  initStd: 0.02,
-  normEps: 1e-5,
+  ...SMALL_DECODER, // 128-token vocabulary (bytes fit), 64 wide, 2 layers
   memoryAfter: -1,
   memDim: 0,
   memChunkSize: 8,

@@ -5,7 +5,7 @@
  * a forward pass (synchronous `forward` or, for HRRM's adaptive inference, async `infer`).
  */
 import type * as tf from "@tensorflow/tfjs";
-import { Decoder, type DecoderConfig, validateDecoderConfig } from "../nn/decoder.ts";
+import { Decoder, type DecoderConfig, SMALL_DECODER, validateDecoderConfig } from "../nn/decoder.ts";
 import type { ParamSet } from "../nn/params.ts";
 import { Cognate, type CognateConfig, cognatePresetConfig, type CognateVariant, validateCognateConfig } from "./cognate.ts";
 import { Cogment, type CogmentConfig, DEFAULT_COGMENT, validateCogmentConfig } from "./cogment.ts";
@@ -97,23 +97,7 @@ export const MODELS: { readonly [K in ModelKey]: ModelEntry<ModelConfigs[K]> } =
   "hrrm-memory": hrrmEntry("memory", "HRRM with a learned slot memory"),
   decoder: {
     description: "GPT-style decoder (a 2-layer, 64-wide reference shape)",
-    defaults: () => ({
-      vocabSize: 128,
-      dModel: 64,
-      nHeads: 4,
-      nLayers: 2,
-      mlpRatio: 4,
-      maxSeqLen: 64,
-      norm: "layernorm",
-      positions: "learned",
-      ropeBase: 10000,
-      ropeScale: 1,
-      mlp: "gelu",
-      bias: true,
-      tieEmbeddings: false,
-      initStd: 0.02,
-      normEps: 1e-5,
-    }),
+    defaults: () => ({ ...SMALL_DECODER }),
     validate: validateDecoderConfig,
     create: decoderModel,
   },

@@ -60,6 +60,9 @@ export const REFERENCE_DECODER: DecoderConfig = {
   normEps: 1e-5,
 };
 
+/** A small shape that trains in seconds on a CPU: the reference model at 64 wide and 2 layers. */
+export const SMALL_DECODER: DecoderConfig = { ...REFERENCE_DECODER, dModel: 64, nLayers: 2 };
+
 /** Checks a decoder config; the error names the field and what it accepts. */
 export function validateDecoderConfig(c: DecoderConfig): void {
   const posInt = ["vocabSize", "dModel", "nHeads", "nLayers", "maxSeqLen"] as const;
