@@ -8,6 +8,8 @@ dir=${1:?usage: bench/gpu_prepare.sh DIR}
 root=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$dir/data"
 deno bundle --platform deno -o "$dir/worker.js" "$root/bench/train_worker.ts"
+deno bundle --platform deno -o "$dir/kernels_test.js" "$root/kernels/kernels_test.ts"
+deno bundle --platform deno -o "$dir/kernels_bench.js" "$root/bench/kernels.ts"
 rm -rf "$dir/data/torch_ref" && cp -r "$root/tests/data/torch_ref" "$dir/data/"
 cp "$root/../shared/peers/torch_gpt_ref.py" "$dir/"
 [ -f "$dir/deno.xz" ] || xz -T0 -6 -c "$(readlink -f "$(command -v deno)")" >"$dir/deno.xz"

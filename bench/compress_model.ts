@@ -1,0 +1,155 @@
+/**
+ * `deno task bench:compress-model`: accuracy retention of a small trained model under each
+ * compressor. A 2-layer decoder learns the phase-1 sanity tasks (copy, reverse, sort,
+ * addition, parity, recall; byte tokens); every 2-D weight with >= 4,096 entries is then
+ * compressed at 4 bits (SeedLM C 8 P 3, VPTQ v 2 k 256), 3 bits, or ternary (BitNet
+ * post-training, and BitNet after quantization-aware fine-tuning with the straight-through
+ * estimator), and held-out answer-token accuracy is measured with the reconstructed weights.
+ * Prints accuracy, retention (compressed / dense) and the serialized size of every variant.
+ *
+ * Options: --steps N (dense training, default 400)  --qat-steps N (default 200)  --seed N  --json FILE
+ */
+import * as tf from "@tensorflow/tfjs";
+import { parseArgs } from "node:util";
+import { describeBackend, initBackend } from "../lib/backend/mod.ts";
+import { Decoder, type DecoderConfig, SMALL_DECODER } from "../lib/nn/decoder.ts";
+import type { HostTensor } from "../lib/nn/params.ts";
+import { AdamW, type GradMap } from "../lib/train/optim.ts";
+import { DEFAULT_TRAIN, train } from "../lib/train/trainer.ts";
+import { bitnetCompress } from "../lib/compress/bitnet.ts";
+import { type CompressionOption, compressToTarget, STANDARD_OPTIONS } from "../lib/compress/pipeline.ts";
+import { seedlmCompress } from "../lib/compress/seedlm.ts";
+import { vptqCompress } from "../lib/compress/vptq.ts";
+import { batchExamples, generateExamples } from "../datasets/manager.ts";
+import { ByteTokenizer } from "../datasets/tokenizers/byte.ts";
+import { writeJsonAtomic } from "../lib/util/fs.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    steps: { type: "string", default: "400" },
+    "qat-steps": { type: "string", default: "200" },
+    seed: { type: "string", default: "0" },
+    json: { type: "string" },
+  },
+});
+const steps = Number(values.steps), qatSteps = Number(values["qat-steps"]), seed = Number(values.seed);
+const info = await initBackend("auto");
+const tok = new ByteTokenizer();
+const SEQ = 48, BATCH = 32;
+const cfg: DecoderConfig = { ...SMALL_DECODER, vocabSize: tok.vocabSize, maxSeqLen: SEQ };
+const windows = (n: number, s: number) => batchExamples(generateExamples("sanity", n, s), tok, { seqLen: SEQ, pack: true });
+const trainSet = windows(20000, seed), testSet = windows(1500, seed + 1000);
+
+type Batch = { x: tf.Tensor2D; y: tf.Tensor2D; m: tf.Tensor2D };
+const rowsOf = (w: ReturnType<typeof windows>, start: number, n: number): Batch => {
+  const idx = Array.from({ length: n }, (_, i) => (start + i) % w.count);
+  const take = (a: Int32Array | Float32Array) => idx.flatMap((r) => Array.from(a.subarray(r * SEQ, (r + 1) * SEQ)));
+  return {
+    x: tf.tensor2d(take(w.ids), [n, SEQ], "int32"),
+    y: tf.tensor2d(take(w.targets), [n, SEQ], "int32"),
+    m: tf.tensor2d(take(w.mask), [n, SEQ]),
+  };
+};
+
+/** Answer-token accuracy (teacher forced) on the held-out windows. */
+async function accuracy(model: Decoder): Promise<number> {
+  let hit = 0, total = 0;
+  for (let s = 0; s < testSet.count; s += 256) {
+    const n = Math.min(256, testSet.count - s);
+    const [h, t] = tf.tidy(() => {
+      const b = rowsOf(testSet, s, n);
+      const pred = tf.argMax(model.forward(b.x).logits, -1); // [n, SEQ]
+      const ok = tf.mul(tf.cast(tf.equal(pred, b.y), "float32"), b.m);
+      return [tf.sum(ok), tf.sum(b.m)];
+    });
+    hit += (await h.data())[0];
+    total += (await t.data())[0];
+    tf.dispose([h, t]);
+  }
+  return hit / total;
+}
+
+const model = new Decoder(cfg, seed);
+const lossOf = (b: Batch) => model.loss(b.x, b.y, b.m);
+console.error(
+  `${describeBackend(info)}\ntraining the dense model (${model.params.count().toLocaleString("en-US")} parameters, ${steps} steps)...`,
+);
+await train({ params: model.params, batch: (s) => rowsOf(trainSet, s * BATCH, BATCH), loss: lossOf, tokensPerBatch: BATCH * SEQ }, {
+  ...DEFAULT_TRAIN,
+  steps,
+  lr: 3e-3,
+  minLr: 3e-4,
+  warmupSteps: 20,
+  logEvery: 50,
+}, { label: "dense" });
+const dense = await model.params.toHost();
+const denseAcc = await accuracy(model);
+const denseBytes = [...dense.values()].reduce((s, t) => s + t.data.length * 4, 0);
+
+interface Row {
+  variant: string;
+  accuracy: number;
+  retention: number;
+  bytes: number;
+  ratio: number;
+}
+const rows: Row[] = [{ variant: "dense f32", accuracy: denseAcc, retention: 1, bytes: denseBytes, ratio: 1 }];
+
+/** Compresses every eligible matrix with `option` (no size target: one setting everywhere) and evaluates. */
+async function evaluate(variant: string, weights: Map<string, HostTensor>, option: CompressionOption): Promise<void> {
+  const { plan, file } = compressToTarget(weights, { targetBytes: 1, options: [option] }); // smallest candidate everywhere
+  const rec = new Map(weights);
+  for (const e of plan.entries) if (e.chosen.layer) rec.set(e.name, { shape: e.shape, data: e.chosen.layer.decompress() });
+  model.params.load(rec, { source: variant });
+  const acc = await accuracy(model);
+  rows.push({ variant, accuracy: acc, retention: acc / denseAcc, bytes: file.byteLength, ratio: denseBytes / file.byteLength });
+  console.error(`  ${variant}: accuracy ${acc.toFixed(4)}`);
+}
+
+console.error("compressing...");
+await evaluate("SeedLM C 8 P 3 (4 bits)", dense, { label: "seedlm C8 P3", compress: (m) => seedlmCompress(m, { C: 8, P: 3 }) });
+await evaluate("VPTQ v 2 k 256 (4 bits)", dense, { label: "vptq v2 k256", compress: (m) => vptqCompress(m, { v: 2, k: 256, seed }) });
+await evaluate("SeedLM C 12 P 4 (3 bits)", dense, STANDARD_OPTIONS.seedlm[1]);
+await evaluate("VPTQ v 2 k 64 (3 bits)", dense, STANDARD_OPTIONS.vptq[1]);
+const ternary: CompressionOption = {
+  label: "bitnet base3/column",
+  compress: (m) => bitnetCompress(m, { packing: "base3", scale: "column" }),
+};
+await evaluate("BitNet b1.58 post-training", dense, ternary);
+
+// Quantization-aware fine-tuning: the forward pass and gradients at the ternary weights, the
+// update applied to the latent float weights (the straight-through estimator).
+console.error(`BitNet quantization-aware fine-tuning (${qatSteps} steps)...`);
+model.params.load(dense, { source: "dense" });
+const quantized = [...dense].filter(([, t]) => t.shape.length === 2 && t.data.length >= 4096).map(([n]) => n);
+const opt = new AdamW({ beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 });
+const vars = [...model.params.vars.values()];
+for (let s = 0; s < qatSteps; s++) {
+  const latent = new Map<string, tf.Tensor>();
+  for (const name of quantized) {
+    const v = model.params.get(name);
+    latent.set(name, tf.clone(v));
+    const host = { rows: v.shape[0], cols: v.shape[1]!, data: (await v.data()) as Float32Array };
+    v.assign(tf.tensor(ternary.compress(host).decompress(), v.shape));
+  }
+  const { value, grads } = tf.tidy(() => tf.variableGrads(() => lossOf(rowsOf(trainSet, (steps + s) * BATCH, BATCH)) as tf.Scalar, vars));
+  for (const [name, t] of latent) model.params.get(name).assign(t);
+  tf.dispose([...latent.values()]);
+  const named: GradMap = new Map();
+  for (const [name, v] of model.params.vars) named.set(name, grads[v.name]);
+  opt.step(model.params.vars, named, 1e-3);
+  if (s % 50 === 0) console.error(`  qat ${s}: loss ${(await value.data())[0].toFixed(4)}`);
+  tf.dispose([value, ...Object.values(grads)]);
+}
+await evaluate("BitNet b1.58 after QAT", await model.params.toHost(), ternary);
+
+console.log(`\naccuracy retention on held-out sanity tasks (answer tokens), ${describeBackend(info)}`);
+console.log("variant".padEnd(30) + "accuracy".padStart(10) + "retention".padStart(11) + "bytes".padStart(10) + "x smaller".padStart(11));
+for (const r of rows) {
+  console.log(
+    r.variant.padEnd(30) + r.accuracy.toFixed(4).padStart(10) + `${(r.retention * 100).toFixed(1)}%`.padStart(11) +
+      r.bytes.toLocaleString("en-US").padStart(10) + r.ratio.toFixed(2).padStart(11),
+  );
+}
+if (values.json) await writeJsonAtomic(values.json, { backend: info, rows });
