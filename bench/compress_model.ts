@@ -34,7 +34,7 @@ const { values } = parseArgs({
   },
 });
 const steps = Number(values.steps), qatSteps = Number(values["qat-steps"]), seed = Number(values.seed);
-const info = await initBackend("auto");
+const info = await initBackend("auto", { quiet: true });
 const tok = new ByteTokenizer();
 const SEQ = 48, BATCH = 32;
 const cfg: DecoderConfig = { ...SMALL_DECODER, vocabSize: tok.vocabSize, maxSeqLen: SEQ };

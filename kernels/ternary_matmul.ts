@@ -23,7 +23,7 @@ import {
   storageBuffer,
   uniformBuffer,
 } from "./device.ts";
-import { checkDims, DEFAULT_R, type MatmulDims, tiledGrid, tiledMatmulSource, type TileR } from "./matmul.ts";
+import { checkDims, DEFAULT_R, type MatmulDims, matmulRef, tiledGrid, tiledMatmulSource, type TileR } from "./matmul.ts";
 
 /** u32 words per row of W: ceil(N / 16). */
 export function ternaryWordsPerRow(N: number): number {
@@ -58,19 +58,9 @@ export function unpackTernary(codes: Uint32Array, K: number, N: number): Int8Arr
 
 /** Reference y = x (unpack(codes) - 1) * scale, accumulated in f64. `scale` has length 1 or N. */
 export function ternaryMatmulRef(x: ArrayLike<number>, codes: Uint32Array, scale: ArrayLike<number>, dims: MatmulDims): Float32Array {
-  const { M, K, N } = dims;
-  const t = unpackTernary(codes, K, N);
-  const perColumn = scaleMode(scale.length, N, "ternaryMatmulRef");
-  const y = new Float32Array(M * N);
-  const row = new Float64Array(N);
-  for (let m = 0; m < M; m++) {
-    row.fill(0);
-    for (let k = 0; k < K; k++) {
-      const xv = x[m * K + k];
-      for (let n = 0; n < N; n++) row[n] += xv * t[k * N + n];
-    }
-    for (let n = 0; n < N; n++) y[m * N + n] = row[n] * scale[perColumn ? n : 0];
-  }
+  const perColumn = scaleMode(scale.length, dims.N, "ternaryMatmulRef");
+  const y = matmulRef(x, unpackTernary(codes, dims.K, dims.N), dims);
+  for (let i = 0; i < y.length; i++) y[i] *= scale[perColumn ? i % dims.N : 0];
   return y;
 }
 

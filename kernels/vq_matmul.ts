@@ -24,7 +24,7 @@ import {
   storageBuffer,
   uniformBuffer,
 } from "./device.ts";
-import { checkDims, DEFAULT_R, type MatmulDims, tiledGrid, tiledMatmulSource, type TileR } from "./matmul.ts";
+import { checkDims, DEFAULT_R, type MatmulDims, matmulRef, tiledGrid, tiledMatmulSource, type TileR } from "./matmul.ts";
 
 /** Sizes of a VQ product: the matmul's plus the vector length v. */
 export interface VqDims extends MatmulDims {
@@ -53,19 +53,7 @@ export function vqDecodeRef(idx: Uint32Array, codebook: Float32Array, K: number,
 
 /** Reference y = x W with W decoded by `vqDecodeRef`, accumulated in f64. */
 export function vqMatmulRef(x: ArrayLike<number>, idx: Uint32Array, codebook: Float32Array, dims: VqDims): Float32Array {
-  const { M, K, N, v } = dims;
-  const w = vqDecodeRef(idx, codebook, K, N, v);
-  const y = new Float32Array(M * N);
-  const row = new Float64Array(N);
-  for (let m = 0; m < M; m++) {
-    row.fill(0);
-    for (let k = 0; k < K; k++) {
-      const xv = x[m * K + k];
-      for (let n = 0; n < N; n++) row[n] += xv * w[k * N + n];
-    }
-    y.set(row, m * N);
-  }
-  return y;
+  return matmulRef(x, vqDecodeRef(idx, codebook, dims.K, dims.N, dims.v), dims);
 }
 
 /** The VQ kernel's WGSL: binding 3 = indices (u32), 4 = codebook (f32); dims.extra = v. */
