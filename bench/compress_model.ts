@@ -7,7 +7,7 @@
  * estimator), and held-out answer-token accuracy is measured with the reconstructed weights.
  * Prints accuracy, retention (compressed / dense) and the serialized size of every variant.
  *
- * Options: --steps N (dense training, default 400)  --qat-steps N (default 200)  --seed N  --json FILE
+ * Options: --steps N (dense training, default 2000)  --qat-steps N (default 1000)  --seed N  --json FILE
  */
 import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "node:util";
@@ -27,8 +27,8 @@ import { writeJsonAtomic } from "../lib/util/fs.ts";
 const { values } = parseArgs({
   args: Deno.args,
   options: {
-    steps: { type: "string", default: "400" },
-    "qat-steps": { type: "string", default: "200" },
+    steps: { type: "string", default: "2000" },
+    "qat-steps": { type: "string", default: "1000" },
     seed: { type: "string", default: "0" },
     json: { type: "string" },
   },
