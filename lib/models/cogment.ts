@@ -20,7 +20,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { Decoder, type DecoderConfig, SMALL_DECODER, validateDecoderConfig } from "../nn/decoder.ts";
-import { crossEntropy, layerNorm, linear } from "../nn/layers.ts";
+import { layerNorm, linear, tokenCrossEntropy } from "../nn/layers.ts";
 import type { ParamSet } from "../nn/params.ts";
 import { actConfig, actLoop, addHaltingUnit, type HaltingWeights, type ShouldContinue } from "./act.ts";
 import { GatedLTM, gatedLtmConfig, type GatedLTMStats } from "./gated_ltm.ts";
@@ -274,12 +274,7 @@ export class Cogment {
    */
   lossParts(ids: tf.Tensor2D, targets: tf.Tensor2D, mask?: tf.Tensor2D): { loss: tf.Scalar; ce: tf.Scalar; out: CogmentOutput } {
     const out = this.forward(ids);
-    const V = this.cfg.vocabSize;
-    const ce = crossEntropy(
-      tf.reshape(out.logits, [-1, V]) as tf.Tensor2D, // [B*T, V]
-      tf.reshape(targets, [-1]) as tf.Tensor1D, // [B*T]
-      mask ? tf.reshape(mask, [-1]) as tf.Tensor1D : undefined,
-    );
+    const ce = tokenCrossEntropy(out.logits, targets, mask);
     let loss: tf.Tensor = tf.add(ce, tf.mul(out.halting.ponder, this.cfg.depthTau));
     if (out.refinement.ponder) loss = tf.add(loss, tf.mul(out.refinement.ponder, this.cfg.refineTau));
     return { loss: loss as tf.Scalar, ce, out };

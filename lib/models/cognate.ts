@@ -19,7 +19,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { Decoder, type DecoderConfig, SMALL_DECODER, validateDecoderConfig } from "../nn/decoder.ts";
-import { crossEntropy } from "../nn/layers.ts";
+import { tokenCrossEntropy } from "../nn/layers.ts";
 import type { ParamSet } from "../nn/params.ts";
 import { type ModelSection, type Preset, resolveConfig } from "../pipeline/config.ts";
 import { actConfig, type ShouldContinue } from "./act.ts";
@@ -370,12 +370,7 @@ export class Cognate {
    */
   lossParts(ids: tf.Tensor2D, targets: tf.Tensor2D, mask?: tf.Tensor2D): { loss: tf.Scalar; ce: tf.Scalar; out: CognateOutput } {
     const out = this.forward(ids);
-    const V = this.cfg.vocabSize;
-    const ce = crossEntropy(
-      tf.reshape(out.logits, [-1, V]) as tf.Tensor2D, // [B*T, V]
-      tf.reshape(targets, [-1]) as tf.Tensor1D, // [B*T]
-      mask ? tf.reshape(mask, [-1]) as tf.Tensor1D : undefined,
-    );
+    const ce = tokenCrossEntropy(out.logits, targets, mask);
     const ponder = out.extras.ponder;
     const loss = ponder ? tf.add(ce, tf.mul(ponder, this.cfg.ponderTau)) : ce; // CE + tau * (N + R)
     return { loss: loss as tf.Scalar, ce, out };

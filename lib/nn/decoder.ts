@@ -5,7 +5,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { causalSelfAttention, type RopeOptions } from "./attention.ts";
-import { crossEntropy, embedding, gelu, layerNorm, linear, rmsNorm, silu } from "./layers.ts";
+import { embedding, gelu, layerNorm, linear, rmsNorm, silu, tokenCrossEntropy } from "./layers.ts";
 import { ParamSet } from "./params.ts";
 
 export interface DecoderConfig {
@@ -193,10 +193,6 @@ export class Decoder {
   /** Mean next-token cross-entropy. ids, targets int32 [B, T]; mask float [B, T] (1 = counts). */
   loss(ids: tf.Tensor2D, targets: tf.Tensor2D, mask?: tf.Tensor2D): tf.Scalar {
     const { logits } = this.forward(ids);
-    return crossEntropy(
-      tf.reshape(logits, [-1, this.cfg.vocabSize]) as tf.Tensor2D,
-      tf.reshape(targets, [-1]) as tf.Tensor1D,
-      mask ? tf.reshape(mask, [-1]) as tf.Tensor1D : undefined,
-    );
+    return tokenCrossEntropy(logits, targets, mask);
   }
 }

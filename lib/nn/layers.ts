@@ -45,28 +45,13 @@ export function matMulFast(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
   return f(x, w) as tf.Tensor2D;
 }
 
-/** x [N, in] @ w [in, out] + b [out] with an explicit gradient; db is a column sum of dy. */
-function affineFast(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D): tf.Tensor2D {
-  const f = tf.customGrad(
-    (
-      xi: tf.Tensor | tf.GradSaveFunc,
-      wi: tf.Tensor | tf.GradSaveFunc,
-      bi: tf.Tensor | tf.GradSaveFunc,
-      save: tf.Tensor | tf.GradSaveFunc,
-    ) => {
-      const [a, m] = [xi as tf.Tensor2D, wi as tf.Tensor2D];
-      (save as tf.GradSaveFunc)([a, m]);
-      return {
-        value: tf.add(tf.matMul(a, m), bi as tf.Tensor), // [N, out]
-        gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-          const [aS, mS] = saved as tf.Tensor2D[];
-          const g = dy as tf.Tensor2D; // [N, out]
-          return [matMulT(g, mS, false, true), matMulT(aS, g, true, false), columnSum(g)]; // [N, in], [in, out], [out]
-        },
-      };
-    },
-  );
-  return f(x, w, b) as tf.Tensor2D;
+/** y [N, out] + b [out] with an explicit gradient: db is a column sum of dy (tfjs-wasm's Sum transposes first). */
+function addBias(y: tf.Tensor2D, b: tf.Tensor1D): tf.Tensor2D {
+  const f = tf.customGrad((yi: tf.Tensor | tf.GradSaveFunc, bi: tf.Tensor | tf.GradSaveFunc) => ({
+    value: tf.add(yi as tf.Tensor, bi as tf.Tensor), // [N, out]
+    gradFunc: (dy: tf.Tensor | tf.Tensor[]) => [dy as tf.Tensor, columnSum(dy as tf.Tensor2D)], // [N, out], [out]
+  }));
+  return f(y, b) as tf.Tensor2D;
 }
 
 /** y = x W + b over the last axis. x [..., in], w [in, out], b [out] -> [..., out]. */
@@ -74,7 +59,8 @@ export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
   const [inDim, outDim] = w.shape as [number, number];
   const lead = x.shape.slice(0, -1) as number[];
   const x2 = tf.reshape(x, [-1, inDim]) as tf.Tensor2D; // [N, in]
-  const y = b ? affineFast(x2, w as tf.Tensor2D, b as tf.Tensor1D) : matMulFast(x2, w as tf.Tensor2D); // [N, out]
+  const xw = matMulFast(x2, w as tf.Tensor2D); // [N, out]
+  const y = b ? addBias(xw, b as tf.Tensor1D) : xw;
   return tf.reshape(y, [...lead, outDim]);
 }
 
@@ -207,4 +193,14 @@ export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, weights?
     };
   });
   return f(logits) as tf.Scalar;
+}
+
+/** `crossEntropy` over a sequence batch: logits [B, T, V], targets int32 [B, T], optional mask [B, T]. */
+export function tokenCrossEntropy(logits: tf.Tensor, targets: tf.Tensor, mask?: tf.Tensor): tf.Scalar {
+  const vocab = logits.shape[logits.shape.length - 1];
+  return crossEntropy(
+    tf.reshape(logits, [-1, vocab]) as tf.Tensor2D, // [B*T, V]
+    tf.reshape(targets, [-1]) as tf.Tensor1D, // [B*T]
+    mask ? tf.reshape(mask, [-1]) as tf.Tensor1D : undefined,
+  );
 }
