@@ -5,7 +5,14 @@
  * that rate, MSE / D(R), and the Lloyd-Max scalar quantizer at the nearest integer rate.
  * Writes the table as an HTML plot (log MSE against bits per weight).
  *
- * Options: --rows N --cols N (matrix size, default 512 x 512)  --seed N  --out FILE.html  --json FILE
+ * Two matrix sizes: every method on the small matrix (default 512 x 512), and the 2-bit VPTQ
+ * settings again on a realistic layer shape (default 2048 x 2048), where a codebook of a few
+ * KB costs a few thousandths of a bit per weight instead of a few hundredths.
+ * VPTQ-EC is VPTQ with entropy-coded indices (ECVQ codebook training, rANS-coded indices, the
+ * codebook and frequency table counted); its target is the serialized bits per weight.
+ *
+ * Options: --rows N --cols N (small matrix, default 512 x 512)  --large RxC (default 2048x2048;
+ *          0 skips)  --seed N  --out FILE.html  --json FILE
  */
 import { parseArgs } from "node:util";
 import { dirname } from "node:path";
@@ -23,17 +30,32 @@ const { values } = parseArgs({
     rows: { type: "string", default: "512" },
     cols: { type: "string", default: "512" },
     seed: { type: "string", default: "0" },
+    large: { type: "string", default: "2048x2048" },
     out: { type: "string", default: "runs/bench-compress/rate_distortion.html" },
     json: { type: "string" },
   },
 });
 const rows = Number(values.rows), cols = Number(values.cols), seed = Number(values.seed);
+const largeShape = values.large === "0" ? undefined : /^(\d+)x(\d+)$/.exec(values.large!);
+if (values.large !== "0" && !largeShape) throw new Error(`--large: '${values.large}' is not ROWSxCOLS (or 0 to skip)`);
+for (const [name, v] of [["rows", rows], ["cols", cols], ["seed", seed]] as const) {
+  if (!Number.isInteger(v) || v < (name === "seed" ? 0 : 1)) {
+    throw new Error(`--${name} = ${v}: expected a ${name === "seed" ? "non-negative" : "positive"} integer`);
+  }
+}
 
 /** Lloyd-Max scalar quantizer MSE on N(0, 1) at 1-4 bits (Max, 1960). */
 const LLOYD_MAX: Record<number, number> = { 1: 0.3634, 2: 0.1175, 3: 0.03455, 4: 0.009501 };
 
 const m: Matrix = { rows, cols, data: new Rng(seed).normals(rows * cols) };
-const methods: { method: string; setting: string; run: () => CompressedLayer }[] = [
+const big: Matrix | undefined = largeShape
+  ? {
+    rows: Number(largeShape[1]),
+    cols: Number(largeShape[2]),
+    data: new Rng(seed + 1).normals(Number(largeShape[1]) * Number(largeShape[2])),
+  }
+  : undefined;
+const methods: { method: string; setting: string; matrix?: Matrix; run: () => CompressedLayer }[] = [
   {
     method: "BitNet b1.58",
     setting: "2-bit packing, per-matrix scale",
@@ -50,11 +72,36 @@ const methods: { method: string; setting: string; run: () => CompressedLayer }[]
   { method: "VPTQ", setting: "v 4, k 256 (2 bits)", run: () => vptqCompress(m, { v: 4, k: 256, seed }) },
   { method: "VPTQ", setting: "v 4, k 256 + residual 256 (4 bits)", run: () => vptqCompress(m, { v: 4, k: 256, residualK: 256, seed }) },
   { method: "VPTQ", setting: "v 2, k 64 (3 bits)", run: () => vptqCompress(m, { v: 2, k: 64, seed }) },
+  { method: "VPTQ-EC", setting: "v 2, target 2.0 bits", run: () => vptqCompress(m, { v: 2, k: 48, entropyBits: 2, seed }) },
 ];
+if (big) {
+  const shape = `${big.rows}x${big.cols}`;
+  methods.push(
+    {
+      method: "VPTQ",
+      setting: `v 4, k 256, ${shape}, 131k-vector sample`,
+      matrix: big,
+      run: () => vptqCompress(big, { v: 4, k: 256, seed, trainingVectors: 131072 }),
+    },
+    {
+      method: "VPTQ-EC",
+      setting: `v 2, target 2.0 bits, ${shape}`,
+      matrix: big,
+      run: () => vptqCompress(big, { v: 2, k: 48, entropyBits: 2, seed, trainingVectors: 262144 }),
+    },
+    {
+      method: "VPTQ-EC",
+      setting: `v 3, target 2.0 bits, ${shape}`,
+      matrix: big,
+      run: () => vptqCompress(big, { v: 3, k: 512, entropyBits: 2, seed, trainingVectors: 262144 }),
+    },
+  );
+}
 
 interface Row {
   method: string;
   setting: string;
+  shape: string;
   bits: number;
   mse: number;
   bound: number;
@@ -63,9 +110,11 @@ interface Row {
   seconds: number;
 }
 const rowsOut: Row[] = [];
-console.log(`rate-distortion on N(0, 1), ${rows} x ${cols}, seed ${seed}`);
 console.log(
-  "method".padEnd(14) + "setting".padEnd(38) + "bits/w".padStart(8) + "MSE".padStart(10) + "D(R)".padStart(10) + "MSE/D(R)".padStart(10) +
+  `rate-distortion on N(0, 1), ${rows} x ${cols}${big ? ` (and ${big.rows} x ${big.cols} where the setting says so)` : ""}, seed ${seed}`,
+);
+console.log(
+  "method".padEnd(14) + "setting".padEnd(46) + "bits/w".padStart(8) + "MSE".padStart(10) + "D(R)".padStart(10) + "MSE/D(R)".padStart(10) +
     "Lloyd-Max".padStart(11) + "s".padStart(7),
 );
 for (const x of methods) {
@@ -73,14 +122,25 @@ for (const x of methods) {
   const layer = x.run();
   const seconds = (performance.now() - t0) / 1000;
   const bits = bitsPerWeight(layer);
-  const err = mse(layer.decompress(), m.data);
+  const target = x.matrix ?? m;
+  const err = mse(layer.decompress(), target.data);
   const bound = 2 ** (-2 * bits);
   const lm = LLOYD_MAX[Math.round(bits)];
-  const r: Row = { method: x.method, setting: x.setting, bits, mse: err, bound, ratio: err / bound, lloydMax: lm, seconds };
+  const r: Row = {
+    method: x.method,
+    setting: x.setting,
+    shape: `${target.rows}x${target.cols}`,
+    bits,
+    mse: err,
+    bound,
+    ratio: err / bound,
+    lloydMax: lm,
+    seconds,
+  };
   rowsOut.push(r);
   console.log(
-    r.method.padEnd(14) + r.setting.padEnd(38) + bits.toFixed(3).padStart(8) + err.toFixed(5).padStart(10) + bound.toFixed(5).padStart(10) +
-      r.ratio.toFixed(2).padStart(10) + (lm === undefined ? "" : lm.toFixed(5)).padStart(11) + seconds.toFixed(1).padStart(7),
+    r.method.padEnd(14) + r.setting.padEnd(46) + bits.toFixed(3).padStart(8) + err.toFixed(5).padStart(10) + bound.toFixed(5).padStart(10) +
+      r.ratio.toFixed(3).padStart(10) + (lm === undefined ? "" : lm.toFixed(5)).padStart(11) + seconds.toFixed(1).padStart(7),
   );
 }
 

@@ -5,19 +5,38 @@
  * compressed at 4 bits (SeedLM C 8 P 3, VPTQ v 2 k 256), 3 bits, or ternary (BitNet
  * post-training, and BitNet after quantization-aware fine-tuning with the straight-through
  * estimator), and held-out answer-token accuracy is measured with the reconstructed weights.
- * Prints accuracy, retention (compressed / dense) and the serialized size of every variant.
+ * Prints accuracy, retention (compressed / dense) and the serialized size of every variant, and
+ * the speed of compressed inference against dense (`measureInference`, lib/compress/inference.ts):
+ * median ms of one forward pass on the same batch (8 x 48 tokens, logits read back), dense and
+ * compressed alternating, 5 repetitions after a warm-up. On the webgpu backend the compressed
+ * matmuls run in the WGSL kernels (mode "kernels"); elsewhere the weights are decompressed once
+ * (mode "reconstructed", the same work as dense).
  *
- * Options: --steps N (dense training, default 2000)  --qat-steps N (default 1000)  --seed N  --json FILE
+ * With --webgpu-speed the compressed files are also timed through the WGSL kernels: a child
+ * process of this script (`--speed-child DIR`, so WebGPU never shares a process with the wasm or
+ * cpu backend) loads each file still compressed and runs `measureInference` on tfjs-webgpu.
+ *
+ * Options: --steps N (dense training, default 2000)  --qat-steps N (default 1000)  --seed N
+ *          --backend auto|webgpu|wasm|cpu (default auto)  --speed-reps N (default 5)
+ *          --webgpu-speed (also time the kernels on WebGPU)  --json FILE
  */
 import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "node:util";
-import { describeBackend, initBackend } from "../lib/backend/mod.ts";
+import { describeBackend, initBackend, parseBackend } from "../lib/backend/mod.ts";
 import { Decoder, type DecoderConfig, SMALL_DECODER } from "../lib/nn/decoder.ts";
 import type { HostTensor } from "../lib/nn/params.ts";
 import { AdamW, type GradMap } from "../lib/train/optim.ts";
 import { DEFAULT_TRAIN, train } from "../lib/train/trainer.ts";
 import { bitnetCompress } from "../lib/compress/bitnet.ts";
-import { type CompressionOption, compressToTarget, STANDARD_OPTIONS } from "../lib/compress/pipeline.ts";
+import {
+  compressedLayers,
+  type CompressionOption,
+  compressToTarget,
+  loadCompressedLayers,
+  STANDARD_OPTIONS,
+} from "../lib/compress/pipeline.ts";
+import { decodeSafetensors, encodeSafetensors } from "../lib/train/safetensors.ts";
+import { type InferenceSpeed, measureInference } from "../lib/compress/inference.ts";
 import { seedlmCompress } from "../lib/compress/seedlm.ts";
 import { vptqCompress } from "../lib/compress/vptq.ts";
 import { batchExamples, generateExamples } from "../datasets/manager.ts";
@@ -30,11 +49,39 @@ const { values } = parseArgs({
     steps: { type: "string", default: "2000" },
     "qat-steps": { type: "string", default: "1000" },
     seed: { type: "string", default: "0" },
+    backend: { type: "string", default: "auto" },
+    "speed-reps": { type: "string", default: "5" },
+    "webgpu-speed": { type: "boolean", default: false },
+    "speed-child": { type: "string" },
     json: { type: "string" },
   },
 });
+const SPEED_BATCH = 8;
+if (values["speed-child"]) {
+  await speedChild(values["speed-child"]);
+  Deno.exit(0);
+}
+
+/** Child mode: times every variant of DIR/manifest.json through the kernels on tfjs-webgpu; one JSON line per variant. */
+async function speedChild(dir: string): Promise<void> {
+  await initBackend("webgpu", { quiet: true });
+  const m = JSON.parse(await Deno.readTextFile(`${dir}/manifest.json`)) as {
+    cfg: DecoderConfig;
+    seqLen: number;
+    reps: number;
+    variants: { variant: string; file: string }[];
+  };
+  const dense = decodeSafetensors(await Deno.readFile(`${dir}/dense.safetensors`)).tensors;
+  for (const v of m.variants) {
+    const { layers } = loadCompressedLayers(await Deno.readFile(v.file), v.file);
+    const speed = await measureInference(m.cfg, dense, layers, { batch: SPEED_BATCH, seqLen: m.seqLen, reps: m.reps });
+    console.log(JSON.stringify({ variant: v.variant, speed }));
+  }
+}
 const steps = Number(values.steps), qatSteps = Number(values["qat-steps"]), seed = Number(values.seed);
-const info = await initBackend("auto", { quiet: true });
+const speedReps = Number(values["speed-reps"]);
+if (!Number.isInteger(speedReps) || speedReps < 1) throw new Error(`--speed-reps = ${values["speed-reps"]}: expected a positive integer`);
+const info = await initBackend(parseBackend(values.backend!, "--backend"), { quiet: true });
 const tok = new ByteTokenizer();
 const SEQ = 48, BATCH = 32;
 const cfg: DecoderConfig = { ...SMALL_DECODER, vocabSize: tok.vocabSize, maxSeqLen: SEQ };
@@ -93,6 +140,11 @@ interface Row {
   retention: number;
   bytes: number;
   ratio: number;
+  speed?: InferenceSpeed;
+  /** The serialized compressed model (for the WebGPU timing). */
+  file?: Uint8Array;
+  /** Forward-pass timing through the kernels on WebGPU (--webgpu-speed). */
+  webgpu?: InferenceSpeed;
 }
 const rows: Row[] = [{ variant: "dense f32", accuracy: denseAcc, retention: 1, bytes: denseBytes, ratio: 1 }];
 
@@ -103,8 +155,19 @@ async function evaluate(variant: string, weights: Map<string, HostTensor>, optio
   for (const e of plan.entries) if (e.chosen.layer) rec.set(e.name, { shape: e.shape, data: e.chosen.layer.decompress() });
   model.params.load(rec, { source: variant });
   const acc = await accuracy(model);
-  rows.push({ variant, accuracy: acc, retention: acc / denseAcc, bytes: file.byteLength, ratio: denseBytes / file.byteLength });
-  console.error(`  ${variant}: accuracy ${acc.toFixed(4)}`);
+  const speed = await measureInference(cfg, weights, compressedLayers(plan), { batch: SPEED_BATCH, seqLen: SEQ, reps: speedReps, seed });
+  rows.push({
+    variant,
+    accuracy: acc,
+    retention: acc / denseAcc,
+    bytes: file.byteLength,
+    ratio: denseBytes / file.byteLength,
+    speed,
+    file,
+  });
+  console.error(
+    `  ${variant}: accuracy ${acc.toFixed(4)}, forward ${speed.compressedMs.toFixed(1)} ms vs dense ${speed.denseMs.toFixed(1)} ms`,
+  );
 }
 
 console.error("compressing...");
@@ -145,11 +208,63 @@ for (let s = 0; s < qatSteps; s++) {
 await evaluate("BitNet b1.58 after QAT", await model.params.toHost(), ternary);
 
 console.log(`\naccuracy retention on held-out sanity tasks (answer tokens), ${describeBackend(info)}`);
-console.log("variant".padEnd(30) + "accuracy".padStart(10) + "retention".padStart(11) + "bytes".padStart(10) + "x smaller".padStart(11));
+const mode = rows.find((r) => r.speed)?.speed?.mode ?? "-";
+console.log(
+  `forward pass: batch 8 x ${SEQ} tokens, median of ${speedReps}, compressed matmuls ${
+    mode === "kernels" ? "in the WGSL kernels" : "on decompressed weights"
+  } (${mode})`,
+);
+console.log(
+  "variant".padEnd(30) + "accuracy".padStart(10) + "retention".padStart(11) + "bytes".padStart(10) + "x smaller".padStart(11) +
+    "dense ms".padStart(10) + "compr. ms".padStart(11) + "speedup".padStart(9) + "prepare ms".padStart(12),
+);
 for (const r of rows) {
+  const s = r.speed;
   console.log(
     r.variant.padEnd(30) + r.accuracy.toFixed(4).padStart(10) + `${(r.retention * 100).toFixed(1)}%`.padStart(11) +
-      r.bytes.toLocaleString("en-US").padStart(10) + r.ratio.toFixed(2).padStart(11),
+      r.bytes.toLocaleString("en-US").padStart(10) + r.ratio.toFixed(2).padStart(11) +
+      (s ? s.denseMs.toFixed(1) : "").padStart(10) + (s ? s.compressedMs.toFixed(1) : "").padStart(11) +
+      (s ? `x${s.speedup.toFixed(2)}` : "").padStart(9) + (s ? s.prepareMs.toFixed(0) : "").padStart(12),
   );
 }
-if (values.json) await writeJsonAtomic(values.json, { backend: info, rows });
+if (values["webgpu-speed"]) await webgpuSpeed();
+if (values.json) await writeJsonAtomic(values.json, { backend: info, rows: rows.map(({ file: _, ...r }) => r) });
+
+/** Times every compressed variant through the kernels on WebGPU in a child process (see the module doc) and prints the table. */
+async function webgpuSpeed(): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "compress-speed-" });
+  try {
+    const variants = rows.filter((r) => r.file).map((r, i) => ({ variant: r.variant, file: `${dir}/v${i}.afc`, bytes: r.file! }));
+    for (const v of variants) await Deno.writeFile(v.file, v.bytes);
+    await Deno.writeFile(`${dir}/dense.safetensors`, encodeSafetensors(dense));
+    const manifest = { cfg, seqLen: SEQ, reps: speedReps, variants: variants.map(({ variant, file }) => ({ variant, file })) };
+    await Deno.writeTextFile(`${dir}/manifest.json`, JSON.stringify(manifest));
+    console.error("timing the kernels on WebGPU (child process)...");
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL(import.meta.url).pathname, "--speed-child", dir],
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+    if (!out.success) throw new Error(`bench/compress_model: the WebGPU timing child failed (exit ${out.code})`);
+    for (const line of new TextDecoder().decode(out.stdout).split("\n")) {
+      if (!line.startsWith("{")) continue;
+      const r = JSON.parse(line) as { variant: string; speed: InferenceSpeed };
+      rows.find((x) => x.variant === r.variant)!.webgpu = r.speed;
+    }
+    const first = rows.find((r) => r.webgpu)?.webgpu;
+    console.log(`\nWebGPU (${first?.mode ?? "-"}), batch ${SPEED_BATCH} x ${SEQ} tokens, median of ${speedReps}: forward ms`);
+    console.log(
+      "variant".padEnd(30) + "dense ms".padStart(10) + "kernels ms".padStart(12) + "speedup".padStart(9) + "prepare ms".padStart(12),
+    );
+    for (const r of rows) {
+      if (!r.webgpu) continue;
+      const s = r.webgpu;
+      console.log(
+        r.variant.padEnd(30) + s.denseMs.toFixed(1).padStart(10) + s.compressedMs.toFixed(1).padStart(12) +
+          `x${s.speedup.toFixed(2)}`.padStart(9) + s.prepareMs.toFixed(0).padStart(12),
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}

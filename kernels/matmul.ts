@@ -164,6 +164,22 @@ export interface MatmulBuffers {
   c: GPUBuffer;
 }
 
+/** The dense kernel's compiled pipeline for tile specialization `r` (cached per device). */
+export function matmulPipeline(device: GPUDevice, r: TileR = DEFAULT_R): Promise<GPUComputePipeline> {
+  return getPipeline(device, "matmul", { r }, () => matmulSource(r));
+}
+
+/** Records C = A B on existing buffers with a pipeline from `matmulPipeline(device, r)`; synchronous. */
+export function matmulRecord(device: GPUDevice, pipeline: GPUComputePipeline, bufs: MatmulBuffers, dims: MatmulDims, r: TileR): Dispatch {
+  checkDims(dims, "matmul");
+  const { M, K, N } = dims;
+  needWords(bufs.a, M * K, "matmul a");
+  needWords(bufs.b, K * N, "matmul b");
+  needWords(bufs.c, M * N, "matmul c");
+  const u = uniformBuffer(device, [M, K, N, 0]);
+  return makeDispatch(device, pipeline, [bufs.a, bufs.c, u, bufs.b], tiledGrid(dims, r), [u]);
+}
+
 /** Records C = A B on existing buffers (release the dispatch's uniform with `release`). */
 export async function matmulDispatch(
   device: GPUDevice,
@@ -172,14 +188,8 @@ export async function matmulDispatch(
   opts: { r?: TileR } = {},
 ): Promise<Dispatch> {
   checkDims(dims, "matmul");
-  const { M, K, N } = dims;
   const r = opts.r ?? DEFAULT_R;
-  needWords(bufs.a, M * K, "matmul a");
-  needWords(bufs.b, K * N, "matmul b");
-  needWords(bufs.c, M * N, "matmul c");
-  const pipeline = await getPipeline(device, "matmul", { r }, () => matmulSource(r));
-  const u = uniformBuffer(device, [M, K, N, 0]);
-  return makeDispatch(device, pipeline, [bufs.a, bufs.c, u, bufs.b], tiledGrid(dims, r), [u]);
+  return matmulRecord(device, await matmulPipeline(device, r), bufs, dims, r);
 }
 
 /** C = A B on the GPU from host arrays: uploads, runs once, reads back. */

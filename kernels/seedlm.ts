@@ -145,17 +145,27 @@ export interface SeedlmBuffers {
   w: GPUBuffer;
 }
 
-/** Records the reconstruction of every block into `w` (block b at b * C). */
-export async function seedlmReconstructDispatch(device: GPUDevice, bufs: SeedlmBuffers, dims: SeedlmDims): Promise<Dispatch> {
+/** The reconstruction's compiled pipeline (cached per device). */
+export function seedlmReconstructPipeline(device: GPUDevice): Promise<GPUComputePipeline> {
+  return getPipeline(device, "seedlm", null, seedlmSource, "reconstruct");
+}
+
+/** Records the reconstruction with a pipeline from `seedlmReconstructPipeline`; synchronous. */
+export function seedlmReconstructRecord(device: GPUDevice, pipeline: GPUComputePipeline, bufs: SeedlmBuffers, dims: SeedlmDims): Dispatch {
   check(dims);
   const { blocks, C, P } = dims;
   needWords(bufs.seeds, blocks, "seedlm seeds");
   needWords(bufs.exps, blocks, "seedlm exps");
   needWords(bufs.coeffs, blocks * P, "seedlm coeffs");
   needWords(bufs.w, blocks * C, "seedlm w");
-  const pipeline = await getPipeline(device, "seedlm", null, seedlmSource, "reconstruct");
   const u = uniformBuffer(device, [blocks, C, P, 0]);
   return makeDispatch(device, pipeline, [bufs.seeds, bufs.w, u, bufs.exps, bufs.coeffs], grid1d(device, blocks), [u]);
+}
+
+/** Records the reconstruction of every block into `w` (block b at b * C). */
+export async function seedlmReconstructDispatch(device: GPUDevice, bufs: SeedlmBuffers, dims: SeedlmDims): Promise<Dispatch> {
+  check(dims);
+  return seedlmReconstructRecord(device, await seedlmReconstructPipeline(device), bufs, dims);
 }
 
 /** Records the basis generation: U(seed_b) [C, P] row-major at b * C * P of `u`. */

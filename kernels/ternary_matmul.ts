@@ -94,6 +94,29 @@ export interface TernaryBuffers {
   y: GPUBuffer;
 }
 
+/** The ternary kernel's compiled pipeline for tile specialization `r` (cached per device). */
+export function ternaryMatmulPipeline(device: GPUDevice, r: TileR = DEFAULT_R): Promise<GPUComputePipeline> {
+  return getPipeline(device, "ternary_matmul", { r }, () => ternaryMatmulSource(r));
+}
+
+/** Records y = x (codes - 1) * scale with a pipeline from `ternaryMatmulPipeline(device, r)`; synchronous. */
+export function ternaryMatmulRecord(
+  device: GPUDevice,
+  pipeline: GPUComputePipeline,
+  bufs: TernaryBuffers,
+  dims: MatmulDims & { perColumn: boolean },
+  r: TileR,
+): Dispatch {
+  checkDims(dims, "ternaryMatmul");
+  const { M, K, N, perColumn } = dims;
+  needWords(bufs.x, M * K, "ternaryMatmul x");
+  needWords(bufs.codes, K * ternaryWordsPerRow(N), "ternaryMatmul codes");
+  needWords(bufs.scale, perColumn ? N : 1, "ternaryMatmul scale");
+  needWords(bufs.y, M * N, "ternaryMatmul y");
+  const u = uniformBuffer(device, [M, K, N, perColumn ? 1 : 0]);
+  return makeDispatch(device, pipeline, [bufs.x, bufs.y, u, bufs.codes, bufs.scale], tiledGrid(dims, r), [u]);
+}
+
 /** Records y = x (codes - 1) * scale on existing buffers; `perColumn` says whether scale has N values or 1. */
 export async function ternaryMatmulDispatch(
   device: GPUDevice,
@@ -102,15 +125,8 @@ export async function ternaryMatmulDispatch(
   opts: { r?: TileR } = {},
 ): Promise<Dispatch> {
   checkDims(dims, "ternaryMatmul");
-  const { M, K, N, perColumn } = dims;
   const r = opts.r ?? DEFAULT_R;
-  needWords(bufs.x, M * K, "ternaryMatmul x");
-  needWords(bufs.codes, K * ternaryWordsPerRow(N), "ternaryMatmul codes");
-  needWords(bufs.scale, perColumn ? N : 1, "ternaryMatmul scale");
-  needWords(bufs.y, M * N, "ternaryMatmul y");
-  const pipeline = await getPipeline(device, "ternary_matmul", { r }, () => ternaryMatmulSource(r));
-  const u = uniformBuffer(device, [M, K, N, perColumn ? 1 : 0]);
-  return makeDispatch(device, pipeline, [bufs.x, bufs.y, u, bufs.codes, bufs.scale], tiledGrid(dims, r), [u]);
+  return ternaryMatmulRecord(device, await ternaryMatmulPipeline(device, r), bufs, dims, r);
 }
 
 /** y = x (codes - 1) * scale on the GPU from host arrays (scale of length 1 or N): uploads, runs once, reads back. */

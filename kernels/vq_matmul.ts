@@ -78,19 +78,29 @@ export interface VqBuffers {
   y: GPUBuffer;
 }
 
-/** Records y = x W(idx, codebook) on existing buffers. */
-export async function vqMatmulDispatch(device: GPUDevice, bufs: VqBuffers, dims: VqDims, opts: { r?: TileR } = {}): Promise<Dispatch> {
+/** The VQ kernel's compiled pipeline for tile specialization `r` (cached per device). */
+export function vqMatmulPipeline(device: GPUDevice, r: TileR = DEFAULT_R): Promise<GPUComputePipeline> {
+  return getPipeline(device, "vq_matmul", { r }, () => vqMatmulSource(r));
+}
+
+/** Records y = x W(idx, codebook) with a pipeline from `vqMatmulPipeline(device, r)`; synchronous. */
+export function vqMatmulRecord(device: GPUDevice, pipeline: GPUComputePipeline, bufs: VqBuffers, dims: VqDims, r: TileR): Dispatch {
   checkDims(dims, "vqMatmul");
   positiveInt(dims.v, "vqMatmul: v");
   const { M, K, N, v } = dims;
-  const r = opts.r ?? DEFAULT_R;
   needWords(bufs.x, M * K, "vqMatmul x");
   needWords(bufs.idx, vqIndexRows(K, v) * N, "vqMatmul idx");
   needWords(bufs.codebook, v, "vqMatmul codebook");
   needWords(bufs.y, M * N, "vqMatmul y");
-  const pipeline = await getPipeline(device, "vq_matmul", { r }, () => vqMatmulSource(r));
   const u = uniformBuffer(device, [M, K, N, v]);
   return makeDispatch(device, pipeline, [bufs.x, bufs.y, u, bufs.idx, bufs.codebook], tiledGrid(dims, r), [u]);
+}
+
+/** Records y = x W(idx, codebook) on existing buffers. */
+export async function vqMatmulDispatch(device: GPUDevice, bufs: VqBuffers, dims: VqDims, opts: { r?: TileR } = {}): Promise<Dispatch> {
+  checkDims(dims, "vqMatmul");
+  const r = opts.r ?? DEFAULT_R;
+  return vqMatmulRecord(device, await vqMatmulPipeline(device, r), bufs, dims, r);
 }
 
 /** y = x W(idx, codebook) on the GPU from host arrays: uploads, runs once, reads back. */

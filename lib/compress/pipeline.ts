@@ -16,7 +16,7 @@ import { decodeSeedLM, seedlmCompress } from "./seedlm.ts";
 import { type CompressedLayer, type Matrix, mse } from "./types.ts";
 import { decodeVptq, vptqCompress } from "./vptq.ts";
 
-/** The settings the pipeline tries per method (4, 3 and ~2 bits; BitNet's 1.6 and 2). */
+/** The settings the pipeline tries per method (4, 3 and ~2 bits, VPTQ also entropy-coded at 2; BitNet's 1.6 and 2). */
 export const STANDARD_OPTIONS: Record<"bitnet" | "seedlm" | "vptq", CompressionOption[]> = {
   bitnet: [
     { label: "bitnet 2bit/column", compress: (m) => bitnetCompress(m, { packing: "2bit", scale: "column" }) },
@@ -30,6 +30,8 @@ export const STANDARD_OPTIONS: Record<"bitnet" | "seedlm" | "vptq", CompressionO
     { label: "vptq v2 k256", compress: (m) => vptqCompress(m, { v: 2, k: 256 }) },
     { label: "vptq v2 k64", compress: (m) => vptqCompress(m, { v: 2, k: 64 }) },
     { label: "vptq v4 k256", compress: (m) => vptqCompress(m, { v: 4, k: 256 }) },
+    // Entropy-coded indices: the best 2-bit setting once a matrix is large enough to amortize its ~2 KB of tables.
+    { label: "vptq-ec v3 2bit", compress: (m) => vptqCompress(m, { v: 3, k: 512, entropyBits: 2 }) },
   ],
 };
 
@@ -182,8 +184,30 @@ export function serializeCompressed(tensors: Map<string, HostTensor>, plan: Comp
   return out;
 }
 
+/** The plan's compressed layers by tensor name (what `CompressedDecoder` / `measureInference` take; inference.ts). */
+export function compressedLayers(plan: CompressionPlan): Map<string, CompressedLayer> {
+  const out = new Map<string, CompressedLayer>();
+  for (const e of plan.entries) if (e.chosen.layer) out.set(e.name, e.chosen.layer);
+  return out;
+}
+
 /** Reads a file written by `serializeCompressed` back into dense tensors; errors name what is wrong. */
 export function loadCompressed(bytes: Uint8Array, source = "compressed model"): Map<string, HostTensor> {
+  const { layers, dense } = loadCompressedLayers(bytes, source);
+  const out = new Map<string, HostTensor>();
+  for (const [name, l] of layers) out.set(name, { shape: [l.rows, l.cols], data: l.decompress() });
+  for (const [name, t] of dense) out.set(name, t);
+  return out;
+}
+
+/**
+ * Reads a file written by `serializeCompressed` into its compressed layers (still compressed,
+ * for inference through the kernels) and its dense tensors; errors name what is wrong.
+ */
+export function loadCompressedLayers(
+  bytes: Uint8Array,
+  source = "compressed model",
+): { layers: Map<string, CompressedLayer>; dense: Map<string, HostTensor> } {
   if (bytes.byteLength < 8) throw new Error(`${source}: ${bytes.byteLength} bytes, too short for a header`);
   const headerLen = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
   if (8 + headerLen > bytes.byteLength) throw new Error(`${source}: header length ${headerLen} runs past the end of the file`);
@@ -197,18 +221,18 @@ export function loadCompressed(bytes: Uint8Array, source = "compressed model"): 
     throw new Error(`${source}: format ${header.format}, expected agent-forge-compressed/1`);
   }
   const body = bytes.subarray(8 + headerLen);
-  const out = new Map<string, HostTensor>();
+  const layers = new Map<string, CompressedLayer>();
   for (const l of header.layers) {
     const decode = DECODERS[l.method];
     if (!decode) throw new Error(`${source}: layer ${l.name} has method '${l.method}', expected bitnet, seedlm or vptq`);
-    out.set(l.name, { shape: l.shape, data: decode(body.subarray(l.offset, l.offset + l.length)).decompress() });
+    const layer = decode(body.subarray(l.offset, l.offset + l.length));
+    if (layer.rows !== l.shape[0] || layer.cols !== l.shape[1]) {
+      throw new Error(`${source}: layer ${l.name} decodes to ${layer.rows}x${layer.cols}, header says [${l.shape}]`);
+    }
+    layers.set(l.name, layer);
   }
-  for (
-    const [name, t] of decodeSafetensors(body.subarray(header.dense_offset, header.dense_offset + header.dense_length), source).tensors
-  ) {
-    out.set(name, t);
-  }
-  return out;
+  const dense = decodeSafetensors(body.subarray(header.dense_offset, header.dense_offset + header.dense_length), source).tensors;
+  return { layers, dense };
 }
 
 /** Plans, serializes, and re-plans with a tighter budget while the real file (headers included) is over `targetBytes`. */

@@ -2,7 +2,15 @@
 import assert from "node:assert/strict";
 import type { HostTensor } from "../nn/params.ts";
 import { Rng } from "../util/rng.ts";
-import { compressToTarget, loadCompressed, planCompression, reconstruct, STANDARD_OPTIONS } from "./pipeline.ts";
+import {
+  compressedLayers,
+  compressToTarget,
+  loadCompressed,
+  loadCompressedLayers,
+  planCompression,
+  reconstruct,
+  STANDARD_OPTIONS,
+} from "./pipeline.ts";
 import { mse } from "./types.ts";
 
 function model(): Map<string, HostTensor> {
@@ -31,6 +39,12 @@ Deno.test("a generous target keeps everything dense; a tight one compresses, and
     const back = loadCompressed(file);
     const rec = reconstruct(t, plan);
     for (const [name, x] of rec) assert.deepEqual(back.get(name)!.data, x.data, name);
+    // Or still compressed (for the kernels): the plan's layers, byte for byte, and the dense rest.
+    const { layers, dense } = loadCompressedLayers(file);
+    const chosen = compressedLayers(plan);
+    assert.deepEqual([...layers.keys()].sort(), [...chosen.keys()].sort());
+    for (const [name, l] of layers) assert.deepEqual(l.encode(), chosen.get(name)!.encode(), name);
+    assert.deepEqual([...dense.keys()], ["a_b"]);
   }
   const impossible = compressToTarget(t, { targetBytes: 100, options });
   assert.equal(impossible.fits, false);

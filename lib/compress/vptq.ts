@@ -12,13 +12,25 @@
  * k-means++ seeding and Lloyd iterations; given a diagonal Hessian h [K] (h_k = mean over
  * calibration tokens of x_k^2), the distance is sum_t h_{j v + t} (w_t - c_t)^2 and centroids
  * are h-weighted means. Codebooks are stored as f16 by default (or f32) and the stored values
- * are the ones used to reconstruct, so decoding the bytes gives the same matrix.
+ * are the ones used to reconstruct, so decoding the bytes gives the same matrix. k-means can
+ * train on a seeded sample of the sub-vectors (`trainingVectors`), every one then assigned.
+ *
+ * Entropy-coded indices (`entropyBits` > 0): the codebook is trained by entropy-constrained
+ * k-means (`ecvq.ts`) to a target serialized rate, and the indices are stored rANS-coded
+ * (`rans.ts`) under their frequency table. Fixed-rate VQ at 2 bits per weight pays about
+ * 1.5 x D(R) on Gaussian weights at v = 4; with entropy coding v = 2 or 3 gets about
+ * 1.35-1.4 x (the entropy-coded space-filling loss instead of the fixed-rate shape loss).
+ * Decoding expands the indices back to u32, so inference (kernels/vq_matmul.ts) is unchanged.
+ * The k-means itself lives in `vptq_kmeans.ts`.
  */
 import { deriveSeed, Rng } from "../util/rng.ts";
 import type { CompressedLayer, Matrix } from "./types.ts";
+import { assignNearest, kmeans, VPTQ_MAX_K } from "./vptq_kmeans.ts";
+import { ecKmeans } from "./ecvq.ts";
+import { quantizeFrequencies, ransDecode, ransEncode } from "./rans.ts";
 
-/** The largest codebook size (indices are packed at up to 20 bits). */
-export const VPTQ_MAX_K = 1 << 20;
+export { assignNearest, kmeans, type KmeansOptions, kmeansPlusPlus, type KmeansResult, VPTQ_MAX_K } from "./vptq_kmeans.ts";
+
 /** The serialized format's magic, the bytes "VPTQ". */
 export const VPTQ_MAGIC = 0x51545056;
 /** The serialized format's version. */
@@ -49,6 +61,15 @@ export interface VptqSettings {
   seed?: number;
   /** Codebook storage (default "f16"). */
   codebookFormat?: CodebookFormat;
+  /**
+   * Entropy-coded indices (ECVQ, `ecvq.ts`): the target serialized bits per weight of the whole
+   * layer (indices, codebook, frequency table, header); k is then the largest codebook, and
+   * `iterations` the ECVQ passes (default 40). Needs residualK = 0 and no outlier columns.
+   * 0 = fixed-rate indices of ceil(log2 k) bits (default 0).
+   */
+  entropyBits?: number;
+  /** Sub-vectors sampled to train the codebook (default: all for fixed rate, 131072 for entropy-coded). */
+  trainingVectors?: number;
 }
 
 /** Optional calibration information. */
@@ -130,389 +151,6 @@ function roundCodebook(cb: Float32Array, format: CodebookFormat): void {
 }
 
 // ---------------------------------------------------------------------------------------------
-// k-means
-
-/** Settings of `kmeans`. */
-export interface KmeansOptions {
-  /** Number of centroids (required, >= 1). */
-  k: number;
-  /** Most Lloyd iterations (default 25). */
-  iterations?: number;
-  /** Stop once the distortion improves by less than this fraction (default 1e-4). */
-  tolerance?: number;
-  /** Seed of the k-means++ draws (default 0). */
-  seed?: number;
-  /** Per-coordinate weights [m, v], >= 0 (default: all ones). */
-  weights?: Float32Array;
-}
-
-/** What `kmeans` found. */
-export interface KmeansResult {
-  /** Centroids [k, v]. */
-  codebook: Float32Array;
-  /** Nearest centroid of each point [m]. */
-  assignments: Uint32Array;
-  /** Mean (weighted) squared error per coordinate after seeding, then after each Lloyd iteration. */
-  history: number[];
-}
-
-/** Bounds are trusted only with this relative margin, against rounding. */
-const BOUND_MARGIN = 1 - 1e-9;
-/** Above this many centroids the O(k^2) neighbor lists are not built and scans visit every centroid. */
-const NEIGHBOR_MAX_K = 1024;
-
-/** Squared (weighted) distance between point row i of `points` and row c of `cb`. */
-function pointDist(points: Float32Array, i: number, v: number, cb: Float64Array, c: number, weights: Float32Array | undefined): number {
-  let s = 0;
-  const p = i * v;
-  const q = c * v;
-  if (weights) {
-    for (let t = 0; t < v; t++) {
-      const d = points[p + t] - cb[q + t];
-      s += weights[p + t] * d * d;
-    }
-  } else {
-    for (let t = 0; t < v; t++) {
-      const d = points[p + t] - cb[q + t];
-      s += d * d;
-    }
-  }
-  return s;
-}
-
-/** sqrt(min_t w_t) of point i: its weighted norm is at least this times the Euclidean one. */
-function sqrtMinWeight(weights: Float32Array | undefined, i: number, v: number): number {
-  if (!weights) return 1;
-  let lo = Infinity;
-  for (let t = 0; t < v; t++) lo = Math.min(lo, weights[i * v + t]);
-  return Math.sqrt(lo);
-}
-
-/** For every centroid, the other centroids by increasing Euclidean distance ([k, k - 1] each). */
-interface Neighbors {
-  order: Uint32Array;
-  dist: Float64Array;
-}
-
-function buildNeighbors(cb: Float64Array, v: number, k: number): Neighbors | undefined {
-  if (k > NEIGHBOR_MAX_K || k < 2) return undefined;
-  const all = new Float64Array(k * k);
-  for (let c = 0; c < k; c++) {
-    for (let e = c + 1; e < k; e++) {
-      let s = 0;
-      for (let t = 0; t < v; t++) s += (cb[c * v + t] - cb[e * v + t]) ** 2;
-      all[c * k + e] = all[e * k + c] = Math.sqrt(s);
-    }
-  }
-  const order = new Uint32Array(k * (k - 1));
-  const dist = new Float64Array(k * (k - 1));
-  const ids = new Uint32Array(k - 1);
-  for (let c = 0; c < k; c++) {
-    for (let e = 0, n = 0; e < k; e++) if (e !== c) ids[n++] = e;
-    const row = all.subarray(c * k, (c + 1) * k);
-    ids.sort((x, y) => row[x] - row[y]);
-    order.set(ids, c * (k - 1));
-    for (let r = 0; r < k - 1; r++) dist[c * (k - 1) + r] = row[ids[r]];
-  }
-  return { order, dist };
-}
-
-/**
- * Finds the nearest centroid of point i, starting from centroid `start` at squared distance
- * `startD`; ties keep `start`. With neighbor lists it visits centroids by distance from `start`
- * and stops where the triangle inequality rules the rest out (no closer than `start`); distances
- * stop accumulating once past the second-nearest so far. Writes the nearest index to `out[0]`,
- * its squared distance to `out[1]`, and a lower bound on the distance (not squared) to every
- * other centroid to `out[2]`. `wMin` is the point's `sqrtMinWeight`.
- */
-function scanPoint(
-  points: Float32Array,
-  i: number,
-  v: number,
-  cb: Float64Array,
-  k: number,
-  weights: Float32Array | undefined,
-  nb: Neighbors | undefined,
-  wMin: number,
-  start: number,
-  startD: number,
-  out: Float64Array,
-): void {
-  const p = i * v;
-  let best = start;
-  let bestD = startD;
-  let second = Infinity;
-  let rest = Infinity;
-  const pruned = nb !== undefined && wMin > 0;
-  const u = Math.sqrt(startD);
-  const limit = (2 * u) / wMin;
-  const row = start * (k - 1);
-  for (let r = 0; r < k - 1 || (!pruned && r < k); r++) {
-    let j = r;
-    if (pruned) {
-      const dc = nb.dist[row + r];
-      if (dc * BOUND_MARGIN >= limit) {
-        rest = wMin * dc - u;
-        break;
-      }
-      j = nb.order[row + r];
-    } else if (j === start) continue;
-    const c = j * v;
-    let d2 = 0;
-    if (weights) {
-      for (let t = 0; t < v && d2 < second; t++) {
-        const d = points[p + t] - cb[c + t];
-        d2 += weights[p + t] * d * d;
-      }
-    } else {
-      for (let t = 0; t < v && d2 < second; t++) {
-        const d = points[p + t] - cb[c + t];
-        d2 += d * d;
-      }
-    }
-    if (d2 < bestD) {
-      second = bestD;
-      bestD = d2;
-      best = j;
-    } else if (d2 < second) {
-      second = d2;
-    }
-  }
-  out[0] = best;
-  out[1] = bestD;
-  out[2] = Math.min(Math.sqrt(second), rest);
-}
-
-/**
- * Assigns every point to its nearest centroid (exactly; ties keep the current assignment),
- * writing each point's (weighted) squared distance into `dist`; returns the total distortion.
- */
-export function assignNearest(
-  points: Float32Array,
-  v: number,
-  codebook: ArrayLike<number>,
-  k: number,
-  weights: Float32Array | undefined,
-  assignments: Uint32Array,
-  dist: Float64Array,
-): number {
-  const cb = Float64Array.from(codebook);
-  const nb = buildNeighbors(cb, v, k);
-  const out = new Float64Array(3);
-  let total = 0;
-  for (let i = 0; i < assignments.length; i++) {
-    const a = assignments[i];
-    scanPoint(points, i, v, cb, k, weights, nb, sqrtMinWeight(weights, i, v), a, pointDist(points, i, v, cb, a, weights), out);
-    assignments[i] = out[0];
-    dist[i] = out[1];
-    total += out[1];
-  }
-  return total;
-}
-
-/**
- * k-means++ seeding: the first centroid is a uniformly drawn point, each next one a point drawn
- * with probability proportional to its (weighted) squared distance to the nearest chosen
- * centroid. Once every point sits on a centroid, the remaining centroids repeat point 0.
- * `nearest` [m], when given, receives each point's nearest centroid.
- */
-export function kmeansPlusPlus(
-  points: Float32Array,
-  v: number,
-  k: number,
-  rng: Rng,
-  weights?: Float32Array,
-  nearest?: Uint32Array,
-): Float64Array {
-  const m = points.length / v;
-  if (m < 1) throw new Error("kmeansPlusPlus: no points");
-  const cb = new Float64Array(k * v);
-  const minD = new Float64Array(m).fill(Infinity);
-  let chosen = rng.int(m);
-  for (let c = 0; c < k; c++) {
-    for (let t = 0; t < v; t++) cb[c * v + t] = points[chosen * v + t];
-    let total = 0;
-    for (let i = 0; i < m; i++) {
-      const d = pointDist(points, i, v, cb, c, weights);
-      if (d < minD[i]) {
-        minD[i] = d;
-        if (nearest) nearest[i] = c;
-      }
-      total += minD[i];
-    }
-    if (c === k - 1) break;
-    if (!(total > 0)) {
-      chosen = 0;
-      continue;
-    }
-    let r = rng.next() * total;
-    for (let i = 0; i < m; i++) {
-      if (minD[i] <= 0) continue;
-      chosen = i;
-      r -= minD[i];
-      if (r < 0) break;
-    }
-  }
-  return cb;
-}
-
-/**
- * One exact assignment pass with Hamerly's bounds: `lower[i]` bounds the distance from point i
- * to every centroid but its own; after the centroids moved by `move` (Euclidean, scaled into the
- * point's weighted norm by `wMax`) a point whose distance to its own centroid is within that
- * bound, or within half its centroid's distance to the nearest other one, keeps it without a scan.
- * Pass `move` undefined to scan every point. Returns the total distortion.
- */
-function assignBounded(
-  points: Float32Array,
-  v: number,
-  cb: Float64Array,
-  k: number,
-  weights: Float32Array | undefined,
-  a: Uint32Array,
-  dist: Float64Array,
-  lower: Float64Array,
-  wMax: Float64Array,
-  wMin: Float64Array,
-  move: Float64Array | undefined,
-): number {
-  let top = 0;
-  let topC = -1;
-  let next = 0;
-  if (move) {
-    for (let c = 0; c < k; c++) {
-      if (move[c] > top) {
-        next = top;
-        top = move[c];
-        topC = c;
-      } else if (move[c] > next) next = move[c];
-    }
-  }
-  const nb = buildNeighbors(cb, v, k);
-  const out = new Float64Array(3);
-  let total = 0;
-  for (let i = 0; i < a.length; i++) {
-    const ai = a[i];
-    const d = pointDist(points, i, v, cb, ai, weights);
-    if (move) {
-      const l = lower[i] - wMax[i] * (ai === topC ? next : top);
-      const bound = nb ? Math.max(l, (wMin[i] * nb.dist[ai * (k - 1)]) / 2) : l;
-      if (Math.sqrt(d) <= bound * BOUND_MARGIN) {
-        lower[i] = l;
-        dist[i] = d;
-        total += d;
-        continue;
-      }
-    }
-    scanPoint(points, i, v, cb, k, weights, nb, wMin[i], ai, d, out);
-    a[i] = out[0];
-    dist[i] = out[1];
-    lower[i] = out[2];
-    total += out[1];
-  }
-  return total;
-}
-
-/**
- * Lloyd's algorithm from a k-means++ seeding: alternate nearest-centroid assignment (exact,
- * accelerated by Hamerly's bounds and triangle-inequality pruning) and (weighted) mean updates
- * until the distortion improves by less than `tolerance` or `iterations` run out. An emptied
- * centroid moves onto the worst-served point, so the distortion never increases.
- */
-export function kmeans(points: Float32Array, v: number, opts: KmeansOptions): KmeansResult {
-  checkInt("v", v, 1);
-  checkInt("k", opts.k, 1, VPTQ_MAX_K);
-  const iterations = opts.iterations ?? 25;
-  checkInt("iterations", iterations, 0);
-  const tolerance = opts.tolerance ?? 1e-4;
-  if (!(tolerance >= 0)) throw new Error(`kmeans: tolerance must be >= 0, got ${tolerance}`);
-  if (points.length % v !== 0) throw new Error(`kmeans: points length ${points.length} is not a multiple of v = ${v}`);
-  const { k, weights } = opts;
-  if (weights && weights.length !== points.length) {
-    throw new Error(`kmeans: weights length ${weights.length} differs from points length ${points.length}`);
-  }
-  const m = points.length / v;
-  const a = new Uint32Array(m);
-  const cb = kmeansPlusPlus(points, v, k, new Rng(opts.seed ?? 0), weights, a);
-  const dist = new Float64Array(m);
-  const lower = new Float64Array(m);
-  const wMin = new Float64Array(m);
-  const wMax = new Float64Array(m);
-  for (let i = 0; i < m; i++) {
-    wMin[i] = sqrtMinWeight(weights, i, v);
-    let hi = weights ? 0 : 1;
-    for (let t = 0; weights && t < v; t++) hi = Math.max(hi, weights[i * v + t]);
-    wMax[i] = Math.sqrt(hi);
-  }
-  const scale = 1 / (m * v);
-  let d = assignBounded(points, v, cb, k, weights, a, dist, lower, wMax, wMin, undefined);
-  const history = [d * scale];
-  const sums = new Float64Array(k * v);
-  const wsums = new Float64Array(k * v);
-  const counts = new Uint32Array(k);
-  const prev = new Float64Array(k * v);
-  const move = new Float64Array(k);
-  for (let it = 0; it < iterations && d > 0; it++) {
-    prev.set(cb);
-    updateCentroids(points, v, k, weights, a, dist, cb, sums, wsums, counts);
-    for (let c = 0; c < k; c++) {
-      let s = 0;
-      for (let t = 0; t < v; t++) s += (cb[c * v + t] - prev[c * v + t]) ** 2;
-      move[c] = Math.sqrt(s);
-    }
-    const next = assignBounded(points, v, cb, k, weights, a, dist, lower, wMax, wMin, move);
-    history.push(next * scale);
-    const improved = d - next;
-    d = next;
-    if (improved <= tolerance * (d + improved)) break;
-  }
-  return { codebook: Float32Array.from(cb), assignments: a, history };
-}
-
-/** The (weighted) mean update; emptied centroids move onto the worst-served points. */
-function updateCentroids(
-  points: Float32Array,
-  v: number,
-  k: number,
-  weights: Float32Array | undefined,
-  a: Uint32Array,
-  dist: Float64Array,
-  cb: Float64Array,
-  sums: Float64Array,
-  wsums: Float64Array,
-  counts: Uint32Array,
-): void {
-  sums.fill(0);
-  wsums.fill(0);
-  counts.fill(0);
-  const m = a.length;
-  for (let i = 0; i < m; i++) {
-    const p = i * v;
-    const c = a[i] * v;
-    counts[a[i]]++;
-    for (let t = 0; t < v; t++) {
-      const w = weights ? weights[p + t] : 1;
-      sums[c + t] += w * points[p + t];
-      wsums[c + t] += w;
-    }
-  }
-  for (let c = 0; c < k; c++) {
-    if (counts[c] === 0) {
-      let worst = -1;
-      for (let i = 0; i < m; i++) if (dist[i] > 0 && (worst < 0 || dist[i] > dist[worst])) worst = i;
-      if (worst < 0) continue;
-      for (let t = 0; t < v; t++) cb[c * v + t] = points[worst * v + t];
-      dist[worst] = 0;
-      continue;
-    }
-    for (let t = 0; t < v; t++) {
-      const w = wsums[c * v + t];
-      if (w > 0) cb[c * v + t] = sums[c * v + t] / w;
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 // The compressed layer
 
 /** The arrays of a VPTQ layer. */
@@ -533,6 +171,8 @@ export interface VptqParts {
   /** Residual indices [ceil(K / v), N], or empty for none. */
   residualIndices: Uint32Array;
   codebookFormat: CodebookFormat;
+  /** Main indices stored rANS-coded under their own frequency table (see `encode`); default false. */
+  entropyCoded?: boolean;
 }
 
 /** A VPTQ-compressed matrix. */
@@ -548,6 +188,7 @@ export class VptqLayer implements CompressedLayer, VptqParts {
   readonly indices: Uint32Array;
   readonly residualIndices: Uint32Array;
   readonly codebookFormat: CodebookFormat;
+  readonly entropyCoded: boolean;
   readonly settings: Record<string, number | string | boolean>;
 
   constructor(parts: VptqParts, settings: Record<string, number | string | boolean> = {}) {
@@ -588,6 +229,10 @@ export class VptqLayer implements CompressedLayer, VptqParts {
     this.indices = parts.indices;
     this.residualIndices = parts.residualIndices;
     this.codebookFormat = parts.codebookFormat;
+    this.entropyCoded = parts.entropyCoded ?? false;
+    if (this.entropyCoded && (hasRes || parts.outlierIds.length > 0)) {
+      throw new Error("VptqLayer: entropy-coded indices need residualK = 0 and no outlier columns");
+    }
     this.settings = {
       v,
       k: this.k,
@@ -595,6 +240,7 @@ export class VptqLayer implements CompressedLayer, VptqParts {
       outlierColumns: parts.outlierIds.length,
       outlierK: this.outlierK,
       codebookFormat: parts.codebookFormat,
+      entropyCoded: this.entropyCoded,
       ...settings,
     };
     const bound = (name: string, idx: Uint32Array, kOf: (n: number) => number) => {
@@ -656,8 +302,12 @@ export class VptqLayer implements CompressedLayer, VptqParts {
    * byte, LSB first: main indices over [K/v, non-outlier columns] at ceil(log2 k) bits, outlier
    * indices over [K/v, outlier columns] at ceil(log2 kOut) bits, residual indices over [K/v, N] at
    * ceil(log2 k2) bits.
+   *
+   * Entropy-coded layers (flags bit 1; no residual, no outliers) replace the main bit stream by
+   * a frequency table (u16 [k], summing to 2^14), the rANS stream's length (u32) and the stream.
    */
   encode(): Uint8Array {
+    if (this.entropyCoded) return this.#encodeEntropy();
     const { rows, cols, v } = this;
     const groups = Math.ceil(rows / v);
     const o = this.outlierIds.length;
@@ -684,6 +334,30 @@ export class VptqLayer implements CompressedLayer, VptqParts {
     outw.flush();
     resw.flush();
     return bytes;
+  }
+
+  #entropyBytes?: Uint8Array;
+
+  #encodeEntropy(): Uint8Array {
+    if (!this.#entropyBytes) {
+      const counts = new Float64Array(this.k);
+      for (const i of this.indices) counts[i]++;
+      const freqs = quantizeFrequencies(counts);
+      const stream = ransEncode(this.indices, freqs);
+      const vb = this.codebookFormat === "f32" ? 4 : 2;
+      const bytes = new Uint8Array(VPTQ_HEADER_BYTES + this.codebook.length * vb + 2 * this.k + 4 + stream.byteLength);
+      const dv = new DataView(bytes.buffer);
+      dv.setUint32(0, VPTQ_MAGIC, true);
+      dv.setUint16(4, VPTQ_VERSION, true);
+      dv.setUint16(6, (this.codebookFormat === "f32" ? 1 : 0) | 2, true);
+      [this.rows, this.cols, this.v, this.k, 0, 0, 0].forEach((f, i) => dv.setUint32(8 + 4 * i, f, true));
+      let off = writeCodebook(dv, VPTQ_HEADER_BYTES, this.codebook, this.codebookFormat);
+      for (let c = 0; c < this.k; c++, off += 2) dv.setUint16(off, freqs[c], true);
+      dv.setUint32(off, stream.byteLength, true);
+      bytes.set(stream, off + 4);
+      this.#entropyBytes = bytes;
+    }
+    return this.#entropyBytes.slice();
   }
 }
 
@@ -784,8 +458,9 @@ export function decodeVptq(bytes: Uint8Array): VptqLayer {
   const version = dv.getUint16(4, true);
   if (version !== VPTQ_VERSION) throw new Error(`decodeVptq: unsupported version ${version}, expected ${VPTQ_VERSION}`);
   const flags = dv.getUint16(6, true);
-  if (flags > 1) throw new Error(`decodeVptq: unknown flags 0x${flags.toString(16)}`);
+  if (flags > 3) throw new Error(`decodeVptq: unknown flags 0x${flags.toString(16)}`);
   const format: CodebookFormat = flags & 1 ? "f32" : "f16";
+  const entropyCoded = (flags & 2) !== 0;
   const [rows, cols, v, k, k2, o, kOut] = [0, 1, 2, 3, 4, 5, 6].map((i) => dv.getUint32(8 + 4 * i, true));
   const need = (name: string, ok: boolean, value: number) => {
     if (!ok) throw new Error(`decodeVptq: invalid ${name} ${value}`);
@@ -798,6 +473,7 @@ export function decodeVptq(bytes: Uint8Array): VptqLayer {
   need("outlier count", o <= cols, o);
   need("outlier k", o > 0 ? kOut >= 1 && kOut <= VPTQ_MAX_K : kOut === 0, kOut);
   const groups = Math.ceil(rows / v);
+  if (entropyCoded) return decodeEntropyCoded(dv, { rows, cols, v, k, k2, o, format });
   const layout = sectionLayout(groups, cols, v, k, k2, o, kOut, format);
   if (bytes.byteLength !== layout.total) {
     throw new Error(`decodeVptq: length ${bytes.byteLength} bytes, header implies ${layout.total} (truncated or corrupt)`);
@@ -851,6 +527,47 @@ export function decodeVptq(bytes: Uint8Array): VptqLayer {
   });
 }
 
+/** The body of an entropy-coded layer (flags bit 1), after its header. */
+function decodeEntropyCoded(
+  dv: DataView,
+  h: { rows: number; cols: number; v: number; k: number; k2: number; o: number; format: CodebookFormat },
+): VptqLayer {
+  const { rows, cols, v, k, format } = h;
+  if (h.k2 !== 0 || h.o !== 0) throw new Error(`decodeVptq: an entropy-coded layer has residual k ${h.k2} and ${h.o} outliers, expected 0`);
+  const vb = format === "f32" ? 4 : 2;
+  const tableEnd = VPTQ_HEADER_BYTES + k * v * vb + 2 * k;
+  if (dv.byteLength < tableEnd + 4) {
+    throw new Error(`decodeVptq: length ${dv.byteLength} bytes ends inside the codebook or frequency table`);
+  }
+  const codebook = readCodebook(dv, VPTQ_HEADER_BYTES, k * v, format);
+  const freqs = new Uint16Array(k);
+  for (let c = 0; c < k; c++) freqs[c] = dv.getUint16(VPTQ_HEADER_BYTES + k * v * vb + 2 * c, true);
+  const streamBytes = dv.getUint32(tableEnd, true);
+  if (dv.byteLength !== tableEnd + 4 + streamBytes) {
+    throw new Error(`decodeVptq: length ${dv.byteLength} bytes, header implies ${tableEnd + 4 + streamBytes} (truncated or corrupt)`);
+  }
+  const stream = new Uint8Array(dv.buffer, dv.byteOffset + tableEnd + 4, streamBytes);
+  let indices: Uint32Array;
+  try {
+    indices = ransDecode(stream, Math.ceil(rows / v) * cols, freqs);
+  } catch (e) {
+    throw new Error(`decodeVptq: entropy-coded indices: ${(e as Error).message}`);
+  }
+  return new VptqLayer({
+    rows,
+    cols,
+    v,
+    codebook,
+    residualCodebook: new Float32Array(0),
+    outlierCodebook: new Float32Array(0),
+    outlierIds: new Int32Array(0),
+    indices,
+    residualIndices: new Uint32Array(0),
+    codebookFormat: format,
+    entropyCoded: true,
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Compression
 
@@ -899,17 +616,47 @@ function gatherPoints(data: Float32Array, rows: number, cols: number, v: number,
   return { points, weights };
 }
 
-/** Quantizes `points` with a k-entry codebook stored in `format`; returns the codebook and indices. */
+/** Rows `pick` of points [m, v] (all of them when `pick` is undefined). */
+function rowsOf(points: Float32Array, v: number, pick: Int32Array | undefined): Float32Array {
+  if (!pick) return points;
+  const out = new Float32Array(pick.length * v);
+  for (let i = 0; i < pick.length; i++) out.set(points.subarray(pick[i] * v, pick[i] * v + v), i * v);
+  return out;
+}
+
+/**
+ * Quantizes `points` with a k-entry codebook stored in `format`; returns the codebook and indices.
+ * With `sample` below the point count, k-means trains on a seeded sample and every point is then
+ * assigned to its nearest stored centroid.
+ */
 function quantize(points: Float32Array, weights: Float32Array | undefined, v: number, k: number, opts: {
   iterations: number;
   tolerance: number;
   seed: number;
   format: CodebookFormat;
+  sample: number;
 }): { codebook: Float32Array; assignments: Uint32Array } {
-  const res = kmeans(points, v, { k, iterations: opts.iterations, tolerance: opts.tolerance, seed: opts.seed, weights });
+  const m = points.length / v;
+  const pick = opts.sample < m ? new Rng(deriveSeed(opts.seed, "sample")).permutation(m).subarray(0, opts.sample).sort() : undefined;
+  const res = kmeans(rowsOf(points, v, pick), v, {
+    k,
+    iterations: opts.iterations,
+    tolerance: opts.tolerance,
+    seed: opts.seed,
+    weights: weights && rowsOf(weights, v, pick),
+  });
   roundCodebook(res.codebook, opts.format);
-  if (opts.format !== "f32") assignNearest(points, v, res.codebook, k, weights, res.assignments, new Float64Array(res.assignments.length));
-  return { codebook: res.codebook, assignments: res.assignments };
+  const kk = res.codebook.length / v;
+  let assignments = res.assignments;
+  if (pick) assignments = new Uint32Array(m);
+  if (pick || opts.format !== "f32") assignNearest(points, v, res.codebook, kk, weights, assignments, new Float64Array(m));
+  return { codebook: res.codebook, assignments };
+}
+
+/** Serialized bits per weight of an entropy-coded layer's fixed parts with `used` centroids. */
+function entropyOverheadBits(used: number, v: number, format: CodebookFormat, weights: number): number {
+  const vb = format === "f32" ? 4 : 2;
+  return ((VPTQ_HEADER_BYTES + used * v * vb + 2 * used + 4 + 4) * 8) / weights; // + the 4-byte rANS state
 }
 
 /** Compresses W [K, N] by VPTQ (see the module doc). */
@@ -943,12 +690,52 @@ export function vptqCompress(m: Matrix, settings: VptqSettings, opts: VptqOption
       }
     }
   }
+  const entropyBits = settings.entropyBits ?? 0;
+  if (!(entropyBits >= 0)) throw new Error(`vptqCompress: entropyBits must be >= 0, got ${entropyBits}`);
+  if (entropyBits > 0 && (residualK > 0 || o > 0)) {
+    throw new Error("vptqCompress: entropyBits (entropy-coded indices) needs residualK = 0 and outlierColumns = 0");
+  }
+  const sample = settings.trainingVectors ?? (entropyBits > 0 ? 131072 : Number.MAX_SAFE_INTEGER);
+  checkInt("trainingVectors", sample, 1);
   const groups = Math.ceil(rows / v);
+  if (entropyBits > 0) {
+    const all = Int32Array.from({ length: cols }, (_, n) => n);
+    const { points, weights } = gatherPoints(data, rows, cols, v, all, hessian);
+    const ec = ecKmeans(points, v, {
+      k,
+      targetBits: entropyBits,
+      overheadBits: (used) => entropyOverheadBits(used, v, format, rows * cols),
+      iterations: settings.iterations ?? 40,
+      sample,
+      seed: deriveSeed(seed, "vptq/ecvq"),
+      weights,
+      round: (cb) => {
+        for (let i = 0; format === "f16" && i < cb.length; i++) cb[i] = fromHalfBits(toHalfBits(cb[i]));
+        for (let i = 0; format === "f32" && i < cb.length; i++) cb[i] = Math.fround(cb[i]);
+      },
+    });
+    return new VptqLayer(
+      {
+        rows,
+        cols,
+        v,
+        codebook: Float32Array.from(ec.codebook),
+        residualCodebook: new Float32Array(0),
+        outlierCodebook: new Float32Array(0),
+        outlierIds: new Int32Array(0),
+        indices: ec.assignments, // points are group-major over all columns: exactly the [K / v, N] layout
+        residualIndices: new Uint32Array(0),
+        codebookFormat: format,
+        entropyCoded: true,
+      },
+      { iterations: settings.iterations ?? 40, seed, hessian: hessian !== undefined, entropyBits, lambda: ec.lambda },
+    );
+  }
   const outlierIds = largestNormColumns(m, o);
   const isOut = new Uint8Array(cols);
   for (const id of outlierIds) isOut[id] = 1;
   const mainCols = Int32Array.from({ length: cols }, (_, n) => n).filter((n) => !isOut[n]);
-  const common = { iterations, tolerance, format };
+  const common = { iterations, tolerance, format, sample };
   const indices = new Uint32Array(groups * cols);
   const recon = new Float32Array(rows * cols);
   const place = (columns: Int32Array, cb: Float32Array, a: Uint32Array) => {

@@ -210,3 +210,26 @@ Deno.test("2 bits per weight on N(0, 1) 512x512: budget within 5%, MSE below Llo
   assert.ok(err < 0.1175, "beats the 2-bit Lloyd-Max scalar quantizer");
   assert.ok(err <= 1.6 * bound);
 });
+
+Deno.test("k-means on a sample of the sub-vectors: every vector still gets its nearest stored centroid", () => {
+  const m = gaussian(256, 64, 71);
+  const layer = vptqCompress(m, { v: 4, k: 32, seed: 2, trainingVectors: 1000 });
+  const full = vptqCompress(m, { v: 4, k: 32, seed: 2 });
+  const points = new Float32Array(64 * 64 * 4);
+  for (let j = 0; j < 64; j++) {
+    for (let n = 0; n < 64; n++) for (let t = 0; t < 4; t++) points[(j * 64 + n) * 4 + t] = m.data[(j * 4 + t) * 64 + n];
+  }
+  const near = bruteNearest(points, 4, layer.codebook);
+  const rec = layer.decompress();
+  for (let j = 0; j < 64; j++) {
+    for (let n = 0; n < 64; n++) {
+      let d = 0;
+      for (let t = 0; t < 4; t++) d += (rec[(j * 4 + t) * 64 + n] - m.data[(j * 4 + t) * 64 + n]) ** 2;
+      assert.ok(Math.abs(d - near[j * 64 + n]) <= 1e-9 * (1 + d), `vector (${j}, ${n})`);
+    }
+  }
+  const [a, b] = [mse(m.data, layer.decompress()), mse(m.data, full.decompress())];
+  console.log(`MSE trained on 1000 of 4096 sub-vectors ${a.toFixed(4)}, on all ${b.toFixed(4)}`);
+  assert.ok(a < 1.1 * b);
+  assert.throws(() => vptqCompress(m, { v: 4, k: 32, trainingVectors: 0 }), /trainingVectors must be an integer/);
+});
