@@ -1,0 +1,213 @@
+/**
+ * The HF-style folder: a round trip gives identical logits; its tokenizer files, read by an
+ * independent implementation (@huggingface/tokenizers), encode and decode as the byte tokenizer;
+ * a bad config.json is rejected with the file and field named.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { Tokenizer } from "@huggingface/tokenizers";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { initBackend } from "../backend/mod.ts";
+import type { CognateConfig } from "../models/cognate.ts";
+import { createModel, type RegistryModel } from "../models/registry.ts";
+import { cognateFor, loadModel, logitsOf, type SavedModel, TOKENIZER } from "../phases/common.ts";
+import { resolveConfig } from "../pipeline/config.ts";
+import { Rng } from "../util/rng.ts";
+import { byteLevelAlphabet, exportHfFolder, HF_FILES, loadHfFolder } from "./hf.ts";
+
+function tinyCognate(seed: number, overrides: Partial<CognateConfig> = {}): { model: RegistryModel; meta: SavedModel } {
+  const config = cognateFor(resolveConfig({ preset: "tiny" }), "standard", overrides);
+  return { model: createModel("cognate-standard", config, seed), meta: { key: "cognate-standard", config: { ...config } } };
+}
+
+/** Logits of a fixed random batch [2, 20]. */
+async function logitsFor(model: RegistryModel): Promise<Float32Array> {
+  const rng = new Rng(3);
+  const ids = tf.tensor2d(Int32Array.from({ length: 40 }, () => rng.int(261)), [2, 20], "int32");
+  const logits = await logitsOf(model, ids);
+  const data = (await logits.data()) as Float32Array;
+  tf.dispose([ids, logits]);
+  return data;
+}
+
+async function readConfig(dir: string): Promise<Record<string, unknown>> {
+  return JSON.parse(await Deno.readTextFile(join(dir, HF_FILES.config)));
+}
+
+async function writeConfig(dir: string, cfg: Record<string, unknown>): Promise<void> {
+  await Deno.writeTextFile(join(dir, HF_FILES.config), JSON.stringify(cfg));
+}
+
+for (
+  const [label, overrides] of [
+    ["rope, layernorm, gelu, untied", {}],
+    ["learned (a rope scale in the config, unused), rmsnorm, swiglu, tied, no bias", {
+      positions: "learned",
+      ropeScale: 2,
+      norm: "rmsnorm",
+      mlp: "swiglu",
+      tieEmbeddings: true,
+      bias: false,
+    }],
+    ["rope with x4 interpolation", { ropeScale: 4 }],
+  ] as [string, Partial<CognateConfig>][]
+) {
+  Deno.test(`HF folder round trip gives identical logits: ${label}`, async () => {
+    await initBackend("wasm", { quiet: true });
+    const { model, meta } = tinyCognate(21, overrides);
+    const dir = await Deno.makeTempDir();
+    const written = await exportHfFolder(model, meta, dir);
+    assert.deepEqual(written.map((p) => p.slice(dir.length + 1)).sort(), Object.values(HF_FILES).sort());
+    const back = await loadHfFolder(dir);
+    assert.deepEqual(back.meta, meta);
+    assert.deepEqual(await logitsFor(back.model), await logitsFor(model));
+    // The weights file alone also loads through the pipeline's loadModel (same metadata).
+    const viaSafetensors = await loadModel(join(dir, HF_FILES.weights));
+    assert.deepEqual(await logitsFor(viaSafetensors.model), await logitsFor(model));
+    // Without the agent_forge section, the HF fields alone rebuild the same architecture.
+    const cfg = await readConfig(dir);
+    delete cfg.agent_forge;
+    await writeConfig(dir, cfg);
+    const fromHf = await loadHfFolder(dir);
+    assert.deepEqual(await logitsFor(fromHf.model), await logitsFor(model));
+    [model, back.model, viaSafetensors.model, fromHf.model].forEach((m) => m.dispose());
+    await Deno.remove(dir, { recursive: true });
+  });
+}
+
+Deno.test("HF folder round trip of a memory cognate: the registry section rebuilds its extra module", async () => {
+  await initBackend("wasm", { quiet: true });
+  const config = cognateFor(resolveConfig({ preset: "tiny" }), "memory");
+  const model = createModel("cognate-memory", config, 6);
+  const meta: SavedModel = { key: "cognate-memory", config: { ...config } };
+  const dir = await Deno.makeTempDir();
+  await exportHfFolder(model, meta, dir);
+  assert.equal((await readConfig(dir)).model_type, "agent-forge-cognate");
+  const back = await loadHfFolder(dir);
+  assert.equal(back.meta.key, "cognate-memory");
+  assert.deepEqual(back.model.params.names(), model.params.names());
+  assert.deepEqual(await logitsFor(back.model), await logitsFor(model));
+  [model, back.model].forEach((m) => m.dispose());
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("config.json carries the architecture fields", async () => {
+  await initBackend("wasm", { quiet: true });
+  const { model, meta } = tinyCognate(1, { ropeScale: 2 });
+  const dir = await Deno.makeTempDir();
+  await exportHfFolder(model, meta, dir);
+  const cfg = await readConfig(dir);
+  const c = meta.config as unknown as CognateConfig;
+  assert.equal(cfg.model_type, "agent-forge-cognate");
+  assert.equal(cfg.vocab_size, c.vocabSize);
+  assert.equal(cfg.hidden_size, 64);
+  assert.equal(cfg.num_hidden_layers, c.nLayers);
+  assert.equal(cfg.num_attention_heads, 4);
+  assert.equal(cfg.intermediate_size, Math.round(c.mlpRatio * 64));
+  assert.equal(cfg.max_position_embeddings, 64);
+  assert.equal(cfg.rope_theta, 10000);
+  assert.deepEqual(cfg.rope_scaling, { rope_type: "linear", factor: 2 });
+  assert.equal(cfg.norm_type, "layernorm");
+  assert.equal(cfg.hidden_act, "gelu_pytorch_tanh");
+  assert.equal(cfg.tie_word_embeddings, false);
+  assert.deepEqual([cfg.pad_token_id, cfg.bos_token_id, cfg.eos_token_id], [256, 257, 258]);
+  const gen = JSON.parse(await Deno.readTextFile(join(dir, HF_FILES.generation)));
+  assert.deepEqual([gen.pad_token_id, gen.bos_token_id, gen.eos_token_id, gen.max_length], [256, 257, 258, 64]);
+  model.dispose();
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("tokenizer.json read by @huggingface/tokenizers encodes and decodes as the byte tokenizer", async () => {
+  await initBackend("wasm", { quiet: true });
+  const { model, meta } = tinyCognate(1);
+  const dir = await Deno.makeTempDir();
+  await exportHfFolder(model, meta, dir);
+  const tok = new Tokenizer(
+    JSON.parse(await Deno.readTextFile(join(dir, HF_FILES.tokenizer))),
+    JSON.parse(await Deno.readTextFile(join(dir, HF_FILES.tokenizerConfig))),
+  );
+  const texts = [
+    "Hello, world!",
+    "  two  spaces\tand\ttabs\n",
+    "héllo wörld — ñ",
+    "grid: [[0,1],[2,3]]",
+    "emoji 🙂🚀",
+    "\u0000\u007f\u00ad",
+  ];
+  for (const s of texts) {
+    assert.deepEqual(tok.encode(s).ids, [TOKENIZER.bos, ...TOKENIZER.encode(s)], JSON.stringify(s));
+    assert.equal(tok.decode([TOKENIZER.bos, ...TOKENIZER.encode(s), TOKENIZER.eos], { skip_special_tokens: true }), s);
+  }
+  for (const [id, name] of [[256, "<pad>"], [257, "<bos>"], [258, "<eos>"], [259, "<sep>"], [260, "<mask>"]] as const) {
+    assert.equal(tok.token_to_id(name), id);
+  }
+  assert.equal(new Set(byteLevelAlphabet()).size, 256);
+  model.dispose();
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("a bad config.json is rejected, naming the file and the field", async () => {
+  await initBackend("wasm", { quiet: true });
+  const { model, meta } = tinyCognate(2);
+  const dir = await Deno.makeTempDir();
+  await exportHfFolder(model, meta, dir);
+  const good = await readConfig(dir);
+  const file = join(dir, HF_FILES.config).replaceAll("/", "\\/").replaceAll(".", "\\.");
+  const cases: [string, (c: Record<string, unknown>) => void, RegExp][] = [
+    ["hidden_size not a number", (c) => c.hidden_size = "wide", /field 'hidden_size' = "wide": expected a positive integer/],
+    ["missing vocab_size", (c) => delete c.vocab_size, /field 'vocab_size' = missing/],
+    ["unknown model_type", (c) => c.model_type = "llama", /field 'model_type' = "llama": expected one of "agent-forge-cognate"/],
+    ["norm_type", (c) => c.norm_type = "batchnorm", /field 'norm_type' = "batchnorm"/],
+    ["heads do not divide", (c) => c.num_attention_heads = 5, /field 'num_attention_heads' = 5: expected a divisor of hidden_size = 64/],
+    [
+      "disagrees with the registry config",
+      (c) => c.num_hidden_layers = 7,
+      /field 'num_hidden_layers' \(7\) disagrees with agent_forge\.config\.nLayers/,
+    ],
+    [
+      "unknown registry key",
+      (c) => (c.agent_forge as Record<string, unknown>).registry_key = "gpt9",
+      /field 'agent_forge\.registry_key' = "gpt9"/,
+    ],
+    ["bad rope_scaling", (c) => c.rope_scaling = { rope_type: "dynamic", factor: 2 }, /field 'rope_scaling'/],
+  ];
+  for (const [label, mutate, pattern] of cases) {
+    const cfg = structuredClone(good);
+    mutate(cfg);
+    await writeConfig(dir, cfg);
+    await assert.rejects(loadHfFolder(dir), (e: Error) => {
+      assert.match(e.message, new RegExp(`^${file}: `), `${label}: ${e.message}`);
+      assert.match(e.message, pattern, label);
+      return true;
+    });
+  }
+  await Deno.writeTextFile(join(dir, HF_FILES.config), "{ not json");
+  await assert.rejects(loadHfFolder(dir), /config\.json: not valid JSON/);
+  await Deno.remove(join(dir, HF_FILES.config));
+  await assert.rejects(loadHfFolder(dir), /config\.json: not found/);
+  model.dispose();
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("weights that do not fit the config are rejected naming the weights file and parameter", async () => {
+  await initBackend("wasm", { quiet: true });
+  const small = tinyCognate(3);
+  const swiglu = tinyCognate(3, { mlp: "swiglu" });
+  const narrow = tinyCognate(3, { dModel: 32 });
+  const dir = await Deno.makeTempDir(), dir2 = await Deno.makeTempDir();
+  await exportHfFolder(small.model, small.meta, dir);
+  await exportHfFolder(swiglu.model, swiglu.meta, dir2);
+  await Deno.copyFile(join(dir2, HF_FILES.weights), join(dir, HF_FILES.weights)); // swiglu weights, gelu config
+  await assert.rejects(
+    loadHfFolder(dir),
+    /model\.safetensors: tensors the 'cognate-standard' config has no parameter for: l0\.fc3_w, l0\.fc3_b, l1\.fc3_w, l1\.fc3_b/,
+  );
+  await exportHfFolder(narrow.model, narrow.meta, dir2);
+  await Deno.copyFile(join(dir2, HF_FILES.weights), join(dir, HF_FILES.weights)); // 32-wide weights, 64-wide config
+  await assert.rejects(loadHfFolder(dir), /model\.safetensors: parameter 'tok' has shape \[\d+,32\], expected \[\d+,64\]/);
+  const cogment = createModel("cogment", {}, 0);
+  await assert.rejects(exportHfFolder(cogment, { key: "cogment", config: {} }, dir), /model 'cogment' has no decoder architecture/);
+  [small.model, swiglu.model, narrow.model, cogment].forEach((m) => m.dispose());
+  await Deno.remove(dir, { recursive: true });
+  await Deno.remove(dir2, { recursive: true });
+});
