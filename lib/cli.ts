@@ -13,7 +13,7 @@ import { PhaseController, RUN_FILES } from "./pipeline/controller.ts";
 import { PHASE_NAMES, type PhaseSpec } from "./pipeline/phase.ts";
 import { PHASES } from "./phases/mod.ts";
 import { exists, readJson } from "./util/fs.ts";
-import { writeReport } from "./viz/report.ts";
+import { phaseSections, writeReport } from "./viz/report.ts";
 
 const HELP = `Agent Forge pipeline: trains small reasoning models through the seven phases.
 
@@ -151,7 +151,7 @@ export async function main(args: string[], phases: readonly PhaseSpec[] = PHASES
     await initBackend(backend ?? config.run.backend);
     const controller = new PhaseController(phases, runDir, config, {
       onFinish: async (dir) => {
-        const report = await writeReport(dir);
+        const report = await writeReport(dir, await phaseSections(dir, phases));
         console.error(`report: ${report}`);
       },
     });

@@ -6,10 +6,9 @@
  */
 import { join } from "node:path";
 import { currentBackend } from "../backend/mod.ts";
-import { deriveSeed } from "../util/rng.ts";
 import { appendJsonl, exists, readJson, writeJsonAtomic } from "../util/fs.ts";
 import type { PipelineConfig } from "./config.ts";
-import type { PhaseContext, PhaseResultFile, PhaseSpec } from "./phase.ts";
+import { type PhaseContext, type PhaseResultFile, phaseSeed, type PhaseSpec } from "./phase.ts";
 
 export type PhaseStatus = "pending" | "running" | "completed" | "failed";
 
@@ -129,7 +128,7 @@ export class PhaseController {
       runDir: this.runDir,
       dir,
       resume,
-      seed: deriveSeed(this.config.run.seed, `phase-${phase.id}`),
+      seed: phaseSeed(this.config, phase.id),
       log: (rec) => appendJsonl(join(this.runDir, RUN_FILES.metrics), { phase: phase.id, ...rec }),
       previous: (id) => this.readResult(id),
     };

@@ -1,5 +1,8 @@
 /** What a phase is, what it is given, and what it returns. */
 import type { PipelineConfig, Preset, Rule } from "./config.ts";
+import type { RegistryModel } from "../models/registry.ts";
+import type { PageSection } from "../viz/report.ts";
+import { deriveSeed } from "../util/rng.ts";
 
 /** One validation gate check: `value` compared with `threshold`. */
 export interface ValidationCheck {
@@ -53,6 +56,38 @@ export interface PhaseSpec {
   run(ctx: PhaseContext): Promise<PhaseOutput>;
   /** The validation gate, run after the phase. */
   validate(out: PhaseOutput, ctx: PhaseContext): ValidationCheck[];
+  /** This phase's sections of report.html (figures and tables), from its result.json. */
+  report?(result: PhaseResultFile): PageSection[];
+  /** What the phase offers to integration (phase 6) and evaluation (phase 7). */
+  stage?: StageSpec;
+}
+
+/** The seed of phase `id`, derived from the run seed (what its context's `seed` is). */
+export function phaseSeed(config: PipelineConfig, id: number): number {
+  return deriveSeed(config.run.seed, `phase-${id}`);
+}
+
+/** The stage context of phase `id` in a run with `config`. */
+export function stageContext(config: PipelineConfig, id: number): StageContext {
+  return { config, phaseConfig: config.phases[String(id)] ?? {}, seed: phaseSeed(config, id) };
+}
+
+/** The part of a phase context a stage needs to rebuild its data and evaluate. */
+export type StageContext = Pick<PhaseContext, "config" | "phaseConfig" | "seed">;
+
+/**
+ * A trained stage seen from later phases: its replay data and its evaluation, rebuilt from the
+ * run config and the phase's seed alone (so phase 6 can train on it and phase 7 score it).
+ */
+export interface StageSpec {
+  /** The result.json metric the retention table compares (higher is better). */
+  metric: string;
+  /** Training items of this stage (text, byte tokenizer), for replay. */
+  replay(s: StageContext): { prompt: string; answer: string; task?: string }[];
+  /** Tokens per window that the stage's items need. */
+  seqLen(s: StageContext): number;
+  /** Scores a model on the stage's held-out set; the record holds at least `metric`. */
+  evaluate(model: RegistryModel, s: StageContext): Promise<Record<string, number>>;
 }
 
 /** `phase-N-<name>/result.json`. */

@@ -4,8 +4,10 @@
  * the resolved config.
  */
 import { join } from "node:path";
+import * as aq from "arquero";
 import { exists, readJson, writeAtomic } from "../util/fs.ts";
-import { RUN_FILES, type RunState } from "../pipeline/controller.ts";
+import { phaseDirName, RUN_FILES, type RunState } from "../pipeline/controller.ts";
+import type { PhaseResultFile, PhaseSpec } from "../pipeline/phase.ts";
 import { type Figure, metricCurves, type MetricRecord, phaseTimes } from "./figures.ts";
 
 const PLOTLY = new URL("../../node_modules/plotly.js-dist-min/plotly.min.js", import.meta.url);
@@ -15,18 +17,57 @@ export function esc(s: unknown): string {
   return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
 }
 
-/** Reads metrics.jsonl, skipping lines a killed run may have left half-written. */
+/**
+ * Reads metrics.jsonl, skipping lines a killed run may have left half-written. A resumed run
+ * logs again the steps between its last checkpoint and the kill: the later record of a
+ * (phase, model, step) replaces the earlier one, in the earlier one's place.
+ */
 export async function readMetrics(runDir: string): Promise<MetricRecord[]> {
   const file = join(runDir, RUN_FILES.metrics);
   if (!(await exists(file))) return [];
   const out: MetricRecord[] = [];
+  const at = new Map<string, number>();
   for (const line of (await Deno.readTextFile(file)).split("\n")) {
     if (!line.trim()) continue;
+    let rec: MetricRecord;
     try {
-      out.push(JSON.parse(line));
-    } catch { /* a torn last line after SIGKILL */ }
+      rec = JSON.parse(line);
+    } catch {
+      continue; // a torn last line after SIGKILL
+    }
+    const key = typeof rec.step === "number" ? `${rec.phase}/${rec.model ?? ""}/${rec.step}` : undefined;
+    const i = key === undefined ? undefined : at.get(key);
+    if (i === undefined) {
+      if (key !== undefined) at.set(key, out.length);
+      out.push(rec);
+    } else out[i] = rec;
   }
   return out;
+}
+
+/** One row of the training summary: a (phase, model)'s logged losses from first to last step. */
+export interface TrainingSummaryRow {
+  phase: number;
+  model: string;
+  steps: number;
+  first_loss: number;
+  last_loss: number;
+  min_loss: number;
+  tokens_per_s: number;
+}
+
+/** Per (phase, model): last step, first/last/min logged loss and median tokens/s (arquero over metrics.jsonl records). */
+export function trainingSummary(records: MetricRecord[]): TrainingSummaryRow[] {
+  const rows = records.filter((r) => typeof r.loss === "number" && Number.isFinite(r.loss))
+    .map((r) => ({ phase: r.phase, model: r.model ?? "", step: r.step, loss: r.loss as number, tps: (r.tokens_per_s as number) ?? NaN }));
+  if (!rows.length) return [];
+  return aq.from(rows).orderby("phase", "model", "step").groupby("phase", "model").rollup({
+    steps: "d => op.max(d.step)",
+    first_loss: "d => op.array_agg(d.loss)[0]",
+    last_loss: "d => op.array_agg(d.loss)[op.count() - 1]",
+    min_loss: "d => op.min(d.loss)",
+    tokens_per_s: "d => op.median(d.tps)",
+  }).objects() as unknown as TrainingSummaryRow[];
 }
 
 /** A section of a figure page: a heading, optional HTML, an optional plotly figure. */
@@ -55,6 +96,25 @@ ${footer}
 <script>${scripts}</script></body></html>`;
 }
 
+/**
+ * The phase-specific sections of a run (grokking curve, halting curves, heatmaps, retention
+ * table...): each registered phase with a `report` renders its own result.json. A phase whose
+ * section fails to render gets a section saying why instead of breaking the whole report.
+ */
+export async function phaseSections(runDir: string, phases: readonly PhaseSpec[]): Promise<PageSection[]> {
+  const out: PageSection[] = [];
+  for (const p of [...phases].sort((a, b) => a.id - b.id)) {
+    const file = join(runDir, phaseDirName(p), "result.json");
+    if (!p.report || !(await exists(file))) continue;
+    try {
+      out.push(...p.report(await readJson<PhaseResultFile>(file)));
+    } catch (e) {
+      out.push({ title: `Phase ${p.id}: report section failed`, html: `<pre>${esc((e as Error).message)}</pre>` });
+    }
+  }
+  return out;
+}
+
 /** Writes `<runDir>/report.html` and returns its path. Extra sections (phase-specific) may be passed in. */
 export async function writeReport(runDir: string, extra: PageSection[] = []): Promise<string> {
   const state = await readJson<RunState>(join(runDir, RUN_FILES.state));
@@ -62,7 +122,18 @@ export async function writeReport(runDir: string, extra: PageSection[] = []): Pr
   const metrics = await readMetrics(runDir);
   const figures: PageSection[] = [];
   if (metrics.some((m) => typeof m.loss === "number")) {
-    figures.push({ title: "Training loss", figure: metricCurves(metrics, "loss", "training loss") });
+    const fmt = (x: number) => (Number.isFinite(x) ? (Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(4)) : "");
+    const summary = trainingSummary(metrics).map((r) =>
+      `<tr><td>${r.phase}</td><td>${esc(r.model)}</td><td>${r.steps}</td><td>${fmt(r.first_loss)}</td><td>${fmt(r.last_loss)}</td><td>${
+        fmt(r.min_loss)
+      }</td><td>${fmt(r.tokens_per_s)}</td></tr>`
+    ).join("");
+    figures.push({
+      title: "Training loss",
+      html:
+        `<table><tr><th>phase</th><th>model</th><th>steps</th><th>first loss</th><th>last loss</th><th>min loss</th><th>tokens/s (median)</th></tr>${summary}</table>`,
+      figure: metricCurves(metrics, "loss", "training loss"),
+    });
   }
   const timed = Object.entries(state.phases).filter(([, p]) => p.seconds !== undefined)
     .map(([id, p]) => ({ phase: Number(id), name: p.name, seconds: p.seconds! }));

@@ -1,0 +1,363 @@
+/**
+ * Phase 1, cognate pretraining: builds the three cognate variants at one parameter budget
+ * (standard; + GatedLTM memory with a surprise gate; + refinement core with ACT halting),
+ * pretrains each on the sanity mix (copy, reverse, sort, addition, parity, recall), plus a
+ * text corpus when `corpus` names one, with warmup + cosine AdamW, clipping, optional
+ * GrokFast and early stopping on converged validation loss. Reports each variant's losses,
+ * parameters and answer accuracy, and how different the three came out: prediction
+ * disagreement, symmetric KL and linear CKA of their final hidden states on held-out items.
+ * Hands on all three models; `base_variant` names the one later phases fine-tune.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { join } from "node:path";
+import { DEFAULT_SANITY, loadTextCorpus, sanityItems } from "../../datasets/sanity.ts";
+import { type Example, splitExamples } from "../../datasets/manager.ts";
+import type { LmWindows } from "../../datasets/sanity.ts";
+import { type Cognate, COGNATE_VARIANTS, type CognateVariant } from "../models/cognate.ts";
+import { createModel, type RegistryModel } from "../models/registry.ts";
+import { check, type PhaseContext, type PhaseOutput, type PhaseResultFile, type PhaseSpec, type StageContext } from "../pipeline/phase.ts";
+import { ConvergenceDetector } from "../train/detectors.ts";
+import { grokfastFromConfig } from "../train/grokfast.ts";
+import { esc } from "../viz/report.ts";
+import { deriveSeed } from "../util/rng.ts";
+import {
+  answerMetrics,
+  cognateFor,
+  generateGreedy,
+  loggedLosses,
+  majorityTokenAccuracy,
+  phase1ModelPath,
+  round,
+  saveModel,
+  sectionOf,
+  tailMean,
+  type TextItem,
+  trainConfigFor,
+  trainText,
+  unigramLoss,
+  windowsOf,
+} from "./common.ts";
+
+/** `phases.1`: the cognate pretraining section. */
+export interface Phase1Config {
+  /** Optimizer steps per variant (early stopping may end sooner). */
+  steps: number;
+  /** Windows per step. */
+  batch_size: number;
+  /** Tokens per window (sanity items are packed several to a window). */
+  seq_len: number;
+  /** Peak learning rate (0: the run's training.lr). */
+  lr: number;
+  /** Sanity items generated before the split (train gets the rest after validation). */
+  items: number;
+  /** Fraction of items held out for validation, early stopping and diversity. */
+  val_fraction: number;
+  /** Largest sanity problem size. */
+  max_size: number;
+  /** Plain-text corpus mixed into training ("" = none), e.g. ../shared/data/tinyshakespeare.txt. */
+  corpus: string;
+  /** Corpus windows per sanity window in the mix. */
+  corpus_ratio: number;
+  /** Evaluations without improvement before early stopping (0 = off). */
+  patience: number;
+  /** Smallest validation-loss improvement that counts. */
+  min_delta: number;
+  /** Which variant later phases start from. */
+  base_variant: string;
+  /** Gate: every variant's answer loss must be at least this far below the unigram loss (nats). */
+  gate_loss_margin: number;
+  /** Gate: every variant's answer-token accuracy must beat the majority token by this much. */
+  gate_acc_margin: number;
+}
+
+const DEFAULTS: Phase1Config = {
+  steps: 220,
+  batch_size: 16,
+  seq_len: 128,
+  lr: 0.002,
+  items: 8000,
+  val_fraction: 0.05,
+  max_size: 8,
+  corpus: "",
+  corpus_ratio: 0.5,
+  patience: 4,
+  min_delta: 0.005,
+  base_variant: "standard",
+  gate_loss_margin: 0.5,
+  gate_acc_margin: 0.05,
+};
+
+/** The sanity items of a run, split by content hash (no prompt is in both splits). */
+export function sanitySplit(s: StageContext): { train: TextItem[]; val: TextItem[] } {
+  const c = s.phaseConfig as unknown as Phase1Config;
+  const items: Example[] = sanityItems(c.items, { ...DEFAULT_SANITY, maxSize: c.max_size, seed: deriveSeed(s.seed, "sanity") })
+    .map((it) => ({ dataset: "sanity", prompt: it.prompt, answer: it.answer }));
+  const sp = splitExamples(items, { val: c.val_fraction, test: 0 }, s.seed);
+  return { train: sp.train, val: sp.val };
+}
+
+/** Corpus chunks as answer-only items (the whole chunk is scored: plain language modelling). */
+function corpusItems(text: string, seqLen: number, max: number): TextItem[] {
+  const enc = new TextEncoder();
+  const out: TextItem[] = [];
+  const len = seqLen - 8;
+  for (let i = 0; i + len <= text.length && out.length < max; i += len) {
+    const chunk = text.slice(i, i + len);
+    if (enc.encode(chunk).length <= seqLen - 1) out.push({ prompt: "", answer: chunk, task: "corpus" });
+  }
+  return out;
+}
+
+/** Linear CKA of two row-aligned feature matrices X [n, a], Y [n, b] (centred here). */
+export function linearCka(x: Float32Array, a: number, y: Float32Array, b: number, n: number): number {
+  const center = (m: Float32Array, d: number) => {
+    const out = new Float64Array(n * d);
+    for (let j = 0; j < d; j++) {
+      let mu = 0;
+      for (let i = 0; i < n; i++) mu += m[i * d + j];
+      mu /= n;
+      for (let i = 0; i < n; i++) out[i * d + j] = m[i * d + j] - mu;
+    }
+    return out;
+  };
+  const X = center(x, a), Y = center(y, b);
+  const gramNorm2 = (P: Float64Array, p: number, Q: Float64Array, q: number) => { // ||P^T Q||_F^2
+    let s = 0;
+    for (let i = 0; i < p; i++) {
+      for (let j = 0; j < q; j++) {
+        let d = 0;
+        for (let k = 0; k < n; k++) d += P[k * p + i] * Q[k * q + j];
+        s += d * d;
+      }
+    }
+    return s;
+  };
+  return gramNorm2(Y, b, X, a) / Math.sqrt(gramNorm2(X, a, X, a) * gramNorm2(Y, b, Y, b));
+}
+
+/** Answer-position outputs of one model on held-out windows: log-probs [n, V] and hidden states [n, C]. */
+async function answerOutputs(model: RegistryModel, w: LmWindows, maxRows: number) {
+  const T = w.seqLen;
+  const rows = Math.min(w.count, maxRows);
+  const ids = tf.tensor2d(w.ids.subarray(0, rows * T), [rows, T], "int32");
+  const at: number[] = [];
+  for (let i = 0; i < rows * T; i++) if (w.mask[i] > 0) at.push(i);
+  const [logp, hidden] = tf.tidy(() => {
+    const out = (model as unknown as Cognate).forward(ids);
+    const idx = tf.tensor1d(at, "int32");
+    const lp = tf.logSoftmax(out.logits.reshape([rows * T, -1])); // [rows * T, V]
+    return [tf.gather(lp, idx), tf.gather(out.hidden.reshape([rows * T, -1]), idx)]; // [n, V], [n, C]
+  });
+  const result = {
+    logp: await logp.data() as Float32Array,
+    hidden: await hidden.data() as Float32Array,
+    n: logp.shape[0],
+    V: logp.shape[1]!,
+    C: hidden.shape[1]!,
+  };
+  tf.dispose([ids, logp, hidden]);
+  return result;
+}
+
+/** Disagreement of argmax predictions and mean symmetric KL between two sets of log-probs [n, V]. */
+export function predictionDiversity(p: Float32Array, q: Float32Array, n: number, V: number): { disagreement: number; sym_kl: number } {
+  let differ = 0, kl = 0;
+  for (let i = 0; i < n; i++) {
+    let ap = 0, aq = 0;
+    for (let v = 0; v < V; v++) {
+      const lp = p[i * V + v], lq = q[i * V + v];
+      if (lp > p[i * V + ap]) ap = v;
+      if (lq > q[i * V + aq]) aq = v;
+      kl += 0.5 * (Math.exp(lp) * (lp - lq) + Math.exp(lq) * (lq - lp));
+    }
+    if (ap !== aq) differ++;
+  }
+  return { disagreement: differ / n, sym_kl: kl / n };
+}
+
+async function run(ctx: PhaseContext): Promise<PhaseOutput> {
+  const c = sectionOf<Phase1Config>(ctx);
+  if (!COGNATE_VARIANTS.includes(c.base_variant as CognateVariant)) {
+    throw new Error(`phases.1.base_variant = '${c.base_variant}': expected one of ${COGNATE_VARIANTS.join(", ")}`);
+  }
+  const { train: trainItems, val: valItems } = sanitySplit(ctx);
+  let mix: TextItem[] = trainItems;
+  let corpus: { path: string; windows: number } | undefined;
+  if (c.corpus) {
+    const text = await loadTextCorpus(c.corpus);
+    const extra = corpusItems(text.train, c.seq_len, Math.ceil(trainItems.length * c.corpus_ratio));
+    mix = [...trainItems, ...extra];
+    corpus = { path: c.corpus, windows: extra.length };
+  }
+  const trainW = windowsOf(mix, c.seq_len);
+  const valW = windowsOf(valItems, c.seq_len);
+  const baselines = {
+    majority_token_acc: round(majorityTokenAccuracy(trainW, valW).accuracy),
+    unigram_loss: round(unigramLoss(trainW, valW)),
+  };
+  const cfg = trainConfigFor(ctx.config, c.steps, c.lr > 0 ? { lr: c.lr, minLr: Math.min(ctx.config.training.min_lr, c.lr) } : {});
+
+  const variants: Record<string, Record<string, unknown>> = {};
+  const models = new Map<CognateVariant, RegistryModel>();
+  for (const variant of COGNATE_VARIANTS) {
+    const config = cognateFor(ctx.config, variant);
+    const key = `cognate-${variant}` as const;
+    const model = createModel(key, config, deriveSeed(ctx.seed, `init-${variant}`));
+    const detector = c.patience > 0
+      ? new ConvergenceDetector({ patience: c.patience, minDelta: c.min_delta, window: 1, mode: "min" })
+      : undefined;
+    const res = await trainText(ctx, {
+      name: variant,
+      model,
+      windows: trainW,
+      train: cfg,
+      batchSize: c.batch_size,
+      seed: deriveSeed(ctx.seed, "batches"),
+      gradFilter: grokfastFromConfig(ctx.config.training.grokfast),
+      evaluate: async () => {
+        const m = await answerMetrics(model, valW);
+        return { val_loss: m.loss, val_token_acc: m.token_acc };
+      },
+      shouldStop: (step, _loss, evals) => detector !== undefined && evals !== undefined && detector.update(step, evals.val_loss),
+    });
+    const m = await answerMetrics(model, valW);
+    await saveModel(join(ctx.runDir, phase1ModelPath(variant)), model, { key, config: { ...config } });
+    const logged = await loggedLosses(ctx, variant);
+    variants[variant] = {
+      params: model.params.count(),
+      layers: config.nLayers,
+      mlp_ratio: round(config.mlpRatio, 3),
+      steps: res.steps,
+      stopped_early: res.stoppedEarly || (detector?.convergedAt !== undefined),
+      train_loss: round(tailMean(logged)),
+      val_loss: round(m.loss),
+      val_token_acc: round(m.token_acc),
+      val_exact: round(m.exact),
+      seconds: round(res.seconds, 1),
+    };
+    models.set(variant, model);
+  }
+
+  // Diversity between the variants on the same held-out answer positions.
+  const outs = new Map<CognateVariant, Awaited<ReturnType<typeof answerOutputs>>>();
+  for (const [v, m] of models) outs.set(v, await answerOutputs(m, valW, 32));
+  const diversity: { a: string; b: string; disagreement: number; sym_kl: number; cka: number }[] = [];
+  for (let i = 0; i < COGNATE_VARIANTS.length; i++) {
+    for (let j = i + 1; j < COGNATE_VARIANTS.length; j++) {
+      const A = outs.get(COGNATE_VARIANTS[i])!, B = outs.get(COGNATE_VARIANTS[j])!;
+      const d = predictionDiversity(A.logp, B.logp, A.n, A.V);
+      diversity.push({
+        a: COGNATE_VARIANTS[i],
+        b: COGNATE_VARIANTS[j],
+        disagreement: round(d.disagreement),
+        sym_kl: round(d.sym_kl),
+        cka: round(linearCka(A.hidden, A.C, B.hidden, B.C, A.n)),
+      });
+    }
+  }
+  const base = models.get(c.base_variant as CognateVariant)!;
+  const sample = valItems.slice(0, 6);
+  const got = await generateGreedy(base, sample.map((s) => s.prompt), 24);
+  for (const m of models.values()) m.dispose();
+  return {
+    metrics: {
+      base_variant: c.base_variant,
+      train_items: trainItems.length,
+      val_items: valItems.length,
+      train_windows: trainW.count,
+      corpus: corpus ?? null,
+      baselines,
+      variants,
+      diversity,
+      samples: sample.map((s, i) => ({ prompt: s.prompt, expected: s.answer, got: got[i] })),
+      [STAGE_METRIC]: (variants[c.base_variant] as { val_token_acc: number }).val_token_acc,
+    },
+    artifacts: COGNATE_VARIANTS.map(phase1ModelPath),
+  };
+}
+
+/** The retention metric of this stage: the base variant's answer-token accuracy on held-out sanity items. */
+const STAGE_METRIC = "sanity_token_acc";
+
+function validate(out: PhaseOutput, ctx: PhaseContext) {
+  const c = sectionOf<Phase1Config>(ctx);
+  const m = out.metrics as {
+    baselines: { majority_token_acc: number; unigram_loss: number };
+    variants: Record<string, { val_loss: number; val_token_acc: number }>;
+  };
+  const checks = [];
+  for (const v of COGNATE_VARIANTS) {
+    const r = m.variants[v];
+    checks.push(check(`${v}: unigram_loss - val_loss`, round(m.baselines.unigram_loss - r.val_loss), c.gate_loss_margin));
+    checks.push(
+      check(`${v}: val_token_acc - majority_token_acc`, round(r.val_token_acc - m.baselines.majority_token_acc), c.gate_acc_margin),
+    );
+  }
+  return checks;
+}
+
+function report(r: PhaseResultFile) {
+  const m = r.metrics as {
+    variants: Record<string, Record<string, unknown>>;
+    diversity: { a: string; b: string; disagreement: number; sym_kl: number; cka: number }[];
+    baselines: Record<string, number>;
+    samples: { prompt: string; expected: string; got: string }[];
+  };
+  if (!m.variants) return [];
+  const cols = ["params", "layers", "steps", "stopped_early", "train_loss", "val_loss", "val_token_acc", "val_exact", "seconds"];
+  const rows = Object.entries(m.variants).map(([v, x]) =>
+    `<tr><td>${esc(v)}</td>${cols.map((k) => `<td>${esc(x[k])}</td>`).join("")}</tr>`
+  );
+  const table = `<table><tr><th>variant</th>${cols.map((k) => `<th>${k}</th>`).join("")}</tr>${rows.join("")}</table>
+<p>baselines on the same held-out items: majority token accuracy ${esc(m.baselines.majority_token_acc)}, unigram loss ${
+    esc(m.baselines.unigram_loss)
+  } nats</p>`;
+  const div = `<table><tr><th>pair</th><th>disagreement</th><th>symmetric KL</th><th>linear CKA</th></tr>${
+    m.diversity.map((d) => `<tr><td>${esc(d.a)} / ${esc(d.b)}</td><td>${d.disagreement}</td><td>${d.sym_kl}</td><td>${d.cka}</td></tr>`)
+      .join("")
+  }</table>`;
+  const samples = `<table><tr><th>prompt</th><th>expected</th><th>greedy</th></tr>${
+    m.samples.map((s) =>
+      `<tr><td><code>${esc(s.prompt)}</code></td><td><code>${esc(s.expected)}</code></td><td><code>${esc(s.got)}</code></td></tr>`
+    ).join("")
+  }</table>`;
+  return [
+    { title: "Phase 1: cognate variants", html: table },
+    { title: "Phase 1: diversity between the variants (held-out answer positions)", html: div },
+    { title: "Phase 1: sample answers of the base variant", html: samples },
+  ];
+}
+
+export const phase1: PhaseSpec = {
+  id: 1,
+  name: "cognate",
+  title: "cognate pretraining: standard, memory (GatedLTM) and reasoning (refinement + ACT) variants at one budget",
+  defaults: { ...DEFAULTS },
+  presets: { tiny: { steps: 100, batch_size: 16, seq_len: 64, items: 3000, max_size: 5, gate_loss_margin: 0.3, gate_acc_margin: 0.02 } },
+  rules: {
+    steps: { int: true, min: 1 },
+    batch_size: { int: true, min: 1 },
+    seq_len: { int: true, min: 16 },
+    lr: { min: 0 },
+    items: { int: true, min: 20 },
+    val_fraction: { above: 0, max: 0.5 },
+    max_size: { int: true, min: 2, max: 26 },
+    corpus_ratio: { min: 0 },
+    patience: { int: true, min: 0 },
+    min_delta: { min: 0 },
+    base_variant: { oneOf: COGNATE_VARIANTS },
+  },
+  run,
+  validate,
+  report,
+  stage: {
+    metric: STAGE_METRIC,
+    replay: (s) => sanitySplit(s).train,
+    seqLen: (s) => (s.phaseConfig as unknown as Phase1Config).seq_len,
+    evaluate: async (model, s) => {
+      const c = s.phaseConfig as unknown as Phase1Config;
+      const m = await answerMetrics(model, windowsOf(sanitySplit(s).val, c.seq_len));
+      return { [STAGE_METRIC]: round(m.token_acc), sanity_exact: round(m.exact), sanity_loss: round(m.loss) };
+    },
+  },
+};

@@ -1,0 +1,288 @@
+/**
+ * Phase 6, integration: fuses the stage specialists into one model and shows what it kept.
+ *
+ * 1. Merge: every specialist with the base model's architecture (phases 2-5 fine-tune phase
+ *    1's base; phase 3's puzzle model is the reasoning cognate and joins through replay only)
+ *    is folded in by task arithmetic, theta = theta_base + scale * sum_i (theta_i - theta_base);
+ *    scale 1/k is the plain average of the k specialists. The merged model keeps the longest
+ *    context any of them was trained for (phase 5's position interpolation).
+ * 2. Joint fine-tuning with replay: the merged model trains on a mix of every stage's own
+ *    training items (phase 1's sanity tasks included), so no stage is forgotten.
+ * 3. Retention: each stage's metric for its specialist (from that phase's result.json), the
+ *    base model, the merged model and the integrated one; retention = integrated / specialist.
+ */
+import { join } from "node:path";
+import type { HostTensor } from "../nn/params.ts";
+import { createModel, type RegistryModel } from "../models/registry.ts";
+import {
+  check,
+  type PhaseContext,
+  type PhaseOutput,
+  type PhaseResultFile,
+  type PhaseSpec,
+  stageContext,
+  type ValidationCheck,
+} from "../pipeline/phase.ts";
+import { esc } from "../viz/report.ts";
+import { deriveSeed, Rng } from "../util/rng.ts";
+import {
+  loadBase,
+  loadModel,
+  loggedLosses,
+  round,
+  type SavedModel,
+  saveModel,
+  sectionOf,
+  tailMean,
+  type TextItem,
+  trainConfigFor,
+  trainText,
+  windowsOf,
+} from "./common.ts";
+
+/** `phases.6`: the integration section. */
+export interface Phase6Config {
+  /** Joint fine-tuning steps on the replay mix. */
+  steps: number;
+  /** Windows per step. */
+  batch_size: number;
+  /** Peak learning rate (0: the run's training.lr). */
+  lr: number;
+  /** Most training items replayed from each stage. */
+  replay_per_stage: number;
+  /** `task_arithmetic` merges the specialists into the base; `none` starts joint fine-tuning from the base. */
+  merge: string;
+  /** Task-arithmetic scale (0: 1 / number of merged specialists, the plain average). */
+  merge_scale: number;
+  /** Gate: mean retention (integrated / specialist) over the stages must reach this. */
+  gate_min_retention: number;
+  /** Gate: the integrated model's mean stage metric must beat the base model's by this much. */
+  gate_min_gain: number;
+}
+
+const DEFAULTS: Phase6Config = {
+  steps: 300,
+  batch_size: 16,
+  lr: 0.001,
+  replay_per_stage: 1500,
+  merge: "task_arithmetic",
+  merge_scale: 0,
+  gate_min_retention: 0.6,
+  gate_min_gain: 0.02,
+};
+
+/** Task arithmetic over host tensors: base + scale * sum_i (t_i - base), per parameter. */
+export function taskArithmetic(base: Map<string, HostTensor>, others: Map<string, HostTensor>[], scale: number): Map<string, HostTensor> {
+  const out = new Map<string, HostTensor>();
+  for (const [name, b] of base) {
+    const data = new Float32Array(b.data);
+    for (const o of others) {
+      const t = o.get(name);
+      if (!t || t.data.length !== b.data.length) throw new Error(`taskArithmetic: parameter '${name}' is missing or differs in shape`);
+      for (let i = 0; i < data.length; i++) data[i] += scale * (t.data[i] - b.data[i]);
+    }
+    out.set(name, { shape: b.shape.slice(), data });
+  }
+  return out;
+}
+
+/** True when two parameter sets have the same names and shapes. */
+function sameShapes(a: Map<string, HostTensor>, b: Map<string, HostTensor>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [n, t] of a) {
+    const u = b.get(n);
+    if (!u || u.shape.length !== t.shape.length || u.shape.some((d, i) => d !== t.shape[i])) return false;
+  }
+  return true;
+}
+
+interface StageRow {
+  phase: number;
+  name: string;
+  metric: string;
+  specialist: number;
+  base: number;
+  merged: number;
+  integrated: number;
+  retention: number;
+}
+
+/** The integration phase over the stages of `stages` (the registry's phases 1-5). */
+export function integrationPhase(stages: readonly PhaseSpec[]): PhaseSpec {
+  async function evaluateAll(model: RegistryModel, ctx: PhaseContext, live: PhaseSpec[]): Promise<Map<number, Record<string, number>>> {
+    const out = new Map<number, Record<string, number>>();
+    for (const p of live) out.set(p.id, await p.stage!.evaluate(model, stageContext(ctx.config, p.id)));
+    return out;
+  }
+
+  async function run(ctx: PhaseContext): Promise<PhaseOutput> {
+    const c = sectionOf<Phase6Config>(ctx);
+    // Stages that completed in this run, with their specialists' metrics.
+    const live: PhaseSpec[] = [];
+    const results = new Map<number, PhaseResultFile>();
+    for (const p of stages) {
+      const r = p.stage ? await ctx.previous(p.id) : undefined;
+      if (r) {
+        live.push(p);
+        results.set(p.id, r);
+      }
+    }
+    if (!live.some((p) => p.id === 1)) throw new Error("phase 6 needs phase 1 completed in this run (its base model and sanity stage)");
+
+    // 1. Merge the specialists that share the base architecture.
+    const { model: base, meta: baseMeta } = await loadBase(ctx);
+    const baseHost = await base.params.toHost();
+    const specialists: { phase: number; tensors: Map<string, HostTensor>; meta: SavedModel }[] = [];
+    const skipped: { phase: number; why: string }[] = [];
+    for (const p of live.filter((p) => p.id !== 1)) {
+      const file = results.get(p.id)!.artifacts.find((a) => a.endsWith("model.safetensors"));
+      if (!file) {
+        skipped.push({ phase: p.id, why: "no model.safetensors among its artifacts" });
+        continue;
+      }
+      const { model, meta } = await loadModel(join(ctx.runDir, file));
+      const tensors = await model.params.toHost();
+      model.dispose();
+      if (meta.key !== baseMeta.key || !sameShapes(tensors, baseHost)) {
+        skipped.push({ phase: p.id, why: `${meta.key} differs from the base ${baseMeta.key}: joins through replay only` });
+        continue;
+      }
+      specialists.push({ phase: p.id, tensors, meta });
+    }
+    const longest = specialists.reduce(
+      (a, s) => ((s.meta.config.maxSeqLen as number) > (a.config.maxSeqLen as number) ? s.meta : a),
+      baseMeta,
+    );
+    const mergedMeta: SavedModel = { key: baseMeta.key, config: { ...longest.config } };
+    const scale = c.merge_scale > 0 ? c.merge_scale : 1 / Math.max(1, specialists.length);
+    const mergedTensors = c.merge === "none" ? baseHost : taskArithmetic(baseHost, specialists.map((s) => s.tensors), scale);
+    const model = createModel(mergedMeta.key, mergedMeta.config, 0);
+    model.params.load(mergedTensors, { source: "merged specialists" });
+
+    // Stage metrics before joint fine-tuning: the base (it has seen no stage) and the merge.
+    const baseScores = await evaluateAll(base, ctx, live);
+    base.dispose();
+    const mergedScores = await evaluateAll(model, ctx, live);
+
+    // 2. Joint fine-tuning on every stage's replay, windows as long as the longest stage needs.
+    const rng = new Rng(deriveSeed(ctx.seed, "replay"));
+    const mix: TextItem[] = [];
+    const replayCounts: Record<string, number> = {};
+    let seqLen = 16;
+    for (const p of live) {
+      const s = stageContext(ctx.config, p.id);
+      const items = p.stage!.replay(s);
+      const perm = rng.permutation(items.length);
+      const take = Math.min(items.length, c.replay_per_stage);
+      for (let i = 0; i < take; i++) mix.push({ ...items[perm[i]], task: `phase ${p.id}` });
+      replayCounts[String(p.id)] = take;
+      seqLen = Math.max(seqLen, p.stage!.seqLen(s));
+    }
+    const order = rng.permutation(mix.length);
+    const windows = windowsOf(Array.from(order, (i) => mix[i]), seqLen);
+    const cfg = trainConfigFor(ctx.config, c.steps, c.lr > 0 ? { lr: c.lr, minLr: Math.min(ctx.config.training.min_lr, c.lr) } : {});
+    const res = await trainText(ctx, {
+      name: "integrated",
+      model,
+      windows,
+      train: cfg,
+      batchSize: c.batch_size,
+      seed: deriveSeed(ctx.seed, "batches"),
+    });
+    const finalScores = await evaluateAll(model, ctx, live);
+    await saveModel(join(ctx.dir, "model.safetensors"), model, mergedMeta);
+    model.dispose();
+
+    // 3. Retention table.
+    const rows: StageRow[] = live.map((p) => {
+      const metric = p.stage!.metric;
+      const specialist = Number(results.get(p.id)!.metrics[metric]);
+      const integrated = finalScores.get(p.id)![metric];
+      return {
+        phase: p.id,
+        name: p.name,
+        metric,
+        specialist: round(specialist),
+        base: round(baseScores.get(p.id)![metric]),
+        merged: round(mergedScores.get(p.id)![metric]),
+        integrated: round(integrated),
+        retention: round(specialist > 0 ? integrated / specialist : integrated > 0 ? 1 : 0),
+      };
+    });
+    const mean = (k: keyof StageRow) => round(rows.reduce((a, r) => a + (r[k] as number), 0) / rows.length);
+    return {
+      metrics: {
+        merged_phases: specialists.map((s) => s.phase),
+        skipped,
+        merge: c.merge,
+        merge_scale: round(scale),
+        seq_len: seqLen,
+        replay: replayCounts,
+        windows: windows.count,
+        steps: res.steps,
+        final_loss: round(tailMean(await loggedLosses(ctx, "integrated"))),
+        retention: rows,
+        mean_retention: mean("retention"),
+        mean_base: mean("base"),
+        mean_merged: mean("merged"),
+        mean_integrated: mean("integrated"),
+        stage_details: Object.fromEntries([...finalScores].map(([id, s]) => [String(id), s])),
+      },
+      artifacts: ["phase-6-integration/model.safetensors"],
+    };
+  }
+
+  function validate(out: PhaseOutput, ctx: PhaseContext): ValidationCheck[] {
+    const c = sectionOf<Phase6Config>(ctx);
+    const m = out.metrics as { mean_retention: number; mean_integrated: number; mean_base: number };
+    return [
+      check("mean_retention", m.mean_retention, c.gate_min_retention),
+      check("mean_integrated - mean_base", round(m.mean_integrated - m.mean_base), c.gate_min_gain),
+    ];
+  }
+
+  function report(r: PhaseResultFile) {
+    const rows = r.metrics.retention as StageRow[] | undefined;
+    if (!rows) return [];
+    const html =
+      `<table><tr><th>phase</th><th>metric</th><th>specialist (before)</th><th>base model</th><th>merged</th><th>integrated (after)</th><th>retention</th></tr>${
+        rows.map((x) =>
+          `<tr><td>${x.phase} ${esc(x.name)}</td><td>${
+            esc(x.metric)
+          }</td><td>${x.specialist}</td><td>${x.base}</td><td>${x.merged}</td><td><b>${x.integrated}</b></td><td>${x.retention}</td></tr>`
+        ).join("")
+      }</table><p>merged phases: ${esc(JSON.stringify(r.metrics.merged_phases))}; replay only: ${
+        esc((r.metrics.skipped as { phase: number }[]).map((s) => s.phase).join(", ") || "none")
+      }; mean retention ${esc(r.metrics.mean_retention)}</p>`;
+    const figure = {
+      data: (["specialist", "base", "merged", "integrated"] as const).map((k) => ({
+        type: "bar",
+        name: k,
+        x: rows.map((x) => `${x.phase} ${x.metric}`),
+        y: rows.map((x) => x[k]),
+      })),
+      layout: { title: { text: "each stage's metric: specialist, base, merged, integrated" }, barmode: "group", height: 380 },
+    };
+    return [{ title: "Phase 6: retention of every stage", html, figure }];
+  }
+
+  return {
+    id: 6,
+    name: "integration",
+    title: "integration: task-arithmetic merge of the specialists, joint fine-tuning with replay, retention table",
+    defaults: { ...DEFAULTS },
+    presets: { tiny: { steps: 80, replay_per_stage: 400, gate_min_retention: 0.3, gate_min_gain: 0 } },
+    rules: {
+      steps: { int: true, min: 1 },
+      batch_size: { int: true, min: 1 },
+      lr: { min: 0 },
+      replay_per_stage: { int: true, min: 1 },
+      merge: { oneOf: ["task_arithmetic", "none"] },
+      merge_scale: { min: 0 },
+      gate_min_retention: { min: 0 },
+    },
+    run,
+    validate,
+    report,
+  };
+}
