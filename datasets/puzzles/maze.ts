@@ -241,12 +241,17 @@ export function checkMazePath(maze: Maze, path: string): CheckResult {
   return { ok: true };
 }
 
-/** The maze as text rows joined by newlines: '#' wall, '.' open, 'S' start, 'G' goal. */
-export function renderMaze(maze: Maze): string {
+/**
+ * The maze as text rows joined by newlines: '#' wall, '.' open, 'S' start, 'G' goal. With
+ * `border` false the outer wall ring (always wall in a generated maze) is left out, which
+ * shortens the text from (2h+1)(2w+2)-1 to (2h-1)(2w)-1 characters; moves are unchanged.
+ */
+export function renderMaze(maze: Maze, border = true): string {
   const lines: string[] = [];
-  for (let r = 0; r < maze.rows; r++) {
+  const k0 = border ? 0 : 1;
+  for (let r = k0; r < maze.rows - k0; r++) {
     let line = "";
-    for (let c = 0; c < maze.cols; c++) {
+    for (let c = k0; c < maze.cols - k0; c++) {
       const k = r * maze.cols + c;
       line += k === maze.start ? "S" : k === maze.goal ? "G" : maze.walls[k] ? "#" : ".";
     }
@@ -280,4 +285,9 @@ export function parseMaze(text: string): Maze {
 /** Prompt: the drawn maze; answer: the canonical shortest path as a move string. */
 export function mazeToText(item: MazeItem): TextExample {
   return { prompt: renderMaze(item.maze), answer: item.path, difficulty: item.difficulty };
+}
+
+/** As `mazeToText`, with the maze drawn without its outer wall ring (shorter prompts for short contexts). */
+export function mazeToInnerText(item: MazeItem): TextExample {
+  return { prompt: renderMaze(item.maze, false), answer: item.path, difficulty: item.difficulty };
 }

@@ -7,6 +7,7 @@ import {
   type Maze,
   mazeConfig,
   mazeItems,
+  mazeToInnerText,
   mazeToText,
   parseMaze,
   renderMaze,
@@ -157,6 +158,10 @@ Deno.test("text form: '#', '.', 'S', 'G' rows that parse back, answer a move str
   assert.equal(difficulty, answer.length);
   assert.deepEqual(parseMaze(prompt), item.maze);
   assert.equal(renderMaze(parseMaze(prompt)), prompt);
+  // Without the border ring: the inner rectangle of the full drawing, same moves.
+  const inner = mazeToInnerText(item);
+  assert.equal(inner.prompt, lines.slice(1, -1).map((l) => l.slice(1, -1)).join("\n"));
+  assert.equal(inner.answer, answer);
   assert.throws(() => parseMaze("#S#\n#x#\n#G#"), /"x" at row 1, column 1/);
   assert.throws(() => parseMaze("#S#\n#.#"), /needs one 'S' and one 'G'/);
 });

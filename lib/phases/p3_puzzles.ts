@@ -1,0 +1,868 @@
+/**
+ * Phase 3, algorithmic puzzles, in two parts.
+ *
+ * (a) Grokking: a fresh small decoder learns `x o y mod p` (datasets/modular.ts) from a share
+ *     of all equations, scored on the answer only, with Adam (L2 decay), a constant learning
+ *     rate and the GrokFast EMA filter, as the Grokfast paper's setting (bench/grokfast.ts).
+ *     Train and validation accuracy every `mod_eval_every` steps form the grokking curve and
+ *     feed the GrokkingDetector (memorization and generalization steps). Optionally the same
+ *     model, seed and data without GrokFast, for comparison. Measured at this scale (x + y mod
+ *     47, width 64, the registry decoder's 0.02 init; validation accuracy at step 600): train
+ *     and validation accuracy rise nearly together, and the filter slows generalization rather
+ *     than speeding it (three seeds: 0.92 / 0.61 / 0.39 with lambda 1, 0.56 / 0.59 / 0.27 with
+ *     the paper's lambda 2; without it 0.98 and 0.97 in the two seeds run). The paper's
+ *     speed-up is for a model that memorizes first and generalizes thousands of steps later
+ *     (PyTorch's larger init, p = 97), a budget this phase does not have; the default lambda
+ *     is 1 and the report shows both runs.
+ * (b) Puzzles with halting: phase 1's reasoning cognate (refinement core + ACT halting) is
+ *     fine-tuned on 4x4 Sudoku, small mazes, ListOps and the modular equations as text.
+ *     Held-out items are scored per task (teacher-forced token accuracy and exact match, which
+ *     equals greedy decoding; a few greedy answers are also checked by the puzzle checkers),
+ *     against the majority answer token and the base model before fine-tuning, and the halting
+ *     curve is read off the forward pass: mean ACT steps on the positions that predict answer
+ *     tokens, by item difficulty (Sudoku: blanks; maze: shortest path; ListOps: depth).
+ *
+ * Item text: `sudoku:<16 digits, 0 = blank>=` -> solution digits; `maze:\n<grid without its
+ * border ring>\n=` -> moves (U, D, L, R); `listops:<expression>=` -> one digit;
+ * `mod<p>:<op>(x,y)=` -> z. The fine-tuned reasoning cognate is the phase's model.safetensors.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { join } from "node:path";
+import { epochBatch, MODULAR_OPS, type ModularDataset, modularDataset, type ModularOp, type ModularSplit } from "../../datasets/modular.ts";
+import {
+  checkMazePath,
+  checkSudoku,
+  generateListOps,
+  generateMaze,
+  generateSudoku,
+  listOpsConfig,
+  mazeConfig,
+  mazeToInnerText,
+  parseSudoku,
+  sudokuConfig,
+  sudokuToText,
+} from "../../datasets/puzzles/mod.ts";
+import type { LmWindows } from "../../datasets/sanity.ts";
+import { SMALL_DECODER } from "../nn/decoder.ts";
+import { crossEntropy } from "../nn/layers.ts";
+import type { CognateOutput } from "../models/cognate.ts";
+import { createModel, type RegistryModel } from "../models/registry.ts";
+import type { Rule } from "../pipeline/config.ts";
+import { check, type PhaseContext, type PhaseOutput, type PhaseResultFile, type PhaseSpec, type StageContext } from "../pipeline/phase.ts";
+import { GrokkingDetector, type GrokkingReport } from "../train/detectors.ts";
+import { grokfastFromConfig, type GrokfastSection } from "../train/grokfast.ts";
+import { train } from "../train/trainer.ts";
+import { exists, readJson, writeJsonAtomic } from "../util/fs.ts";
+import { deriveSeed } from "../util/rng.ts";
+import type { Figure } from "../viz/figures.ts";
+import { esc, type PageSection } from "../viz/report.ts";
+import {
+  answerMetrics,
+  loadBase,
+  loggedLosses,
+  logitsOf,
+  majorityTokenAccuracy,
+  round,
+  saveModel,
+  type TextItem,
+  TOKENIZER,
+  trainConfigFor,
+  trainText,
+  windowsOf,
+} from "./common.ts";
+
+/** The puzzle tasks of part (b), in table order. */
+export const PUZZLE_TASKS = ["sudoku", "maze", "listops", "modular"] as const;
+export type PuzzleTask = typeof PUZZLE_TASKS[number];
+
+/** `phases.3` in the small preset (the default); `PuzzlesSection` is its type. */
+const DEFAULTS = {
+  mod_p: 47, // (a) prime modulus of the equations `x o y mod p`; chance accuracy is 1/p
+  mod_op: "add", // (a) operation: add, sub, mul, div, sq_sum, quad, cubic (datasets/modular.ts)
+  mod_train_fraction: 0.5, // (a) share of all equations used for training; the rest is validation
+  mod_width: 64, // (a) width of the fresh decoder that learns the equations
+  mod_layers: 2, // (a) its transformer blocks
+  mod_heads: 4, // (a) its attention heads
+  mod_steps: 600, // (a) optimizer steps of each grokking run (no early stop: the curve shows the whole budget)
+  mod_batch_size: 512, // (a) equations per step (each epoch is a fresh shuffle cut into batches)
+  mod_lr: 1e-3, // (a) Adam learning rate, constant after a 10-step warmup (the Grokfast paper's)
+  mod_weight_decay: 0.005, // (a) L2 weight decay added to the gradient (torch.optim.Adam's, as the paper)
+  mod_eval_every: 20, // (a) steps between train/validation accuracy evaluations (the grokking curve)
+  mod_baseline: true, // (a) also train the same model from the same seed without GrokFast, for comparison
+  grokfast: {
+    enabled: true, // (a) GrokFast on for the grokking run (the run's training.grokfast, switched on)
+    kind: "ema", // (a) ema or ma filter (lib/train/grokfast.ts)
+    alpha: 0.98, // (a) EMA decay
+    lambda: 1, // (a) amplification of the slow gradient (training.grokfast has 2: slower here, see the module comment)
+    window: 100, // (a) MA window (kind ma)
+    warmup: 0, // (a) steps before the filter amplifies
+  },
+  grok_train_threshold: 0.99, // (a) detector: train accuracy that counts as memorized
+  grok_val_threshold: 0.95, // (a) detector: validation accuracy that counts as generalized
+  tasks: ["sudoku", "maze", "listops", "modular"], // (b) puzzle tasks fine-tuned and scored (modular = the equations as text)
+  steps: 120, // (b) fine-tuning steps of the reasoning cognate
+  lr: 1e-3, // (b) peak learning rate (warmup and cosine from the training section)
+  batch_size: 12, // (b) windows per step
+  seq_len: 96, // (b) tokens per training window (items are packed)
+  train_items: 1500, // (b) training items per task (modular: at most its training equations)
+  eval_items: 48, // (b) held-out items per task (unseen prompts)
+  gen_items: 8, // (b) held-out items per task also decoded greedily and checked by the puzzle checkers
+  sudoku_min_clues: 4, // (b) 4x4 Sudoku: fewest clues (difficulty = 16 - clues blanks)
+  sudoku_max_clues: 12, // (b) 4x4 Sudoku: most clues
+  maze_size: 4, // (b) maze cells per side (drawn without the outer wall ring); random start and goal
+  listops_max_depth: 3, // (b) ListOps: deepest nesting (difficulty = depth)
+  listops_max_args: 3, // (b) ListOps: most arguments per operation
+  listops_max_tokens: 24, // (b) ListOps: longest expression in ListOps tokens
+  gate_min_mod_gain: 0.15, // gate: modular validation and train accuracy above chance (1/p) by at least this
+  gate_min_gain: 0.05, // gate: puzzle answer token accuracy above the majority token and the base model by at least this
+};
+
+/** `phases.3`: the puzzles section (the config system has checked its keys and types). */
+export type PuzzlesSection = typeof DEFAULTS & { grokfast: GrokfastSection; tasks: string[] };
+
+/** Rows per forward pass in evaluation and generation. */
+const EVAL_BATCH = 32;
+/** Tokens of a modular equation's input (x, op, y, =): the answer is read at the last one. */
+const MOD_LEN = 4;
+
+// ---------------------------------------------------------------------------------------------
+// (a) Grokking on modular arithmetic
+
+/** The modular dataset of a stage (the same split feeds part (a) and the text task of part (b)). */
+export function modularData(s: StageContext): ModularDataset {
+  const c = s.phaseConfig as unknown as PuzzlesSection;
+  return modularDataset({
+    p: c.mod_p,
+    op: c.mod_op as ModularOp,
+    trainFraction: c.mod_train_fraction,
+    seed: deriveSeed(s.seed, "modular"),
+  });
+}
+
+/**
+ * Logits at the `=` position of modular equations (answer-only scoring, as bench/grokfast.ts).
+ * ids int32 [B, 4] -> [B, V]. A candidate for lib/train: bench/grokfast.ts has the same helper.
+ */
+export function equationLogits(model: RegistryModel, ids: tf.Tensor2D): tf.Tensor2D {
+  const logits = model.forward!(ids).logits; // [B, 4, V]
+  const V = logits.shape[2];
+  return tf.reshape(tf.slice(logits, [0, MOD_LEN - 1, 0], [-1, 1, -1]), [ids.shape[0], V]); // [B, V]
+}
+
+/** Answer accuracy of `model` over a whole split, in chunks (bench/grokfast.ts's `accuracy`, for any registry model). */
+export async function equationAccuracy(model: RegistryModel, split: ModularSplit, chunk = 2048): Promise<number> {
+  let correct = 0;
+  for (let i = 0; i < split.size; i += chunk) {
+    const n = Math.min(chunk, split.size - i);
+    const hits = tf.tidy(() => {
+      const ids = tf.tensor2d(split.inputs.subarray(i * MOD_LEN, (i + n) * MOD_LEN), [n, MOD_LEN], "int32");
+      const pred = tf.argMax(equationLogits(model, ids), -1); // [n]
+      return tf.sum(tf.cast(tf.equal(pred, tf.tensor1d(split.targets.subarray(i, i + n), "int32")), "int32"));
+    });
+    correct += (await hits.data())[0];
+    hits.dispose();
+  }
+  return correct / split.size;
+}
+
+/** A grokking curve: one entry per evaluation. */
+export interface GrokCurve {
+  step: number[];
+  train_acc: number[];
+  val_acc: number[];
+  loss: number[];
+}
+
+/** What one grokking run hands back (rounded for result.json). */
+export interface GrokRun {
+  name: string;
+  grokfast: boolean;
+  steps: number;
+  train_acc: number;
+  val_acc: number;
+  seconds: number;
+  report: GrokkingReport;
+  curve: GrokCurve;
+}
+
+/** Replays a curve into a GrokkingDetector (so a resumed run reports exactly what an uninterrupted one would). */
+export function detectGrokking(curve: GrokCurve, trainThreshold: number, valThreshold: number): GrokkingReport {
+  const det = new GrokkingDetector({ trainThreshold, valThreshold });
+  curve.step.forEach((s, i) => det.update(s, curve.train_acc[i], curve.val_acc[i]));
+  return det.report();
+}
+
+/**
+ * Trains a fresh decoder (registry `decoder`, seeded by the phase) on the equations, with or
+ * without GrokFast. The curve is kept in `<phase dir>/<name>_curve.json` beside the trainer's
+ * checkpoints, so a resumed run continues it (entries past the checkpoint are recomputed).
+ */
+async function grokRun(ctx: PhaseContext, data: ModularDataset, name: string, withGrokfast: boolean): Promise<GrokRun> {
+  const c = ctx.phaseConfig as unknown as PuzzlesSection;
+  const model = createModel("decoder", {
+    ...SMALL_DECODER,
+    vocabSize: data.vocabSize,
+    maxSeqLen: MOD_LEN,
+    dModel: c.mod_width,
+    nHeads: c.mod_heads,
+    nLayers: c.mod_layers,
+  }, deriveSeed(ctx.seed, "modular-model"));
+  const filter = withGrokfast ? grokfastFromConfig(c.grokfast) : undefined;
+  const curveFile = join(ctx.dir, `${name}_curve.json`);
+  const curve: GrokCurve = (await exists(curveFile))
+    ? await readJson<GrokCurve>(curveFile)
+    : { step: [], train_acc: [], val_acc: [], loss: [] };
+  const batchSeed = deriveSeed(ctx.seed, "modular-batches");
+  const t0 = performance.now();
+  try {
+    const res = await train(
+      {
+        params: model.params,
+        tokensPerBatch: Math.min(c.mod_batch_size, data.train.size) * MOD_LEN,
+        batch: (step) => {
+          const b = epochBatch(data.train, c.mod_batch_size, step, batchSeed);
+          return { ids: tf.tensor2d(b.inputs, [b.size, MOD_LEN], "int32"), y: tf.tensor1d(b.targets, "int32") };
+        },
+        loss: (b) => crossEntropy(equationLogits(model, b.ids), b.y),
+      },
+      trainConfigFor(ctx.config, c.mod_steps, {
+        lr: c.mod_lr,
+        minLr: c.mod_lr, // constant after warmup, as the paper
+        warmupSteps: Math.min(10, c.mod_steps - 1),
+        weightDecay: c.mod_weight_decay,
+        weightDecayMode: "l2",
+        beta1: 0.9,
+        beta2: 0.98,
+        gradClip: 0,
+        gradAccum: 1,
+        evalEvery: c.mod_eval_every,
+        logEvery: c.mod_eval_every,
+      }),
+      {
+        checkpointDir: join(ctx.dir, "ckpt", name),
+        resume: true,
+        config: ctx.config,
+        gradFilter: filter,
+        label: `phase 3 ${name}`,
+        evaluate: async () => ({ train_acc: await equationAccuracy(model, data.train), val_acc: await equationAccuracy(model, data.val) }),
+        onLog: async (rec) => {
+          await ctx.log({ model: name, ...rec });
+          if (typeof rec.val_acc !== "number") return;
+          // After a resume, entries from the interrupted run past its checkpoint are stale.
+          const keep = curve.step.findIndex((s) => s >= rec.step);
+          if (keep >= 0) { for (const k of ["step", "train_acc", "val_acc", "loss"] as const) curve[k].length = keep; }
+          curve.step.push(rec.step);
+          curve.train_acc.push(round(rec.train_acc as number));
+          curve.val_acc.push(round(rec.val_acc));
+          curve.loss.push(round(rec.loss));
+          await writeJsonAtomic(curveFile, curve);
+        },
+      },
+    );
+    return {
+      name,
+      grokfast: filter !== undefined,
+      steps: res.steps,
+      train_acc: round(await equationAccuracy(model, data.train)),
+      val_acc: round(await equationAccuracy(model, data.val)),
+      seconds: round((performance.now() - t0) / 1000, 1),
+      report: detectGrokking(curve, c.grok_train_threshold, c.grok_val_threshold),
+      curve,
+    };
+  } finally {
+    filter?.dispose();
+    model.dispose();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// (b) Puzzle data: text items with a difficulty and a checker for generated answers
+
+/** A puzzle as text, with its difficulty and a check of a generated answer. */
+export interface PuzzleItem extends TextItem {
+  task: PuzzleTask;
+  difficulty: number;
+  /** Whether a generated answer solves the puzzle (any valid Sudoku grid or shortest path counts). */
+  check(got: string): boolean;
+}
+
+/** The configured tasks, checked. */
+export function puzzleTasks(c: PuzzlesSection): PuzzleTask[] {
+  if (!Array.isArray(c.tasks) || c.tasks.length === 0) {
+    throw new Error(`phases.3.tasks: expected a non-empty list of ${PUZZLE_TASKS.join(", ")}`);
+  }
+  for (const t of c.tasks) {
+    if (!PUZZLE_TASKS.includes(t as PuzzleTask)) throw new Error(`phases.3.tasks: '${t}' is not one of ${PUZZLE_TASKS.join(", ")}`);
+  }
+  return c.tasks as PuzzleTask[];
+}
+
+/** Item `index` of `task`: a pure function of (section, seed, task, index). */
+function puzzleItem(task: Exclude<PuzzleTask, "modular">, c: PuzzlesSection, seed: number, index: number): PuzzleItem {
+  const s = deriveSeed(seed, task);
+  if (task === "sudoku") {
+    const it = generateSudoku(sudokuConfig({ size: 4, minClues: c.sudoku_min_clues, maxClues: c.sudoku_max_clues, seed: s }), index);
+    const t = sudokuToText(it);
+    const check = (got: string) => {
+      try {
+        return checkSudoku(it.puzzle, parseSudoku(got.trim())).ok;
+      } catch {
+        return false;
+      }
+    };
+    return { task, prompt: `sudoku:${t.prompt}=`, answer: t.answer, difficulty: t.difficulty, check };
+  }
+  if (task === "maze") {
+    const it = generateMaze(mazeConfig({ width: c.maze_size, height: c.maze_size, endpoints: "random", seed: s }), index);
+    const t = mazeToInnerText(it);
+    return {
+      task,
+      prompt: `maze:\n${t.prompt}\n=`,
+      answer: t.answer,
+      difficulty: t.difficulty,
+      check: (got) => checkMazePath(it.maze, got.trim()).ok,
+    };
+  }
+  const it = generateListOps(
+    listOpsConfig({ maxDepth: c.listops_max_depth, maxArgs: c.listops_max_args, maxTokens: c.listops_max_tokens, seed: s }),
+    index,
+  );
+  return {
+    task,
+    prompt: `listops:${it.text}=`,
+    answer: String(it.value),
+    difficulty: it.difficulty,
+    check: (got) => got.trim() === String(it.value),
+  };
+}
+
+/** The equations of a split as text items (difficulty 0: the task has no difficulty knob). */
+function equationItems(data: ModularDataset, split: ModularSplit): PuzzleItem[] {
+  const { p, op } = data.config;
+  return Array.from({ length: split.size }, (_, i) => {
+    const [x, , y] = split.inputs.subarray(i * MOD_LEN, i * MOD_LEN + 3);
+    const answer = String(split.targets[i]);
+    return {
+      task: "modular" as const,
+      prompt: `mod${p}:${op}(${x},${y})=`,
+      answer,
+      difficulty: 0,
+      check: (got: string) => got.trim() === answer,
+    };
+  });
+}
+
+/** Training items (all tasks, interleaved) and held-out items per task. */
+export interface PuzzleData {
+  train: PuzzleItem[];
+  test: Record<string, PuzzleItem[]>;
+  /** Held-out candidates skipped because their prompt is a training prompt. */
+  overlapRemoved: Record<string, number>;
+}
+
+/** Tokens an item takes in a window (BOS + prompt + answer + EOS). */
+const itemTokens = (it: TextItem) => TOKENIZER.encode(it.prompt).length + TOKENIZER.encode(it.answer).length + 2;
+
+/**
+ * The phase's puzzle items, rebuilt from (section, seed) alone: `train_items` per task (the
+ * modular task: its training equations) and `eval_items` held-out items per task whose prompts
+ * never occur in training (the modular task: validation equations).
+ */
+export function puzzleData(s: StageContext): PuzzleData {
+  const c = s.phaseConfig as unknown as PuzzlesSection;
+  const tasks = puzzleTasks(c);
+  const perTask: PuzzleItem[][] = [];
+  const test: Record<string, PuzzleItem[]> = {}, overlapRemoved: Record<string, number> = {};
+  for (const task of tasks) {
+    let train: PuzzleItem[], held: PuzzleItem[];
+    let removed = 0;
+    if (task === "modular") {
+      const data = modularData(s);
+      train = equationItems(data, data.train).slice(0, c.train_items);
+      held = equationItems(data, data.val).slice(0, c.eval_items);
+    } else {
+      train = Array.from({ length: c.train_items }, (_, i) => puzzleItem(task, c, s.seed, i));
+      const seen = new Set(train.map((it) => it.prompt));
+      held = [];
+      for (let i = c.train_items; held.length < c.eval_items; i++) {
+        if (i >= c.train_items + 50 * c.eval_items) {
+          throw new Error(`phase 3: too few ${task} items unseen in training; raise the puzzle size or lower phases.3.train_items`);
+        }
+        const it = puzzleItem(task, c, s.seed, i);
+        if (seen.has(it.prompt)) removed++;
+        else {
+          seen.add(it.prompt);
+          held.push(it);
+        }
+      }
+    }
+    const longest = Math.max(...train.map(itemTokens), ...held.map(itemTokens));
+    if (longest > c.seq_len + 1) {
+      throw new Error(
+        `phase 3: ${task} items take up to ${longest} tokens, more than phases.3.seq_len + 1 = ${
+          c.seq_len + 1
+        }; raise seq_len or shrink the ${task} items`,
+      );
+    }
+    perTask.push(train);
+    test[task] = held;
+    overlapRemoved[task] = removed;
+  }
+  // Interleave the tasks round-robin, so packed windows mix them.
+  const train: PuzzleItem[] = [];
+  for (let i = 0; i < Math.max(...perTask.map((t) => t.length)); i++) for (const t of perTask) if (i < t.length) train.push(t[i]);
+  return { train, test, overlapRemoved };
+}
+
+// ---------------------------------------------------------------------------------------------
+// (b) Evaluation: answer metrics, ACT steps on answer positions, greedy answers checked
+
+/**
+ * A view of `model` whose forward also keeps the ACT steps [B, T] of every call (reasoning
+ * cognates only), in call order; the caller disposes them.
+ */
+function withStepsProbe(model: RegistryModel): { view: RegistryModel; steps: tf.Tensor2D[] } {
+  const steps: tf.Tensor2D[] = [];
+  const forward = model.forward?.bind(model);
+  const view: RegistryModel = {
+    params: model.params,
+    loss: (ids, targets, mask) => model.loss(ids, targets, mask),
+    dispose: () => model.dispose(),
+    ...(forward
+      ? {
+        forward: (ids: tf.Tensor2D) => {
+          const out = forward(ids) as Partial<CognateOutput> & { logits: tf.Tensor3D };
+          if (out.extras?.steps) steps.push(tf.keep(out.extras.steps));
+          return out;
+        },
+      }
+      : {}),
+    ...(model.infer ? { infer: model.infer.bind(model) } : {}),
+  };
+  return { view, steps };
+}
+
+/** Mean over each window row of `perPos` [rows * T] at its mask = 1 positions (one item per row). */
+function rowMeans(perPos: ArrayLike<number>, w: LmWindows): number[] {
+  const out: number[] = [];
+  for (let r = 0; r < w.count; r++) {
+    let sum = 0, n = 0;
+    for (let t = 0; t < w.seqLen; t++) {
+      if (w.mask[r * w.seqLen + t] > 0) {
+        sum += perPos[r * w.seqLen + t];
+        n++;
+      }
+    }
+    out.push(n ? sum / n : NaN);
+  }
+  return out;
+}
+
+/** Mean of `ys` grouped by `xs`, sorted by x. */
+export function groupMeans(xs: readonly number[], ys: readonly number[]): { x: number[]; mean: number[]; count: number[] } {
+  const groups = new Map<number, number[]>();
+  xs.forEach((x, i) => groups.set(x, [...(groups.get(x) ?? []), ys[i]]));
+  const keys = [...groups.keys()].sort((a, b) => a - b);
+  return {
+    x: keys,
+    mean: keys.map((k) => groups.get(k)!.reduce((a, b) => a + b, 0) / groups.get(k)!.length),
+    count: keys.map((k) => groups.get(k)!.length),
+  };
+}
+
+/** One task's held-out numbers. */
+export interface TaskEval {
+  token_acc: number;
+  exact: number;
+  loss: number;
+  items: number;
+  /** Mean ACT steps on answer positions (NaN for models without halting). */
+  mean_steps: number;
+  /** Per difficulty: mean steps, exact match (rounded for result.json), item count. */
+  by_difficulty: { difficulty: number[]; mean_steps: number[]; exact: number[]; count: number[] };
+}
+
+/** Held-out windows of one task: one item per row, as long as its longest item. */
+function taskWindows(items: readonly PuzzleItem[]): LmWindows {
+  return windowsOf(items, Math.max(2, ...items.map(itemTokens)) - 1, false);
+}
+
+/** Scores `model` on one task's held-out items in one forward pass per batch (answer metrics and ACT steps). */
+export async function evaluateTask(model: RegistryModel, items: readonly PuzzleItem[]): Promise<TaskEval> {
+  const w = taskWindows(items);
+  const { view, steps } = withStepsProbe(model);
+  const am = await answerMetrics(view, w, EVAL_BATCH);
+  let perItem = items.map(() => NaN);
+  if (steps.length) {
+    const all = tf.concat(steps, 0); // [rows, T]
+    perItem = rowMeans(await all.data(), w);
+    tf.dispose([all, ...steps]);
+  }
+  const d = items.map((it) => it.difficulty);
+  const byDiffSteps = groupMeans(d, perItem), byDiffExact = groupMeans(d, am.correct.map(Number));
+  return {
+    token_acc: am.token_acc,
+    exact: am.exact,
+    loss: am.loss,
+    items: am.items,
+    mean_steps: perItem.reduce((a, b) => a + b, 0) / perItem.length,
+    by_difficulty: {
+      difficulty: byDiffSteps.x,
+      mean_steps: byDiffSteps.mean.map((x) => round(x, 3)),
+      exact: byDiffExact.mean.map((x) => round(x)),
+      count: byDiffSteps.count,
+    },
+  };
+}
+
+/** Every task's numbers and their macro averages (`token_acc`, `exact`: the stage record). */
+export async function evaluatePuzzles(
+  model: RegistryModel,
+  data: PuzzleData,
+): Promise<{ tasks: Record<string, TaskEval>; token_acc: number; exact: number }> {
+  const tasks: Record<string, TaskEval> = {};
+  for (const [task, items] of Object.entries(data.test)) tasks[task] = await evaluateTask(model, items);
+  const mean = (k: "token_acc" | "exact") => Object.values(tasks).reduce((a, t) => a + t[k], 0) / Object.keys(tasks).length;
+  return { tasks, token_acc: mean("token_acc"), exact: mean("exact") };
+}
+
+/**
+ * Greedy decoding (BOS + prompt, until EOS or `maxNew` tokens) with the argmax over the byte
+ * tokenizer's ids only (the model's vocabulary may be larger than the tokenizer's).
+ */
+export async function greedyAnswers(model: RegistryModel, prompts: readonly string[], maxNew: number): Promise<string[]> {
+  const out: string[] = [], V = TOKENIZER.vocabSize;
+  for (let b0 = 0; b0 < prompts.length; b0 += EVAL_BATCH) {
+    const rows = prompts.slice(b0, b0 + EVAL_BATCH).map((p) => [TOKENIZER.bos, ...TOKENIZER.encode(p)]);
+    const start = rows.map((r) => r.length), done = rows.map(() => false);
+    for (let k = 0; k < maxNew && done.some((x) => !x); k++) {
+      const T = Math.max(...rows.map((r) => r.length));
+      const flat = new Int32Array(rows.length * T).fill(TOKENIZER.pad);
+      rows.forEach((r, i) => flat.set(r, i * T));
+      const ids = tf.tensor2d(flat, [rows.length, T], "int32"); // [n, T]
+      const logits = await logitsOf(model, ids); // [n, T, Vmodel]
+      const next = tf.tidy(() => tf.argMax(tf.slice(logits, [0, 0, 0], [-1, -1, V]), -1)); // [n, T]
+      const data = await next.data();
+      tf.dispose([ids, logits, next]);
+      rows.forEach((r, i) => {
+        if (done[i]) return;
+        const tok = data[i * T + r.length - 1];
+        if (tok === TOKENIZER.eos) done[i] = true;
+        else r.push(tok);
+      });
+    }
+    rows.forEach((r, i) => out.push(TOKENIZER.decode(r.slice(start[i]))));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The phase
+
+const sectionOf = (s: StageContext) => s.phaseConfig as unknown as PuzzlesSection;
+
+/** Per-task numbers of an evaluation, flattened for result.json (`<prefix><task>_<key>`). */
+function taskNumbers(tasks: Record<string, TaskEval>, prefix: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [task, e] of Object.entries(tasks)) {
+    out[`${prefix}${task}_token_acc`] = round(e.token_acc);
+    out[`${prefix}${task}_exact`] = round(e.exact);
+    if (Number.isFinite(e.mean_steps)) out[`${prefix}${task}_mean_steps`] = round(e.mean_steps, 3);
+  }
+  return out;
+}
+
+async function run(ctx: PhaseContext): Promise<PhaseOutput> {
+  const c = sectionOf(ctx);
+  const t0 = performance.now();
+  // (a) Grokking.
+  const mod = modularData(ctx);
+  const grok = [await grokRun(ctx, mod, "modular", c.grokfast.enabled)];
+  if (c.mod_baseline && c.grokfast.enabled) grok.push(await grokRun(ctx, mod, "modular-baseline", false));
+  const grokSeconds = (performance.now() - t0) / 1000;
+
+  // (b) Puzzles: the base model before and after fine-tuning on every task.
+  const data = puzzleData(ctx);
+  const trainW = windowsOf(data.train, c.seq_len);
+  const majority: Record<string, number> = {};
+  for (const [task, items] of Object.entries(data.test)) {
+    const fit = windowsOf(data.train.filter((it) => it.task === task), c.seq_len);
+    majority[task] = majorityTokenAccuracy(fit, taskWindows(items)).accuracy;
+  }
+  const { model, meta } = await loadBase(ctx, "reasoning");
+  try {
+    let t = performance.now();
+    const base = await evaluatePuzzles(model, data);
+    const baseSeconds = (performance.now() - t) / 1000;
+    const tr = await trainText(ctx, {
+      name: "puzzles",
+      model,
+      windows: trainW,
+      // The phase's own peak lr; the floor keeps the training section's min_lr / lr ratio.
+      train: trainConfigFor(ctx.config, c.steps, { lr: c.lr, minLr: c.lr * ctx.config.training.min_lr / ctx.config.training.lr }),
+      batchSize: c.batch_size,
+      seed: deriveSeed(ctx.seed, "puzzle-batches"),
+    });
+    const logged = await loggedLosses(ctx, "puzzles");
+    t = performance.now();
+    const fine = await evaluatePuzzles(model, data);
+    const samples: Record<string, unknown>[] = [];
+    const genValid: Record<string, number> = {};
+    for (const [task, items] of Object.entries(data.test)) {
+      const few = items.slice(0, c.gen_items);
+      if (!few.length) continue;
+      const got = await greedyAnswers(model, few.map((it) => it.prompt), Math.max(...few.map((it) => it.answer.length)) + 2);
+      genValid[task] = round(got.filter((g, i) => few[i].check(g)).length / few.length);
+      const pick = few.slice(0, 2).map((it, i) => ({
+        task,
+        difficulty: it.difficulty,
+        prompt: it.prompt,
+        expected: it.answer,
+        got: got[i],
+      }));
+      samples.push(...pick.map((x, i) => ({ ...x, valid: few[i].check(x.got) })));
+    }
+    const evalSeconds = (performance.now() - t) / 1000;
+    await saveModel(join(ctx.dir, "model.safetensors"), model, meta);
+    const tasks = Object.keys(data.test);
+    const majorityMean = tasks.reduce((a, k) => a + majority[k], 0) / tasks.length;
+    const g = grok[0];
+    return {
+      metrics: {
+        // (a) grokking
+        mod_p: mod.config.p,
+        mod_op: mod.config.op,
+        mod_train_size: mod.train.size,
+        mod_val_size: mod.val.size,
+        mod_chance: round(1 / mod.config.p),
+        mod_grokfast: g.grokfast,
+        mod_train_acc: g.train_acc,
+        mod_val_acc: g.val_acc,
+        mod_steps: g.steps,
+        grokking: g.report,
+        grok_runs: grok,
+        // (b) puzzles
+        tasks,
+        train_items: data.train.length,
+        train_windows: trainW.count,
+        eval_items: Object.fromEntries(tasks.map((k) => [k, data.test[k].length])),
+        eval_overlap_removed: data.overlapRemoved,
+        token_acc: round(fine.token_acc),
+        exact: round(fine.exact),
+        base_token_acc: round(base.token_acc),
+        base_exact: round(base.exact),
+        majority_token_acc: round(majorityMean),
+        ...taskNumbers(fine.tasks, ""),
+        ...taskNumbers(base.tasks, "base_"),
+        ...Object.fromEntries(tasks.map((k) => [`majority_${k}_token_acc`, round(majority[k])])),
+        gen_valid: genValid,
+        halting: Object.fromEntries(Object.entries(fine.tasks).map(([k, e]) => [k, e.by_difficulty])),
+        base_halting: Object.fromEntries(Object.entries(base.tasks).map(([k, e]) => [k, e.by_difficulty])),
+        train_loss_first: round(logged[0] ?? NaN),
+        train_loss_last: round(logged.at(-1) ?? NaN),
+        train_steps: tr.steps,
+        resumed_from: tr.resumedFrom,
+        samples,
+        seconds: {
+          grokking: round(grokSeconds, 1),
+          base_eval: round(baseSeconds, 1),
+          train: round(tr.seconds, 1),
+          eval: round(evalSeconds, 1),
+        },
+      },
+      artifacts: [join("phase-3-puzzles", "model.safetensors")],
+    };
+  } finally {
+    model.dispose();
+  }
+}
+
+/** The gate: modular validation (and train) accuracy above chance; puzzle answer tokens above the majority token and the base model. */
+function validate(out: PhaseOutput, ctx: PhaseContext) {
+  const m = out.metrics as Record<string, number>, c = sectionOf(ctx);
+  return [
+    check("mod_val_acc - chance (1/p)", round(m.mod_val_acc - m.mod_chance), c.gate_min_mod_gain),
+    check("mod_train_acc - chance (1/p)", round(m.mod_train_acc - m.mod_chance), c.gate_min_mod_gain),
+    check("token_acc - majority_token_acc", round(m.token_acc - m.majority_token_acc), c.gate_min_gain),
+    check("token_acc - base_token_acc", round(m.token_acc - m.base_token_acc), c.gate_min_gain),
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+const pct = (x: unknown) => (typeof x === "number" ? `${(100 * x).toFixed(1)}%` : "-");
+const COLORS = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd"];
+/** A plotly line trace; `extra.line` is merged into the line style. */
+function line(name: string, x: unknown, y: unknown, color: string, extra: Record<string, unknown> = {}) {
+  return { type: "scatter", mode: "lines", name, x, y, ...extra, line: { color, ...(extra.line as object) } };
+}
+const htmlRow = (cells: unknown[], tag = "td") => `<tr>${cells.map((c) => `<${tag}>${c}</${tag}>`).join("")}</tr>`;
+
+/** Train/validation accuracy against step (log x), the detector's steps marked, chance as a line. */
+export function grokkingFigure(m: Record<string, unknown>): Figure {
+  const data: Record<string, unknown>[] = [];
+  const shapes: Record<string, unknown>[] = [
+    { type: "line", xref: "paper", x0: 0, x1: 1, y0: m.mod_chance, y1: m.mod_chance, line: { dash: "dot", color: "#999" } },
+  ];
+  (m.grok_runs as GrokRun[]).forEach((r, i) => {
+    const color = COLORS[i % COLORS.length], label = r.grokfast ? "GrokFast" : "no GrokFast";
+    data.push(line(`${label} validation`, r.curve.step, r.curve.val_acc, color));
+    data.push(line(`${label} train`, r.curve.step, r.curve.train_acc, color, { line: { dash: "dot" } }));
+    for (const [key, dash] of [["memorizationStep", "dot"], ["generalizationStep", "dash"]] as const) {
+      const s = r.report[key];
+      if (s !== undefined) shapes.push({ type: "line", yref: "paper", x0: s, x1: s, y0: 0, y1: 1, line: { color, dash, width: 1 } });
+    }
+  });
+  const title =
+    `${m.mod_op}(x, y) mod ${m.mod_p}: solid validation, dotted train; vertical lines: memorized (dotted), generalized (dashed)`;
+  return {
+    data,
+    layout: {
+      title: { text: title },
+      xaxis: { title: { text: "optimization step" }, type: "log" },
+      yaxis: { title: { text: "accuracy" }, range: [0, 1.02] },
+      shapes,
+      height: 440,
+    },
+  };
+}
+
+/** Mean ACT steps on answer positions against difficulty, one line per task (fine-tuned solid, base dotted). */
+export function haltingFigure(m: Record<string, unknown>): Figure {
+  type Curve = TaskEval["by_difficulty"];
+  const fine = m.halting as Record<string, Curve>, base = m.base_halting as Record<string, Curve>;
+  const data = Object.keys(fine).filter((k) => fine[k].difficulty.length > 1).flatMap((task, i) => {
+    const color = COLORS[i % COLORS.length], f = fine[task], b = base[task];
+    const text = f.count.map((n, j) => `${n} items, exact ${pct(f.exact[j])}`);
+    return [
+      line(`${task} (fine-tuned)`, f.difficulty, f.mean_steps, color, { mode: "lines+markers", text }),
+      ...(b ? [line(`${task} (base)`, b.difficulty, b.mean_steps, color, { line: { dash: "dot" } })] : []),
+    ];
+  });
+  const title = "mean ACT refinement steps on answer positions vs difficulty (sudoku: blanks, maze: path length, listops: depth)";
+  return {
+    data,
+    layout: { title: { text: title }, xaxis: { title: { text: "difficulty" } }, yaxis: { title: { text: "mean steps" } }, height: 400 },
+  };
+}
+
+function report(result: PhaseResultFile): PageSection[] {
+  const m = result.metrics;
+  if (!Array.isArray(m.grok_runs) || !Array.isArray(m.tasks)) return [];
+  const grokRows = (m.grok_runs as GrokRun[]).map((r) =>
+    htmlRow([
+      r.grokfast ? "GrokFast" : "no GrokFast",
+      r.steps,
+      pct(r.train_acc),
+      pct(r.val_acc),
+      esc(r.report.phase),
+      r.report.memorizationStep ?? "-",
+      r.report.generalizationStep ?? "-",
+      r.seconds,
+    ])
+  );
+  const grokHtml = `<p>${
+    esc(m.mod_op)
+  }(x, y) mod ${m.mod_p}: ${m.mod_train_size} training / ${m.mod_val_size} validation equations, chance ${pct(m.mod_chance)}.</p><table>${
+    htmlRow(["run", "steps", "train acc", "val acc", "detector", "memorized at", "generalized at", "seconds"], "th")
+  }${grokRows.join("")}</table>`;
+  const gen = m.gen_valid as Record<string, number>;
+  const rows = (m.tasks as string[]).map((t) =>
+    htmlRow([
+      esc(t),
+      ...[`${t}_token_acc`, `base_${t}_token_acc`, `majority_${t}_token_acc`, `${t}_exact`, `base_${t}_exact`].map((k) => pct(m[k])),
+      pct(gen[t]),
+      m[`${t}_mean_steps`] ?? "-",
+      m[`base_${t}_mean_steps`] ?? "-",
+    ])
+  );
+  rows.push(htmlRow(["<b>mean</b>", ...[m.token_acc, m.base_token_acc, m.majority_token_acc, m.exact, m.base_exact].map(pct), "", "", ""]));
+  const puzzleHtml =
+    `<p>Reasoning cognate fine-tuned for ${m.train_steps} steps on ${m.train_items} items; held-out items per task: ${
+      esc(JSON.stringify(m.eval_items))
+    }. ` +
+    "Exact: every answer token right (teacher-forced, the same as greedy decoding). Checked: greedy answers of a sample accepted by the task's checker (any valid grid, any shortest path).</p><table>" +
+    htmlRow(["task", "token acc", "base", "majority token", "exact", "base exact", "checked (greedy)", "mean steps", "base steps"], "th") +
+    rows.join("") + "</table>";
+  const samples = (m.samples as Record<string, unknown>[]).map((s) =>
+    htmlRow([esc(s.task), s.difficulty, `<pre>${esc(s.prompt)}</pre>`, esc(s.expected), esc(s.got), s.valid ? "✔" : "✘"])
+  );
+  return [
+    { title: "Phase 3: grokking on modular arithmetic", html: grokHtml, figure: grokkingFigure(m) },
+    { title: "Phase 3: puzzles, held-out accuracy vs baselines", html: puzzleHtml },
+    { title: "Phase 3: halting curves", figure: haltingFigure(m) },
+    {
+      title: "Phase 3: sample answers (greedy)",
+      html: `<table>${htmlRow(["task", "difficulty", "prompt", "expected", "got", ""], "th")}${samples.join("")}</table>`,
+    },
+  ];
+}
+
+/** Integer rules `>= min` for several keys. */
+const ints = (min: number, keys: string[]): Record<string, Rule> => Object.fromEntries(keys.map((k) => [k, { int: true, min }]));
+
+/** Phase 3: grokking with GrokFast on modular arithmetic; the reasoning cognate on Sudoku, mazes and ListOps with halting curves. */
+export const phase3: PhaseSpec = {
+  id: 3,
+  name: "puzzles",
+  title: "algorithmic puzzles: modular arithmetic with GrokFast and grokking detection; Sudoku, mazes, ListOps with ACT halting curves",
+  defaults: DEFAULTS,
+  presets: {
+    tiny: {
+      mod_p: 23,
+      mod_train_fraction: 0.7,
+      mod_width: 32,
+      mod_steps: 200,
+      mod_eval_every: 10,
+      mod_baseline: false,
+      steps: 60,
+      batch_size: 8,
+      seq_len: 64,
+      train_items: 400,
+      eval_items: 16,
+      gen_items: 4,
+      maze_size: 3,
+      listops_max_depth: 2,
+      listops_max_tokens: 14,
+      gate_min_mod_gain: 0.05,
+      gate_min_gain: 0.02,
+    },
+  },
+  rules: {
+    ...ints(1, ["mod_layers", "mod_heads", "mod_batch_size", "mod_eval_every", "steps", "batch_size", "train_items", "eval_items"]),
+    ...ints(0, ["gen_items", "grokfast.warmup"]),
+    ...ints(4, ["mod_width", "listops_max_tokens"]),
+    mod_p: { int: true, min: 3 },
+    mod_op: { oneOf: Object.keys(MODULAR_OPS) },
+    mod_steps: { int: true, min: 2 },
+    seq_len: { int: true, min: 16 },
+    "grokfast.window": { int: true, min: 1 },
+    sudoku_min_clues: { int: true, min: 4, max: 16 },
+    sudoku_max_clues: { int: true, min: 4, max: 16 },
+    maze_size: { int: true, min: 2, max: 8 },
+    listops_max_depth: { int: true, min: 1, max: 20 },
+    listops_max_args: { int: true, min: 2, max: 20 },
+    mod_train_fraction: { above: 0, max: 0.95 },
+    mod_lr: { above: 0 },
+    lr: { above: 0 },
+    mod_weight_decay: { min: 0 },
+    "grokfast.kind": { oneOf: ["ema", "ma"] },
+    "grokfast.alpha": { min: 0, max: 0.9999 },
+    "grokfast.lambda": { min: 0 },
+    grok_train_threshold: { above: 0, max: 1 },
+    grok_val_threshold: { above: 0, max: 1 },
+  },
+  run,
+  validate,
+  report,
+  stage: {
+    metric: "token_acc",
+    replay: (s) => puzzleData(s).train.map(({ prompt, answer, task }) => ({ prompt, answer, task })),
+    seqLen: (s) => sectionOf(s).seq_len,
+    evaluate: async (model, s) => {
+      const e = await evaluatePuzzles(model, puzzleData(s));
+      return { token_acc: round(e.token_acc), exact: round(e.exact), ...taskNumbers(e.tasks, "") };
+    },
+  },
+};
