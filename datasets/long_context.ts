@@ -3,7 +3,9 @@
  * Jaggi, 2023) and RULER (Hsieh et al., 2024): a fact hidden in a long context at a chosen
  * depth, asked about at the end.
  *
- *  - passkey: one number hidden in filler text.
+ *  - passkey: one number hidden in filler text. Its `compact` form fits contexts of a few
+ *    dozen tokens (tiny models): a short intro, the needle `key=<digits>.` between any two
+ *    filler words, the question `key=`; `keyDigits` sets the key's length.
  *  - multi_needle: several `The number for <key> is <value>.` needles; ask one, or all.
  *  - variable_tracking: a chain `VAR A = 12345.`, `VAR B = VAR A.`, ... plus distractor
  *    chains; ask which variables hold the value.
@@ -59,6 +61,10 @@ export interface LongContextConfig {
   hops: number;
   /** variable_tracking: distractor chains holding other values (1). */
   distractors: number;
+  /** passkey: digits of the pass key, the first non-zero (5). */
+  keyDigits: number;
+  /** passkey: the compact form for short contexts (see the module doc); needles go between words, not sentences (false). */
+  compact: boolean;
   seed: number;
 }
 
@@ -72,6 +78,8 @@ export const DEFAULT_LONG_CONTEXT: LongContextConfig = {
   askAll: false,
   hops: 3,
   distractors: 1,
+  keyDigits: 5,
+  compact: false,
   seed: 0,
 };
 
@@ -230,17 +238,42 @@ function sentenceStarts(words: string[]): number[] {
   return at;
 }
 
+/** Word indices where a needle may go in the compact form: between any two words, and at both ends. */
+function wordStarts(words: string[]): number[] {
+  return Array.from({ length: words.length + 1 }, (_, i) => i);
+}
+
+/**
+ * The compact form's filler: the most whole words that fit `target`, then the prefix of the
+ * next word (with a full stop) that lands nearest it, since a word is a large step in a
+ * context of a few dozen tokens.
+ */
+function fitCompact(pool: string[], target: number, tokensOf: (words: string[]) => number): string[] {
+  const n = countAtMost(pool.length, target, (k) => tokensOf(cut(pool, k)));
+  let best = cut(pool, n), bestErr = Math.abs(tokensOf(best) - target);
+  const next = pool[n]?.replace(".", "") ?? "";
+  for (let len = 1; len <= next.length && bestErr > 0; len++) {
+    const words = [...cut(pool, n), `${next.slice(0, len)}.`], err = Math.abs(tokensOf(words) - target);
+    if (err < bestErr) [best, bestErr] = [words, err];
+  }
+  return best;
+}
+
 /**
  * Builds a filler task's prompt: the number of filler words is fitted to the target length,
- * then each needle goes to the sentence boundary nearest its depth.
+ * then each needle goes to the sentence boundary (compact: word boundary) nearest its depth.
  */
 function fillerPrompt(spec: Spec, cfg: LongContextConfig, rng: Rng): { prompt: string; length: number; depth: number } {
   const count = cfg.countTokens, pool = fillerWords(rng, cfg.length, count);
   // Fit the amount of filler with needles placed by word count (cheap), then place them by tokens.
-  const rough = (w: number) => spec.needles.map((n) => Math.round(n.depth * w));
-  const tokensWith = (w: number) => count(assemble(spec.intro, weave(cut(pool, w), spec.needles, rough(w)), spec.question));
-  const words = cut(pool, nearestCount(pool.length, cfg.length, tokensWith));
-  const starts = sentenceStarts(words), total = count(words.join(" "));
+  const tokensOf = (ws: string[]) => {
+    const rough = spec.needles.map((n) => Math.round(n.depth * ws.length));
+    return count(assemble(spec.intro, weave(ws, spec.needles, rough), spec.question));
+  };
+  const words = cfg.compact
+    ? fitCompact(pool, cfg.length, tokensOf)
+    : cut(pool, nearestCount(pool.length, cfg.length, (w) => tokensOf(cut(pool, w))));
+  const starts = cfg.compact ? wordStarts(words) : sentenceStarts(words), total = count(words.join(" "));
   const prefix = (j: number) => count(words.slice(0, starts[j]).join(" "));
   const at = spec.needles.map((n) => starts[indexAtDepth(starts.length - 1, n.depth, prefix, total)]);
   const prompt = assemble(spec.intro, weave(words, spec.needles, at), spec.question), length = count(prompt);
@@ -285,7 +318,10 @@ function randomDepths(rng: Rng, n: number): number[] {
 }
 
 function passkeySpec(cfg: LongContextConfig, rng: Rng): Spec {
-  const key = String(number(rng, 5));
+  const key = String(number(rng, cfg.keyDigits));
+  if (cfg.compact) {
+    return { intro: "Find the key.", question: "key=", needles: [{ text: `key=${key}.`, depth: cfg.depth }], answers: [key] };
+  }
   return {
     intro: "A pass key is hidden in the text below. Find it and remember it.",
     question: "What is the pass key? The pass key is",
@@ -413,6 +449,10 @@ function validate(cfg: LongContextConfig): void {
   checkInt("needles", cfg.needles, 1, 256);
   checkInt("hops", cfg.hops, 1, 256);
   checkInt("distractors", cfg.distractors, 0, 256);
+  checkInt("keyDigits", cfg.keyDigits, 1, 15);
+  if (cfg.compact && cfg.task !== "passkey") {
+    throw new Error(`long_context.compact = true: only the passkey task has a compact form, got task ${cfg.task}`);
+  }
 }
 
 /** One item of `cfg.task` at `cfg.length` tokens and `cfg.depth`; deterministic in the seed. */

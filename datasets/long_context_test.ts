@@ -204,3 +204,33 @@ Deno.test("validation names the field and what is accepted; lengths too short fo
   );
   bad({ task: "variable_tracking", length: 64 }, /long_context.length = 64: variable_tracking reaches/);
 });
+
+Deno.test("compact passkey: short contexts on target, the key of keyDigits digits once, needles between words at their depth", () => {
+  for (const keyDigits of [1, 2, 4]) {
+    for (const length of [32, 48, 64, 100, 128, 256, 512]) {
+      for (const depth of DEPTHS) {
+        const item = longContextItem({ ...DEFAULT_LONG_CONTEXT, compact: true, keyDigits, length, depth, seed: length + keyDigits });
+        const where = `compact ${keyDigits} digits ${length} @${depth}`;
+        const { context, question } = parts(item);
+        assert.ok(Math.abs(item.length - length) <= 2, `${where}: ${item.length} tokens`);
+        assert.equal(item.length, bytes(item.prompt));
+        assert.equal(question, "key=");
+        const keys = [...context.matchAll(/key=(\d+)\./g)].map((m) => m[1]);
+        assert.deepEqual(keys, [item.answer], where);
+        assert.match(item.answer, new RegExp(`^[1-9]\\d{${keyDigits - 1}}$`));
+        // Between words: the depth error is at most half a word (filler words are at most 9 bytes with the space).
+        const strip = (t: string) => t.replace(/key=\d+\./, " ").replace(/\s+/g, " ").trim();
+        const haystack = bytes(strip(context)), before = bytes(strip(context.slice(0, context.indexOf("key="))));
+        if (haystack > 0) assert.ok(Math.abs(before / haystack - depth) <= 6 / haystack, `${where}: depth ${before / haystack}`);
+      }
+    }
+  }
+  assert.throws(
+    () => longContextItem({ ...DEFAULT_LONG_CONTEXT, task: "multi_needle", compact: true }),
+    /long_context.compact = true: only the passkey task has a compact form/,
+  );
+  assert.throws(
+    () => longContextItem({ ...DEFAULT_LONG_CONTEXT, keyDigits: 0 }),
+    /long_context.keyDigits = 0: expected an integer in 1\.\.15/,
+  );
+});
