@@ -547,6 +547,15 @@ export function toGsm8k(p: MathProblem): { question: string; answer: string } {
   return { question: p.question, answer: p.rationale };
 }
 
+/**
+ * The rationale in calculator form: one `expr=value` line per step (the content of GSM8K's
+ * `<<expr=value>>` annotations, without the words), then `#### <answer>`. About a quarter of
+ * the full rationale's length, for byte-level models with short contexts.
+ */
+export function calcRationale(p: MathProblem): string {
+  return `${p.steps.map((s) => `${s.expr}=${s.value}`).join("\n")}\n#### ${p.answer}`;
+}
+
 // ---------------------------------------------------------------------------------------
 // GSM8K JSONL
 // ---------------------------------------------------------------------------------------
@@ -667,4 +676,33 @@ export function exactMatch(
   if (outputs.length !== golds.length) throw new Error(`exactMatch: ${outputs.length} outputs but ${golds.length} gold answers`);
   const correct = outputs.filter((o, i) => isCorrect(o, golds[i])).length;
   return { correct, total: outputs.length, accuracy: outputs.length ? correct / outputs.length : 0 };
+}
+
+// ---------------------------------------------------------------------------------------
+// Step-level scoring of calc rationales
+// ---------------------------------------------------------------------------------------
+
+/** The value of `a op b op c ...` over integers with * and / before + and -, or null when the text is not such an expression. */
+export function evalCalc(expr: string): number | null {
+  if (!/^\d+([-+*/]\d+)*$/.test(expr)) return null;
+  let sum = 0, sign = 1, term = NaN, op = "";
+  for (const tok of expr.match(/\d+|[-+*/]/g)!) {
+    if (/\d/.test(tok)) term = op === "*" ? term * Number(tok) : op === "/" ? term / Number(tok) : Number(tok);
+    else if (tok === "*" || tok === "/") op = tok;
+    else [sum, sign, op] = [sum + sign * term, tok === "+" ? 1 : -1, ""];
+  }
+  return sum + sign * term;
+}
+
+/**
+ * Step-level reading of one greedy output against the expected calc rationale: how many
+ * expected step lines it reproduces at their place, and how many of its own `expr=value`
+ * lines are arithmetically right (whatever their operands).
+ */
+export function stepScores(output: string, expected: string): { right: number; steps: number; consistent: number; lines: number } {
+  const want = expected.split("\n").slice(0, -1), got = output.split("\n");
+  const right = want.filter((line, i) => got[i] === line).length;
+  const calc = got.map((l) => /^([\d+\-*/]+)=(\d+)$/.exec(l)).filter((x) => x !== null);
+  const consistent = calc.filter((x) => Math.abs((evalCalc(x[1]) ?? NaN) - Number(x[2])) < 1e-9).length;
+  return { right, steps: want.length, consistent, lines: calc.length };
 }

@@ -2,7 +2,9 @@
 import { GSM8K_DIR } from "./paths.ts";
 import assert from "node:assert/strict";
 import {
+  calcRationale,
   DEFAULT_MATH,
+  evalCalc,
   exactMatch,
   extractAnswer,
   isCorrect,
@@ -14,6 +16,7 @@ import {
   type MathTemplate,
   normalizeNumber,
   parseGsm8k,
+  stepScores,
   toGsm8k,
 } from "./math.ts";
 
@@ -155,6 +158,25 @@ Deno.test("mathDataset: deterministic in the seed, every step count and template
   assert.deepEqual(parseGsm8k(text, "gen.jsonl").items.map((r) => r.value), d.slice(0, 20).map((p) => p.answer));
 });
 
+Deno.test("calcRationale: the annotations' expressions, one line a step, each right, then the #### answer", () => {
+  for (const template of MATH_TEMPLATES) {
+    for (let steps = 1; steps <= 6; steps++) {
+      const p = mathProblem(steps * 31 + 5, steps, template, 100);
+      const lines = calcRationale(p).split("\n");
+      assert.equal(lines.length, steps + 1);
+      assert.equal(lines.at(-1), `#### ${p.answer}`);
+      lines.slice(0, -1).forEach((line, k) => {
+        const [lhs, rhs] = line.split("=");
+        assert.equal(integerValue(lhs), Number(rhs), line);
+        assert.deepEqual({ expr: lhs, value: Number(rhs) }, p.steps[k]);
+      });
+      assert.ok(isCorrect(calcRationale(p), p.answer));
+      assert.ok(calcRationale(p).length < p.rationale.length);
+    }
+  }
+  assert.equal(calcRationale(mathProblem(3, 1, "shopping", 100)).split("\n").length, 2);
+});
+
 Deno.test("math config validation names the field and what is accepted", () => {
   const bad = (over: Partial<typeof DEFAULT_MATH>, re: RegExp) =>
     assert.throws(() => mathDataset({ ...DEFAULT_MATH, count: 1, ...over }), re);
@@ -274,4 +296,21 @@ Deno.test("extractAnswer: the #### form first, else the last number; isCorrect a
   assert.ok(!isCorrect("nothing", "nothing"));
   assert.deepEqual(exactMatch(["#### 1", "2", "x"], [1, "3", 0]), { correct: 1, total: 3, accuracy: 1 / 3 });
   assert.throws(() => exactMatch(["1"], []), /1 outputs but 0 gold answers/);
+});
+
+Deno.test("evalCalc and stepScores: precedence, malformed lines, expected lines matched in place", () => {
+  assert.equal(evalCalc("36*75/100"), 27);
+  assert.equal(evalCalc("2+3*4"), 14);
+  assert.equal(evalCalc("10-2-3"), 5);
+  assert.equal(evalCalc("1-2*3+4"), -1);
+  assert.equal(evalCalc("5+"), null);
+  assert.equal(evalCalc("a+1"), null);
+  assert.deepEqual(stepScores("50-9=41\n#### 41", "50-9=41\n#### 41"), { right: 1, steps: 1, consistent: 1, lines: 1 });
+  assert.deepEqual(stepScores("7*11=77\n77+22=98\n#### 98", "7*11=77\n77+22=99\n#### 99"), { right: 1, steps: 2, consistent: 1, lines: 2 });
+  assert.deepEqual(stepScores("#### 3", "2*2=4\n#### 4"), { right: 0, steps: 1, consistent: 0, lines: 0 });
+  // The generator's own steps all read as right and consistent: the scorer agrees with the data.
+  for (const p of mathDataset({ ...DEFAULT_MATH, count: 300, maxSteps: 6, seed: 5 })) {
+    const n = p.steps.length, calc = calcRationale(p);
+    assert.deepEqual(stepScores(calc, calc), { right: n, steps: n, consistent: n, lines: n }, calc);
+  }
 });

@@ -1,7 +1,17 @@
 /**
- * The phase registry of the real pipeline. A phase is registered here only once it does
- * real work; phases not built yet are absent (the CLI says so when asked for them).
+ * The phase registry of the real pipeline, in order. A phase is registered here only once it
+ * does real work; phases not built yet are absent (the CLI says so when asked for them).
  */
 import type { PhaseSpec } from "../pipeline/phase.ts";
+import { phase1 } from "./p1_cognate.ts";
+import { phase2 } from "./p2_arc.ts";
+import { phase3 } from "./p3_puzzles.ts";
+import { phase4 } from "./p4_math.ts";
+import { phase5 } from "./p5_long_context.ts";
+import { integrationPhase } from "./p6_integration.ts";
+import { evaluationPhase } from "./p7_evaluation.ts";
 
-export const PHASES: readonly PhaseSpec[] = [];
+/** The stages that phases 6 and 7 integrate and evaluate (each offers its replay data and evaluation). */
+const STAGES: readonly PhaseSpec[] = [phase1, phase2, phase3, phase4, phase5];
+
+export const PHASES: readonly PhaseSpec[] = [...STAGES, integrationPhase(STAGES), evaluationPhase(STAGES)];
