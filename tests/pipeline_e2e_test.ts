@@ -32,12 +32,12 @@ async function phaseResults(dir: string): Promise<Map<number, PhaseResultFile>> 
   return out;
 }
 
-/** Metrics without wall-clock fields (the only thing allowed to differ between two runs of one seed). */
+/** Metrics without wall-clock fields and the resume step (all that may differ between two runs of one seed). */
 function timeless(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(timeless);
   if (v && typeof v === "object") {
     return Object.fromEntries(
-      Object.entries(v).filter(([k]) => !/seconds|_ms$|_s$|per_s|wall/.test(k)).map(([k, x]) => [k, timeless(x)]),
+      Object.entries(v).filter(([k]) => !/seconds|_ms$|_s$|per_s|wall|resumed_from/.test(k)).map(([k, x]) => [k, timeless(x)]),
     );
   }
   return v;
@@ -45,18 +45,21 @@ function timeless(v: unknown): unknown {
 
 const fullRun = join(base, "full");
 
-Deno.test("tiny pipeline: phases 1-6 complete, every gate passes, report has every phase's sections", async () => {
+Deno.test("tiny pipeline: phases 1-7 complete, every gate passes, report has every phase's sections", async () => {
   const t0 = performance.now();
-  const out = await pipeline(["--preset", "tiny", "--to", "6", "--out", fullRun, "--set", baselines]).output();
+  const out = await pipeline(["--preset", "tiny", "--out", fullRun, "--set", baselines]).output();
   const seconds = (performance.now() - t0) / 1000;
   const stderr = new TextDecoder().decode(out.stderr);
-  console.log(`tiny pipeline, phases 1-6: ${seconds.toFixed(1)} s`);
   assert.equal(out.code, 0, stderr.slice(-4000));
   const state = await readJson<RunState>(join(fullRun, "state.json"));
+  const upTo6 = [1, 2, 3, 4, 5, 6].reduce((a, id) => a + (state.phases[String(id)].seconds ?? 0), 0);
+  console.log(
+    `tiny pipeline: phases 1-6 ${upTo6.toFixed(1)} s, phase 7 ${state.phases["7"].seconds?.toFixed(1)} s, process ${seconds.toFixed(1)} s`,
+  );
   assert.equal(state.status, "completed");
-  assert.deepEqual(Object.keys(state.phases), ["1", "2", "3", "4", "5", "6"]);
+  assert.deepEqual(Object.keys(state.phases), ["1", "2", "3", "4", "5", "6", "7"]);
   const results = await phaseResults(fullRun);
-  for (let id = 1; id <= 6; id++) {
+  for (let id = 1; id <= 7; id++) {
     const r = results.get(id)!;
     assert.equal(r.status, "completed", `phase ${id}`);
     assert.ok(r.validation.passed && r.validation.checks.length > 0, `phase ${id} has passing gate checks`);
@@ -66,10 +69,25 @@ Deno.test("tiny pipeline: phases 1-6 complete, every gate passes, report has eve
   for (let id = 1; id <= 6; id++) assert.ok(metrics.some((m) => m.phase === id && typeof m.loss === "number"), `phase ${id} logged losses`);
   const report = await Deno.readTextFile(join(fullRun, "report.html"));
   assert.ok(!/<script[^>]+src=/.test(report) && !/https?:\/\/cdn/.test(report), "report is self-contained");
-  for (const section of ["Phase 1", "Phase 2", "Phase 3", "Phase 4", "Phase 5", "Phase 6: retention"]) {
+  for (
+    const section of ["Phase 1", "Phase 2", "Phase 3", "Phase 4", "Phase 5", "Phase 6: retention", "Phase 7: scores", "Phase 7: baselines"]
+  ) {
     assert.ok(report.includes(section), `report has a '${section}' section`);
   }
   for (const word of ["grokking", "halting", "heatmap"]) assert.ok(report.toLowerCase().includes(word), `report shows the ${word} figure`);
+  // Phase 7's files: the evaluation, the compression report and file, the exports checked by their runtimes.
+  const p7 = join(fullRun, "phase-7-evaluation");
+  const evalJson = await readJson<{ scores: { overall: number; formula: string }; recommendations: string[] }>(join(p7, "eval.json"));
+  assert.ok(Number.isFinite(evalJson.scores.overall) && evalJson.scores.formula.includes("overall ="));
+  assert.ok(evalJson.recommendations.length > 0);
+  const comp = await readJson<{ file_bytes: number; target_bytes: number; retention: number }>(join(p7, "compression.json"));
+  assert.equal((await Deno.stat(join(p7, "model.compressed"))).size, comp.file_bytes);
+  assert.ok(comp.file_bytes <= comp.target_bytes);
+  for (const f of ["export/hf/config.json", "export/hf/model.safetensors", "export/model.onnx", "export/tfjs/model.json"]) {
+    assert.ok(await exists(join(p7, f)), `phase 7 wrote ${f}`);
+  }
+  const exp = results.get(7)!.metrics.exports as { onnx_max_abs_diff: number; hf_max_abs_diff: number; tfjs_max_abs_diff: number };
+  assert.ok(exp.onnx_max_abs_diff <= 1e-4 && exp.hf_max_abs_diff === 0 && exp.tfjs_max_abs_diff === 0);
 });
 
 Deno.test("a run killed during phase 3 resumes to completion, with the uninterrupted run's results", async () => {

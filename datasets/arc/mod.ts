@@ -11,3 +11,4 @@ export * from "./generator.ts";
 export * from "./serialize.ts";
 export * from "./source.ts";
 export { decodeGrid, encodeGrid, GRID_TOKENS, GRID_VOCAB_SIZE, tokensToText } from "../tokenizers/grid.ts";
+export * from "./text.ts";

@@ -7,7 +7,8 @@
  */
 import { extractAnswer } from "../../datasets/math.ts";
 import { TOKENIZER } from "../phases/common.ts";
-import { arcItem, gridAllowed, parseGrid } from "../phases/p2_arc.ts";
+import { gridAllowed, parseGrid } from "../../datasets/arc/text.ts";
+import { arcItem } from "../phases/p2_arc.ts";
 import { deriveSeed } from "../util/rng.ts";
 import type { Batcher, GenRequest, GenResult } from "./batcher.ts";
 import type { ServerMetrics } from "./server_metrics.ts";
@@ -130,7 +131,15 @@ export function generationEndpoints(env: EndpointEnv): { completions: Handler; a
     metrics.promptTokens.inc(promptTokens);
     // Phase 2's decoding: the grid grammar either chooses (constrained, the default, as phase 2 evaluates) or only checks.
     const constrained = body.constrained ?? true;
-    const out = await generate(rows.map((r) => ({ ids: r.ids, maxNew: r.budget, grammar: gridAllowed, constrained })), req.signal);
+    const out = await generate(
+      rows.map((r) => ({
+        ids: r.ids,
+        maxNew: r.budget,
+        grammar: (ids: readonly number[]) => gridAllowed(ids, TOKENIZER.eos),
+        constrained,
+      })),
+      req.signal,
+    );
     const predictions = out.map((o, i) => {
       const grid = parseGrid(o.text);
       const well = o.finish === "stop" && grid !== null;

@@ -10,7 +10,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { initBackend } from "../backend/mod.ts";
 import { phase1ModelPath, saveModel, TOKENIZER } from "../phases/common.ts";
-import { arcItem, greedyGrids, parseGrid } from "../phases/p2_arc.ts";
+import { parseGrid } from "../../datasets/arc/text.ts";
+import { arcItem, greedyGrids } from "../phases/p2_arc.ts";
 import { writeJsonAtomic } from "../util/fs.ts";
 import { exportHfFolder } from "./hf.ts";
 import { createServer, type InferenceServer, loadServedModel, type ServedModel, type ServerOptions } from "./server.ts";
@@ -140,7 +141,7 @@ const ARC_TASK = {
 
 Deno.test("ARC endpoint: phase 2's rendering and grid grammar; a grid answer parses, malformed output is reported as such", async () => {
   const prompt = (t: { input: number[][] }) => arcItem({ train: ARC_TASK.train, test: [{ input: t.input, output: t.input }] }).prompt;
-  await withServer(scriptedModel(">", "2x2:12/34"), {}, async (s) => {
+  await withServer(scriptedModel(">", "2x2:a12b34"), {}, async (s) => {
     const r = await post(s, "/v1/tasks/arc", ARC_TASK);
     assert.equal(r.status, 200, JSON.stringify(r.json));
     assert.equal(r.json.object, "arc.prediction");
@@ -150,32 +151,32 @@ Deno.test("ARC endpoint: phase 2's rendering and grid grammar; a grid answer par
       index: 0,
       output: [[1, 2], [3, 4]],
       well_formed: true,
-      text: "2x2:12/34",
+      text: "2x2:a12b34",
       finish_reason: "stop",
       matches_expected: true,
     });
     assert.deepEqual([p1.output, p1.matches_expected], [[[1, 2], [3, 4]], undefined], "no expected output given, so no verdict");
     assert.equal(r.json.usage.prompt_tokens, prompt(ARC_TASK.test[0]).length + prompt(ARC_TASK.test[1]).length);
-    assert.equal(r.json.usage.completion_tokens, 18);
+    assert.equal(r.json.usage.completion_tokens, 20);
     // Unconstrained decoding writes the same grid: the model's own choices follow the grammar.
     const free = await post(s, "/v1/tasks/arc", { ...ARC_TASK, constrained: false });
     assert.deepEqual(free.json.predictions, r.json.predictions);
   });
   const one = { ...ARC_TASK, test: [ARC_TASK.test[0]] };
-  // A third row where the shape says two: unconstrained, generation stops at the first token outside the grammar.
-  await withServer(scriptedModel(">", "2x2:12/34/56"), {}, async (s) => {
+  // A wrong row label (c where row b must start): unconstrained, generation stops at the first token outside the grammar.
+  await withServer(scriptedModel(">", "2x2:a12c34"), {}, async (s) => {
     const [p] = (await post(s, "/v1/tasks/arc", { ...one, constrained: false })).json.predictions;
     assert.deepEqual([p.output, p.well_formed, p.text, p.finish_reason, p.matches_expected], [
       null,
       false,
-      "2x2:12/34/",
+      "2x2:a12c",
       "malformed",
       false,
     ]);
     assert.match(p.error, /not a grid \(expected `HxW:`/);
-    // Constrained, the grammar ends the grid after its second row instead.
+    // Constrained, the grammar writes the right label and the model its digits.
     const [c] = (await post(s, "/v1/tasks/arc", one)).json.predictions;
-    assert.deepEqual([c.output, c.well_formed, c.text, c.finish_reason], [[[1, 2], [3, 4]], true, "2x2:12/34", "stop"]);
+    assert.deepEqual([c.output, c.well_formed, c.text, c.finish_reason], [[[1, 2], [3, 4]], true, "2x2:a12b34", "stop"]);
   });
   // Letters are not colours: malformed unconstrained; constrained, the grammar picks the best allowed token each time.
   await withServer(scriptedModel(">", "ab", 256), {}, async (s) => {
@@ -186,9 +187,9 @@ Deno.test("ARC endpoint: phase 2's rendering and grid grammar; a grid answer par
     assert.deepEqual(c.output, parseGrid(c.text));
   });
   // A budget too small for the grid: cut by length, reported as such.
-  await withServer(scriptedModel(">", "2x2:12/34"), { maxNewTokens: 5 }, async (s) => {
+  await withServer(scriptedModel(">", "2x2:a12b34"), { maxNewTokens: 5 }, async (s) => {
     const [p] = (await post(s, "/v1/tasks/arc", one)).json.predictions;
-    assert.deepEqual([p.well_formed, p.text, p.finish_reason], [false, "2x2:1", "length"]);
+    assert.deepEqual([p.well_formed, p.text, p.finish_reason], [false, "2x2:a", "length"]);
     assert.match(p.error, /reached its limit of 5 tokens before the grid ended/);
   });
   // The real model answers too (well-formed or not, the response says which, consistently).
