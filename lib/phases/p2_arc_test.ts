@@ -107,18 +107,31 @@ function phase2ConfigTiny() {
   return resolveConfig({ preset: "tiny", phases: [phase2] });
 }
 
-Deno.test("phase 2 fine-tunes past its base model, evaluates its stage, reports, and reproduces from its seed", async () => {
+Deno.test("phase 2 fine-tunes past its base model, resumes mid-training to the same numbers, evaluates its stage and reports", async () => {
   const sets = ["phases.2.steps=40", "phases.2.eval_tasks=6", "phases.2.real_tasks=1", "phases.2.train_tasks=400"];
   const runs = [];
   for (let k = 0; k < 2; k++) {
     const { runDir, config } = await testRun([phase2], "tiny", sets);
     await fakePhase1(runDir, config);
-    const ctx = testContext(phase2, runDir, config);
+    if (k === 1) {
+      // A run killed after its step-20 checkpoint (tiny saves every 20 steps): the second run starts from the first's.
+      const from = join(runs[0].runDir, "phase-2-arc", "ckpt", "arc"), to = join(runDir, "phase-2-arc", "ckpt", "arc");
+      await Deno.mkdir(join(to, "step-000020"), { recursive: true });
+      for await (const f of Deno.readDir(join(from, "step-000020"))) {
+        await Deno.copyFile(join(from, "step-000020", f.name), join(to, "step-000020", f.name));
+      }
+      await Deno.writeTextFile(join(to, "latest.json"), JSON.stringify({ step: 20, path: "step-000020" }));
+    }
+    const ctx = testContext(phase2, runDir, config, k === 1);
     runs.push({ out: await phase2.run(ctx), ctx, runDir });
   }
   const [a, b] = runs;
-  const { timing: _ta, ...ma } = a.out.metrics, { timing: _tb, ...mb } = b.out.metrics;
-  assert.deepEqual(ma, mb); // same seed, same numbers
+  const { timing: ta, ...ma } = a.out.metrics, { timing: tb, ...mb } = b.out.metrics;
+  assert.deepEqual([(ta as { resumed_from_step: number }).resumed_from_step, (tb as { resumed_from_step: number }).resumed_from_step], [
+    0,
+    20,
+  ]);
+  assert.deepEqual(ma, mb); // same seed, same numbers, whether or not the run was interrupted
   const m = ma as Record<string, number> & { base: Record<string, number>; real_arc: Record<string, unknown> };
   console.log(
     JSON.stringify({ cell: m.cell_acc, base: m.base.cell_acc, tok: m.heldout_token_acc, maj: m.majority_token_acc, shape: m.shape_acc }),
