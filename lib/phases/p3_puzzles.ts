@@ -58,9 +58,9 @@ import type { Figure } from "../viz/figures.ts";
 import { esc, type PageSection } from "../viz/report.ts";
 import {
   answerMetrics,
+  generateGreedy,
   loadBase,
   loggedLosses,
-  logitsOf,
   majorityTokenAccuracy,
   round,
   saveModel,
@@ -526,36 +526,6 @@ export async function evaluatePuzzles(
   return { tasks, token_acc: mean("token_acc"), exact: mean("exact") };
 }
 
-/**
- * Greedy decoding (BOS + prompt, until EOS or `maxNew` tokens) with the argmax over the byte
- * tokenizer's ids only (the model's vocabulary may be larger than the tokenizer's).
- */
-export async function greedyAnswers(model: RegistryModel, prompts: readonly string[], maxNew: number): Promise<string[]> {
-  const out: string[] = [], V = TOKENIZER.vocabSize;
-  for (let b0 = 0; b0 < prompts.length; b0 += EVAL_BATCH) {
-    const rows = prompts.slice(b0, b0 + EVAL_BATCH).map((p) => [TOKENIZER.bos, ...TOKENIZER.encode(p)]);
-    const start = rows.map((r) => r.length), done = rows.map(() => false);
-    for (let k = 0; k < maxNew && done.some((x) => !x); k++) {
-      const T = Math.max(...rows.map((r) => r.length));
-      const flat = new Int32Array(rows.length * T).fill(TOKENIZER.pad);
-      rows.forEach((r, i) => flat.set(r, i * T));
-      const ids = tf.tensor2d(flat, [rows.length, T], "int32"); // [n, T]
-      const logits = await logitsOf(model, ids); // [n, T, Vmodel]
-      const next = tf.tidy(() => tf.argMax(tf.slice(logits, [0, 0, 0], [-1, -1, V]), -1)); // [n, T]
-      const data = await next.data();
-      tf.dispose([ids, logits, next]);
-      rows.forEach((r, i) => {
-        if (done[i]) return;
-        const tok = data[i * T + r.length - 1];
-        if (tok === TOKENIZER.eos) done[i] = true;
-        else r.push(tok);
-      });
-    }
-    rows.forEach((r, i) => out.push(TOKENIZER.decode(r.slice(start[i]))));
-  }
-  return out;
-}
-
 // ---------------------------------------------------------------------------------------------
 // The phase
 
@@ -611,7 +581,7 @@ async function run(ctx: PhaseContext): Promise<PhaseOutput> {
     for (const [task, items] of Object.entries(data.test)) {
       const few = items.slice(0, c.gen_items);
       if (!few.length) continue;
-      const got = await greedyAnswers(model, few.map((it) => it.prompt), Math.max(...few.map((it) => it.answer.length)) + 2);
+      const got = await generateGreedy(model, few.map((it) => it.prompt), Math.max(...few.map((it) => it.answer.length)) + 2, EVAL_BATCH);
       genValid[task] = round(got.filter((g, i) => few[i].check(g)).length / few.length);
       const pick = few.slice(0, 2).map((it, i) => ({
         task,

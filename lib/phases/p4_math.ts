@@ -38,6 +38,7 @@ import { esc, type PageSection } from "../viz/report.ts";
 import {
   type AnswerMetrics,
   answerMetrics,
+  generateGreedy,
   loadBase,
   logitsOf,
   majorityTokenAccuracy,
@@ -211,38 +212,6 @@ export interface MathEval {
   calcConsistent: number;
 }
 
-/**
- * Greedy decoding of each prompt (BOS + prompt) until EOS or `maxNew` tokens, batched and
- * right-padded like common.ts's generateGreedy, but with the argmax taken over the byte
- * tokenizer's ids only: the model's vocabulary (model.vocab_size, 512 by default) is larger,
- * and an id the tokenizer cannot decode (which a barely trained model may pick) would throw.
- */
-export async function greedy(model: RegistryModel, prompts: readonly string[], maxNew: number, batchSize: number): Promise<string[]> {
-  const out: string[] = [], V = TOKENIZER.vocabSize;
-  for (let b0 = 0; b0 < prompts.length; b0 += batchSize) {
-    const rows = prompts.slice(b0, b0 + batchSize).map((p) => [TOKENIZER.bos, ...TOKENIZER.encode(p)]);
-    const start = rows.map((r) => r.length), done = rows.map(() => false);
-    for (let k = 0; k < maxNew && done.some((d) => !d); k++) {
-      const T = Math.max(...rows.map((r) => r.length));
-      const flat = new Int32Array(rows.length * T).fill(TOKENIZER.pad);
-      rows.forEach((r, i) => flat.set(r, i * T));
-      const ids = tf.tensor2d(flat, [rows.length, T], "int32"); // [n, T]
-      const logits = await logitsOf(model, ids); // [n, T, Vmodel]
-      const next = tf.tidy(() => tf.argMax(tf.slice(logits, [0, 0, 0], [-1, -1, V]), -1)); // [n, T]
-      const data = await next.data();
-      tf.dispose([ids, logits, next]);
-      rows.forEach((r, i) => {
-        if (done[i]) return;
-        const tok = data[i * T + r.length - 1];
-        if (tok === TOKENIZER.eos) done[i] = true;
-        else r.push(tok);
-      });
-    }
-    rows.forEach((r, i) => out.push(TOKENIZER.decode(r.slice(start[i]))));
-  }
-  return out;
-}
-
 /** Greedy decoding per step bucket (one batch each, capped at its longest answer + 4 tokens), then answer extraction. */
 export async function evaluateMath(model: RegistryModel, data: MathData, seqLen: number): Promise<MathEval> {
   const flat = data.test.flat();
@@ -250,7 +219,7 @@ export async function evaluateMath(model: RegistryModel, data: MathData, seqLen:
   const outputs: string[] = [];
   for (const rows of data.test) {
     const maxNew = Math.max(...rows.map((p) => TOKENIZER.encode(calcRationale(p)).length)) + 4;
-    outputs.push(...await greedy(model, rows.map((p) => mathItem(p).prompt), maxNew, rows.length));
+    outputs.push(...await generateGreedy(model, rows.map((p) => mathItem(p).prompt), maxNew, rows.length));
   }
   const correct = outputs.map((o, i) => isCorrect(o, flat[i].answer));
   const steps = outputs.map((o, i) => stepScores(o, calcRationale(flat[i])));
@@ -291,7 +260,7 @@ async function scoreGsm8k(model: RegistryModel, c: MathSection, seed: number): P
   // Sorted by length so each batch pads little; the sample itself is a seeded random one.
   const sample: Gsm8kItem[] = Array.from(order.subarray(0, Math.min(c.gsm8k_count, items.length)), (i) => items[i])
     .sort((a, b) => a.question.length - b.question.length || a.line - b.line);
-  const outputs = await greedy(model, sample.map((it) => `${it.question}\n`), c.gsm8k_max_new, GSM8K_BATCH);
+  const outputs = await generateGreedy(model, sample.map((it) => `${it.question}\n`), c.gsm8k_max_new, GSM8K_BATCH);
   const correct = outputs.map((o, i) => isCorrect(o, sample[i].final));
   // Chance reference: always answer the most frequent final answer of GSM8K's training file.
   let chance: number | null = null;
