@@ -23,7 +23,7 @@ import { dirname } from "node:path";
 import { describeBackend, initBackend } from "../lib/backend/mod.ts";
 import { Decoder, type DecoderConfig, REFERENCE_DECODER } from "../lib/nn/decoder.ts";
 import { crossEntropy } from "../lib/nn/layers.ts";
-import type { HostTensor } from "../lib/nn/params.ts";
+import { torchDefaultInit } from "../lib/nn/torch_init.ts";
 import { GrokkingDetector, type GrokkingReport } from "../lib/train/detectors.ts";
 import { type GrokfastOptions, makeGradFilter } from "../lib/train/grokfast.ts";
 import { DEFAULT_TRAIN, train, type TrainConfig, type TrainTask } from "../lib/train/trainer.ts";
@@ -118,34 +118,6 @@ const trainProbe = (() => {
   return { inputs, targets, size: rows.length };
 })();
 
-/**
- * PyTorch's default initialisation for the paper's modules: embeddings N(0, 1); Linear
- * weights and biases U(+-1/sqrt(fan_in)); attention's input projection Xavier-uniform with
- * zero bias, its output bias zero; norms gain 1, bias 0.
- */
-function torchDefaultInit(model: Decoder, s: number): Map<string, HostTensor> {
-  const rng = new Rng(s);
-  const out = new Map<string, HostTensor>();
-  const uniform = (n: number, bound: number) => Float32Array.from({ length: n }, () => (2 * rng.next() - 1) * bound);
-  for (const [name, v] of model.params.vars) {
-    const shape = v.shape.slice();
-    const n = shape.reduce((a, b) => a * b, 1);
-    const leaf = name.split(".").at(-1)!;
-    let data: Float32Array;
-    if (name === "tok" || name === "pos") data = rng.normals(n);
-    else if (leaf.endsWith("_g")) data = new Float32Array(n).fill(1);
-    else if (leaf.startsWith("ln") || leaf === "qkv_b" || leaf === "proj_b") data = new Float32Array(n);
-    else if (leaf === "qkv_w") data = uniform(n, Math.sqrt(6 / (shape[0] + shape[1])));
-    else if (leaf.endsWith("_w")) data = uniform(n, 1 / Math.sqrt(shape[0]));
-    else if (leaf.endsWith("_b")) {
-      const fanIn = model.params.vars.get(name.replace(/_b$/, "_w"))!.shape[0];
-      data = uniform(n, 1 / Math.sqrt(fanIn));
-    } else throw new Error(`torchDefaultInit: no rule for parameter ${name}`);
-    out.set(name, { shape, data });
-  }
-  return out;
-}
-
 /** Logits at the `=` position. ids int32 [B, 4] -> [B, V]. */
 function answerLogits(model: Decoder, ids: tf.Tensor2D): tf.Tensor2D {
   const { logits } = model.forward(ids); // [B, 4, V]
@@ -188,7 +160,7 @@ interface RunResult {
 
 async function runOne(spec: RunSpec): Promise<RunResult> {
   const model = new Decoder(MODEL, deriveSeed(seed, "model"));
-  model.params.load(torchDefaultInit(model, deriveSeed(seed, "torch-init")), { source: "torchDefaultInit" });
+  model.params.load(torchDefaultInit(model.params, deriveSeed(seed, "torch-init")), { source: "torchDefaultInit" });
   const task: TrainTask<{ ids: tf.Tensor2D; y: tf.Tensor1D }> = {
     params: model.params,
     tokensPerBatch: BATCH * 4,

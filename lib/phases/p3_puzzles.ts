@@ -1,19 +1,8 @@
 /**
  * Phase 3, algorithmic puzzles, in two parts.
  *
- * (a) Grokking: a fresh small decoder learns `x o y mod p` (datasets/modular.ts) from a share
- *     of all equations, scored on the answer only, with Adam (L2 decay), a constant learning
- *     rate and the GrokFast EMA filter, as the Grokfast paper's setting (bench/grokfast.ts).
- *     Train and validation accuracy every `mod_eval_every` steps form the grokking curve and
- *     feed the GrokkingDetector (memorization and generalization steps). Optionally the same
- *     model, seed and data without GrokFast, for comparison. Measured at this scale (x + y mod
- *     47, width 64, the registry decoder's 0.02 init; validation accuracy at step 600): train
- *     and validation accuracy rise nearly together, and the filter slows generalization rather
- *     than speeding it (three seeds: 0.92 / 0.61 / 0.39 with lambda 1, 0.56 / 0.59 / 0.27 with
- *     the paper's lambda 2; without it 0.98 and 0.97 in the two seeds run). The paper's
- *     speed-up is for a model that memorizes first and generalizes thousands of steps later
- *     (PyTorch's larger init, p = 97), a budget this phase does not have; the default lambda
- *     is 1 and the report shows both runs.
+ * (a) Grokking (p3_grokking.ts): a fresh small decoder learns `x o y mod p` with GrokFast,
+ *     against the same run without it; the grokking curve and the detector's verdict.
  * (b) Puzzles with halting: phase 1's reasoning cognate (refinement core + ACT halting) is
  *     fine-tuned on 4x4 Sudoku, small mazes, ListOps and the modular equations as text.
  *     Held-out items are scored per task (teacher-forced token accuracy and exact match, which
@@ -28,7 +17,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
-import { epochBatch, MODULAR_OPS, type ModularDataset, modularDataset, type ModularOp, type ModularSplit } from "../../datasets/modular.ts";
+import { MODULAR_OPS, type ModularDataset, type ModularSplit } from "../../datasets/modular.ts";
 import {
   checkMazePath,
   checkSudoku,
@@ -43,16 +32,11 @@ import {
   sudokuToText,
 } from "../../datasets/puzzles/mod.ts";
 import type { LmWindows } from "../../datasets/sanity.ts";
-import { SMALL_DECODER } from "../nn/decoder.ts";
-import { crossEntropy } from "../nn/layers.ts";
 import type { CognateOutput } from "../models/cognate.ts";
-import { createModel, type RegistryModel } from "../models/registry.ts";
+import type { RegistryModel } from "../models/registry.ts";
 import type { Rule } from "../pipeline/config.ts";
 import { check, type PhaseContext, type PhaseOutput, type PhaseResultFile, type PhaseSpec, type StageContext } from "../pipeline/phase.ts";
-import { GrokkingDetector, type GrokkingReport } from "../train/detectors.ts";
-import { grokfastFromConfig, type GrokfastSection } from "../train/grokfast.ts";
-import { train } from "../train/trainer.ts";
-import { exists, readJson, writeJsonAtomic } from "../util/fs.ts";
+import type { GrokfastSection } from "../train/grokfast.ts";
 import { deriveSeed } from "../util/rng.ts";
 import type { Figure } from "../viz/figures.ts";
 import { esc, type PageSection } from "../viz/report.ts";
@@ -70,6 +54,7 @@ import {
   trainText,
   windowsOf,
 } from "./common.ts";
+import { COLORS, grokkingFigure, type GrokRun, grokRun, line, MOD_LEN, modularData } from "./p3_grokking.ts";
 
 /** The puzzle tasks of part (b), in table order. */
 export const PUZZLE_TASKS = ["sudoku", "maze", "listops", "modular"] as const;
@@ -83,12 +68,14 @@ const DEFAULTS = {
   mod_width: 64, // (a) width of the fresh decoder that learns the equations
   mod_layers: 2, // (a) its transformer blocks
   mod_heads: 4, // (a) its attention heads
-  mod_steps: 600, // (a) optimizer steps of each grokking run (no early stop: the curve shows the whole budget)
+  mod_init: "registry", // (a) registry: the decoder's N(0, 0.02); torch: PyTorch's default init (the paper's, lib/nn/torch_init.ts)
+  mod_steps: 600, // (a) most optimizer steps of the GrokFast run
+  mod_stop_after: 100, // (a) steps the GrokFast run continues once validation reaches grok_val_threshold (-1: never stop early)
   mod_batch_size: 512, // (a) equations per step (each epoch is a fresh shuffle cut into batches)
   mod_lr: 1e-3, // (a) Adam learning rate, constant after a 10-step warmup (the Grokfast paper's)
   mod_weight_decay: 0.005, // (a) L2 weight decay added to the gradient (torch.optim.Adam's, as the paper)
   mod_eval_every: 20, // (a) steps between train/validation accuracy evaluations (the grokking curve)
-  mod_baseline: true, // (a) also train the same model from the same seed without GrokFast, for comparison
+  mod_baseline: true, // (a) also train the same model from the same seed without GrokFast, as many steps, for comparison
   grokfast: {
     enabled: true, // (a) GrokFast on for the grokking run (the run's training.grokfast, switched on)
     kind: "ema", // (a) ema or ma filter (lib/train/grokfast.ts)
@@ -122,158 +109,6 @@ export type PuzzlesSection = typeof DEFAULTS & { grokfast: GrokfastSection; task
 
 /** Rows per forward pass in evaluation and generation. */
 const EVAL_BATCH = 32;
-/** Tokens of a modular equation's input (x, op, y, =): the answer is read at the last one. */
-const MOD_LEN = 4;
-
-// ---------------------------------------------------------------------------------------------
-// (a) Grokking on modular arithmetic
-
-/** The modular dataset of a stage (the same split feeds part (a) and the text task of part (b)). */
-export function modularData(s: StageContext): ModularDataset {
-  const c = s.phaseConfig as unknown as PuzzlesSection;
-  return modularDataset({
-    p: c.mod_p,
-    op: c.mod_op as ModularOp,
-    trainFraction: c.mod_train_fraction,
-    seed: deriveSeed(s.seed, "modular"),
-  });
-}
-
-/**
- * Logits at the `=` position of modular equations (answer-only scoring, as bench/grokfast.ts).
- * ids int32 [B, 4] -> [B, V]. A candidate for lib/train: bench/grokfast.ts has the same helper.
- */
-export function equationLogits(model: RegistryModel, ids: tf.Tensor2D): tf.Tensor2D {
-  const logits = model.forward!(ids).logits; // [B, 4, V]
-  const V = logits.shape[2];
-  return tf.reshape(tf.slice(logits, [0, MOD_LEN - 1, 0], [-1, 1, -1]), [ids.shape[0], V]); // [B, V]
-}
-
-/** Answer accuracy of `model` over a whole split, in chunks (bench/grokfast.ts's `accuracy`, for any registry model). */
-export async function equationAccuracy(model: RegistryModel, split: ModularSplit, chunk = 2048): Promise<number> {
-  let correct = 0;
-  for (let i = 0; i < split.size; i += chunk) {
-    const n = Math.min(chunk, split.size - i);
-    const hits = tf.tidy(() => {
-      const ids = tf.tensor2d(split.inputs.subarray(i * MOD_LEN, (i + n) * MOD_LEN), [n, MOD_LEN], "int32");
-      const pred = tf.argMax(equationLogits(model, ids), -1); // [n]
-      return tf.sum(tf.cast(tf.equal(pred, tf.tensor1d(split.targets.subarray(i, i + n), "int32")), "int32"));
-    });
-    correct += (await hits.data())[0];
-    hits.dispose();
-  }
-  return correct / split.size;
-}
-
-/** A grokking curve: one entry per evaluation. */
-export interface GrokCurve {
-  step: number[];
-  train_acc: number[];
-  val_acc: number[];
-  loss: number[];
-}
-
-/** What one grokking run hands back (rounded for result.json). */
-export interface GrokRun {
-  name: string;
-  grokfast: boolean;
-  steps: number;
-  train_acc: number;
-  val_acc: number;
-  seconds: number;
-  report: GrokkingReport;
-  curve: GrokCurve;
-}
-
-/** Replays a curve into a GrokkingDetector (so a resumed run reports exactly what an uninterrupted one would). */
-export function detectGrokking(curve: GrokCurve, trainThreshold: number, valThreshold: number): GrokkingReport {
-  const det = new GrokkingDetector({ trainThreshold, valThreshold });
-  curve.step.forEach((s, i) => det.update(s, curve.train_acc[i], curve.val_acc[i]));
-  return det.report();
-}
-
-/**
- * Trains a fresh decoder (registry `decoder`, seeded by the phase) on the equations, with or
- * without GrokFast. The curve is kept in `<phase dir>/<name>_curve.json` beside the trainer's
- * checkpoints, so a resumed run continues it (entries past the checkpoint are recomputed).
- */
-async function grokRun(ctx: PhaseContext, data: ModularDataset, name: string, withGrokfast: boolean): Promise<GrokRun> {
-  const c = ctx.phaseConfig as unknown as PuzzlesSection;
-  const model = createModel("decoder", {
-    ...SMALL_DECODER,
-    vocabSize: data.vocabSize,
-    maxSeqLen: MOD_LEN,
-    dModel: c.mod_width,
-    nHeads: c.mod_heads,
-    nLayers: c.mod_layers,
-  }, deriveSeed(ctx.seed, "modular-model"));
-  const filter = withGrokfast ? grokfastFromConfig(c.grokfast) : undefined;
-  const curveFile = join(ctx.dir, `${name}_curve.json`);
-  const curve: GrokCurve = (await exists(curveFile))
-    ? await readJson<GrokCurve>(curveFile)
-    : { step: [], train_acc: [], val_acc: [], loss: [] };
-  const batchSeed = deriveSeed(ctx.seed, "modular-batches");
-  const t0 = performance.now();
-  try {
-    const res = await train(
-      {
-        params: model.params,
-        tokensPerBatch: Math.min(c.mod_batch_size, data.train.size) * MOD_LEN,
-        batch: (step) => {
-          const b = epochBatch(data.train, c.mod_batch_size, step, batchSeed);
-          return { ids: tf.tensor2d(b.inputs, [b.size, MOD_LEN], "int32"), y: tf.tensor1d(b.targets, "int32") };
-        },
-        loss: (b) => crossEntropy(equationLogits(model, b.ids), b.y),
-      },
-      trainConfigFor(ctx.config, c.mod_steps, {
-        lr: c.mod_lr,
-        minLr: c.mod_lr, // constant after warmup, as the paper
-        warmupSteps: Math.min(10, c.mod_steps - 1),
-        weightDecay: c.mod_weight_decay,
-        weightDecayMode: "l2",
-        beta1: 0.9,
-        beta2: 0.98,
-        gradClip: 0,
-        gradAccum: 1,
-        evalEvery: c.mod_eval_every,
-        logEvery: c.mod_eval_every,
-      }),
-      {
-        checkpointDir: join(ctx.dir, "ckpt", name),
-        resume: true,
-        config: ctx.config,
-        gradFilter: filter,
-        label: `phase 3 ${name}`,
-        evaluate: async () => ({ train_acc: await equationAccuracy(model, data.train), val_acc: await equationAccuracy(model, data.val) }),
-        onLog: async (rec) => {
-          await ctx.log({ model: name, ...rec });
-          if (typeof rec.val_acc !== "number") return;
-          // After a resume, entries from the interrupted run past its checkpoint are stale.
-          const keep = curve.step.findIndex((s) => s >= rec.step);
-          if (keep >= 0) { for (const k of ["step", "train_acc", "val_acc", "loss"] as const) curve[k].length = keep; }
-          curve.step.push(rec.step);
-          curve.train_acc.push(round(rec.train_acc as number));
-          curve.val_acc.push(round(rec.val_acc));
-          curve.loss.push(round(rec.loss));
-          await writeJsonAtomic(curveFile, curve);
-        },
-      },
-    );
-    return {
-      name,
-      grokfast: filter !== undefined,
-      steps: res.steps,
-      train_acc: round(await equationAccuracy(model, data.train)),
-      val_acc: round(await equationAccuracy(model, data.val)),
-      seconds: round((performance.now() - t0) / 1000, 1),
-      report: detectGrokking(curve, c.grok_train_threshold, c.grok_val_threshold),
-      curve,
-    };
-  } finally {
-    filter?.dispose();
-    model.dispose();
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // (b) Puzzle data: text items with a difficulty and a checker for generated answers
@@ -547,8 +382,9 @@ async function run(ctx: PhaseContext): Promise<PhaseOutput> {
   const t0 = performance.now();
   // (a) Grokking.
   const mod = modularData(ctx);
-  const grok = [await grokRun(ctx, mod, "modular", c.grokfast.enabled)];
-  if (c.mod_baseline && c.grokfast.enabled) grok.push(await grokRun(ctx, mod, "modular-baseline", false));
+  const grok = [await grokRun(ctx, mod, "modular", c.grokfast.enabled, c.mod_steps, c.mod_stop_after)];
+  // The baseline gets exactly the GrokFast run's steps: the comparison is at one budget.
+  if (c.mod_baseline && c.grokfast.enabled) grok.push(await grokRun(ctx, mod, "modular-baseline", false, grok[0].steps, -1));
   const grokSeconds = (performance.now() - t0) / 1000;
 
   // (b) Puzzles: the base model before and after fine-tuning on every task.
@@ -662,41 +498,7 @@ function validate(out: PhaseOutput, ctx: PhaseContext) {
 // Report
 
 const pct = (x: unknown) => (typeof x === "number" ? `${(100 * x).toFixed(1)}%` : "-");
-const COLORS = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd"];
-/** A plotly line trace; `extra.line` is merged into the line style. */
-function line(name: string, x: unknown, y: unknown, color: string, extra: Record<string, unknown> = {}) {
-  return { type: "scatter", mode: "lines", name, x, y, ...extra, line: { color, ...(extra.line as object) } };
-}
 const htmlRow = (cells: unknown[], tag = "td") => `<tr>${cells.map((c) => `<${tag}>${c}</${tag}>`).join("")}</tr>`;
-
-/** Train/validation accuracy against step (log x), the detector's steps marked, chance as a line. */
-export function grokkingFigure(m: Record<string, unknown>): Figure {
-  const data: Record<string, unknown>[] = [];
-  const shapes: Record<string, unknown>[] = [
-    { type: "line", xref: "paper", x0: 0, x1: 1, y0: m.mod_chance, y1: m.mod_chance, line: { dash: "dot", color: "#999" } },
-  ];
-  (m.grok_runs as GrokRun[]).forEach((r, i) => {
-    const color = COLORS[i % COLORS.length], label = r.grokfast ? "GrokFast" : "no GrokFast";
-    data.push(line(`${label} validation`, r.curve.step, r.curve.val_acc, color));
-    data.push(line(`${label} train`, r.curve.step, r.curve.train_acc, color, { line: { dash: "dot" } }));
-    for (const [key, dash] of [["memorizationStep", "dot"], ["generalizationStep", "dash"]] as const) {
-      const s = r.report[key];
-      if (s !== undefined) shapes.push({ type: "line", yref: "paper", x0: s, x1: s, y0: 0, y1: 1, line: { color, dash, width: 1 } });
-    }
-  });
-  const title =
-    `${m.mod_op}(x, y) mod ${m.mod_p}: solid validation, dotted train; vertical lines: memorized (dotted), generalized (dashed)`;
-  return {
-    data,
-    layout: {
-      title: { text: title },
-      xaxis: { title: { text: "optimization step" }, type: "log" },
-      yaxis: { title: { text: "accuracy" }, range: [0, 1.02] },
-      shapes,
-      height: 440,
-    },
-  };
-}
 
 /** Mean ACT steps on answer positions against difficulty, one line per task (fine-tuned solid, base dotted). */
 export function haltingFigure(m: Record<string, unknown>): Figure {
@@ -779,6 +581,8 @@ export const phase3: PhaseSpec = {
   title: "algorithmic puzzles: modular arithmetic with GrokFast and grokking detection; Sudoku, mazes, ListOps with ACT halting curves",
   defaults: DEFAULTS,
   presets: {
+    // The Grokfast paper's regime (bench/grokfast.ts): memorization first, generalization much later.
+    seed: { mod_init: "torch", mod_p: 97, mod_op: "mul", mod_width: 128, mod_steps: 3000, grokfast: { lambda: 2 } },
     tiny: {
       mod_p: 23,
       mod_train_fraction: 0.7,
@@ -805,6 +609,8 @@ export const phase3: PhaseSpec = {
     ...ints(4, ["mod_width", "listops_max_tokens"]),
     mod_p: { int: true, min: 3 },
     mod_op: { oneOf: Object.keys(MODULAR_OPS) },
+    mod_init: { oneOf: ["torch", "registry"] },
+    mod_stop_after: { int: true, min: -1 },
     mod_steps: { int: true, min: 2 },
     seq_len: { int: true, min: 16 },
     "grokfast.window": { int: true, min: 1 },

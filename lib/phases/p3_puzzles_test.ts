@@ -6,7 +6,8 @@ import { createModel } from "../models/registry.ts";
 import type { PipelineConfig } from "../pipeline/config.ts";
 import { stageContext } from "../pipeline/phase.ts";
 import { cognateFor, loadModel, phase1ModelPath, saveModel } from "./common.ts";
-import { detectGrokking, groupMeans, phase3, puzzleData } from "./p3_puzzles.ts";
+import { detectGrokking } from "./p3_grokking.ts";
+import { groupMeans, phase3, puzzleData } from "./p3_puzzles.ts";
 import { fakePhase1, testContext, testRun } from "./testing.ts";
 
 await initBackend("wasm");
@@ -104,12 +105,17 @@ Deno.test("phase 3 tiny: grokking above chance, puzzles above majority and base,
 
 Deno.test("phase 3: same seed, same metrics; a rerun in the same folder resumes from the checkpoints without retraining", async () => {
   const sets = [
-    "phases.3.mod_steps=20",
     "phases.3.steps=4",
     "phases.3.train_items=60",
     "phases.3.eval_items=6",
     "phases.3.gen_items=2",
     "phases.3.mod_baseline=true",
+    "phases.3.mod_init=torch",
+    // Stop the GrokFast run 5 steps after its first evaluation at >= 1% validation (chance is 1/23).
+    "phases.3.mod_steps=40",
+    "phases.3.mod_eval_every=5",
+    "phases.3.grok_val_threshold=0.01",
+    "phases.3.mod_stop_after=5",
   ];
   const runs = [];
   for (let i = 0; i < 2; i++) {
@@ -118,7 +124,13 @@ Deno.test("phase 3: same seed, same metrics; a rerun in the same folder resumes 
     runs.push({ runDir, config, out: await phase3.run(testContext(phase3, runDir, config)) });
   }
   assert.deepEqual(numbers(runs[0].out.metrics), numbers(runs[1].out.metrics));
-  assert.equal((runs[0].out.metrics.grok_runs as unknown[]).length, 2);
+  // The GrokFast run stopped early; the baseline trained exactly as many steps.
+  const grok = runs[0].out.metrics.grok_runs as { steps: number; curve: { step: number[]; val_acc: number[] } }[];
+  assert.equal(grok.length, 2);
+  const first = grok[0].curve.step[grok[0].curve.val_acc.findIndex((v) => v >= 0.01)];
+  assert.ok(first + 5 < 40, `validation first >= 1% at step ${first}`);
+  assert.equal(grok[0].steps, first + 5);
+  assert.equal(grok[1].steps, grok[0].steps);
   const again = await phase3.run(testContext(phase3, runs[0].runDir, runs[0].config, true));
   assert.equal(again.metrics.resumed_from, 4);
   assert.deepEqual(numbers(again.metrics), numbers(runs[0].out.metrics));
