@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { initBackend } from "../backend/mod.ts";
 import { phase1ModelPath, saveModel, TOKENIZER } from "../phases/common.ts";
 import { parseGrid } from "../../datasets/arc/text.ts";
-import { arcItem, greedyGrids } from "../phases/p2_arc.ts";
+import { arcItem, greedyGrids } from "../phases/p2_arc_answers.ts";
 import { writeJsonAtomic } from "../util/fs.ts";
 import { exportHfFolder } from "./hf.ts";
 import { createServer, type InferenceServer, loadServedModel, type ServedModel, type ServerOptions } from "./server.ts";

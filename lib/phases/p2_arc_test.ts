@@ -12,7 +12,8 @@ import { type PipelineConfig, resolveConfig } from "../pipeline/config.ts";
 import { stageContext } from "../pipeline/phase.ts";
 import { cognateFor, loadModel, logitsOf, TOKENIZER } from "./common.ts";
 import { gridAllowed, gridText } from "../../datasets/arc/text.ts";
-import { arcData, arcItem, cellAccuracy, type GenRequest, greedyGrids, majorityGrid, outputWindows, phase2 } from "./p2_arc.ts";
+import { arcData, outputWindows, phase2 } from "./p2_arc.ts";
+import { arcItem, cellAccuracy, type GenRequest, greedyGrids, majorityGrid } from "./p2_arc_answers.ts";
 import { fakePhase1, testContext, testRun } from "./testing.ts";
 import { haveArcTraining } from "../../datasets/arc/testing.ts";
 
