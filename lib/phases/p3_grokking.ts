@@ -125,8 +125,10 @@ export function detectGrokking(curve: GrokCurve, trainThreshold: number, valThre
 
 /**
  * Trains a fresh decoder (registry `decoder`, seeded by the phase) on the equations, with or
- * without GrokFast. The curve is kept in `<phase dir>/<name>_curve.json` beside the trainer's
- * checkpoints, so a resumed run continues it (entries past the checkpoint are recomputed).
+ * without GrokFast, for at most `budget` steps, stopping `stopAfter` steps after validation
+ * first reaches `grok_val_threshold` (-1: never). The curve is kept in
+ * `<phase dir>/<name>_curve.json` beside the trainer's checkpoints, so a resumed run continues
+ * it (entries past the checkpoint are recomputed).
  */
 export async function grokRun(
   ctx: PhaseContext,
@@ -153,11 +155,12 @@ export async function grokRun(
   const curve: GrokCurve = (await exists(curveFile))
     ? await readJson<GrokCurve>(curveFile)
     : { step: [], train_acc: [], val_acc: [], loss: [] };
-  // Early stop, a pure function of the curve: `stopAfter` steps past the first evaluation at
-  // or above the validation threshold. A resumed run whose curve already says so trains no more.
+  // Early stop, a pure function of the curve: at the first evaluation `stopAfter` or more steps
+  // past the first one at or above the validation threshold (evaluations are where training can
+  // stop). A resumed run whose curve already says so trains to that step and no further.
   const stopStep = (cv: GrokCurve) => {
     const i = stopAfter < 0 ? -1 : cv.val_acc.findIndex((v) => v >= c.grok_val_threshold);
-    return i < 0 ? undefined : cv.step[i] + stopAfter;
+    return i < 0 ? undefined : Math.ceil((cv.step[i] + stopAfter) / c.mod_eval_every) * c.mod_eval_every;
   };
   const steps = Math.min(budget, stopStep(curve) ?? budget);
   const batchSeed = deriveSeed(ctx.seed, "modular-batches");
