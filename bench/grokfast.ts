@@ -24,6 +24,7 @@ import { describeBackend, initBackend } from "../lib/backend/mod.ts";
 import { Decoder, type DecoderConfig, REFERENCE_DECODER } from "../lib/nn/decoder.ts";
 import { crossEntropy } from "../lib/nn/layers.ts";
 import { torchDefaultInit } from "../lib/nn/torch_init.ts";
+import { equationAccuracy, equationLogits } from "../lib/phases/p3_grokking.ts";
 import { GrokkingDetector, type GrokkingReport } from "../lib/train/detectors.ts";
 import { type GrokfastOptions, makeGradFilter } from "../lib/train/grokfast.ts";
 import { DEFAULT_TRAIN, train, type TrainConfig, type TrainTask } from "../lib/train/trainer.ts";
@@ -31,7 +32,7 @@ import { deriveSeed, Rng } from "../lib/util/rng.ts";
 import { writeAtomic, writeJsonAtomic } from "../lib/util/fs.ts";
 import { figurePage } from "../lib/viz/report.ts";
 import type { Figure } from "../lib/viz/figures.ts";
-import { epochBatch, modularDataset, type ModularSplit } from "../datasets/modular.ts";
+import { epochBatch, modularDataset } from "../datasets/modular.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -118,28 +119,6 @@ const trainProbe = (() => {
   return { inputs, targets, size: rows.length };
 })();
 
-/** Logits at the `=` position. ids int32 [B, 4] -> [B, V]. */
-function answerLogits(model: Decoder, ids: tf.Tensor2D): tf.Tensor2D {
-  const { logits } = model.forward(ids); // [B, 4, V]
-  return tf.reshape(tf.slice(logits, [0, 3, 0], [-1, 1, -1]), [ids.shape[0], data.vocabSize]) as tf.Tensor2D;
-}
-
-/** Exact-match accuracy of the answer over a whole split, in chunks. */
-async function accuracy(model: Decoder, split: ModularSplit): Promise<number> {
-  let correct = 0;
-  for (let i = 0; i < split.size; i += 2048) {
-    const n = Math.min(2048, split.size - i);
-    const hits = tf.tidy(() => {
-      const ids = tf.tensor2d(split.inputs.subarray(i * 4, (i + n) * 4), [n, 4], "int32");
-      const pred = tf.argMax(answerLogits(model, ids), -1);
-      return tf.sum(tf.cast(tf.equal(pred, tf.tensor1d(split.targets.subarray(i, i + n), "int32")), "int32"));
-    });
-    correct += (await hits.data())[0];
-    hits.dispose();
-  }
-  return correct / split.size;
-}
-
 interface Curve {
   step: number[];
   train_acc: number[];
@@ -168,7 +147,7 @@ async function runOne(spec: RunSpec): Promise<RunResult> {
       const b = epochBatch(data.train, BATCH, step, deriveSeed(seed, "batches"));
       return { ids: tf.tensor2d(b.inputs, [b.size, 4], "int32"), y: tf.tensor1d(b.targets, "int32") };
     },
-    loss: (b) => crossEntropy(answerLogits(model, b.ids), b.y),
+    loss: (b) => crossEntropy(equationLogits(model, b.ids), b.y),
   };
   const cfg: TrainConfig = {
     ...DEFAULT_TRAIN,
@@ -193,7 +172,7 @@ async function runOne(spec: RunSpec): Promise<RunResult> {
   const res = await train(task, cfg, {
     label: spec.name,
     gradFilter: filter?.filter,
-    evaluate: async () => ({ train_acc: await accuracy(model, trainProbe), val_acc: await accuracy(model, data.val) }),
+    evaluate: async () => ({ train_acc: await equationAccuracy(model, trainProbe), val_acc: await equationAccuracy(model, data.val) }),
     onLog: (rec) => {
       if (typeof rec.val_acc !== "number") return;
       curve.step.push(rec.step);

@@ -70,18 +70,18 @@ export function modularData(s: StageContext): ModularDataset {
   });
 }
 
-/**
- * Logits at the `=` position of modular equations (answer-only scoring, as bench/grokfast.ts).
- * ids int32 [B, 4] -> [B, V]. A candidate for lib/train: bench/grokfast.ts has the same helper.
- */
-export function equationLogits(model: RegistryModel, ids: tf.Tensor2D): tf.Tensor2D {
+/** A model that maps ids [B, T] to logits [B, T, V]: a registry model or a bare Decoder. */
+type LogitsModel = Pick<RegistryModel, "forward">;
+
+/** Logits at the `=` position of modular equations (answer-only scoring). ids int32 [B, 4] -> [B, V]. */
+export function equationLogits(model: LogitsModel, ids: tf.Tensor2D): tf.Tensor2D {
   const logits = model.forward!(ids).logits; // [B, 4, V]
   const V = logits.shape[2];
   return tf.reshape(tf.slice(logits, [0, MOD_LEN - 1, 0], [-1, 1, -1]), [ids.shape[0], V]); // [B, V]
 }
 
-/** Answer accuracy of `model` over a whole split, in chunks (bench/grokfast.ts's `accuracy`, for any registry model). */
-export async function equationAccuracy(model: RegistryModel, split: ModularSplit, chunk = 2048): Promise<number> {
+/** Answer accuracy of `model` over a whole split, in chunks (also bench/grokfast.ts's). */
+export async function equationAccuracy(model: LogitsModel, split: ModularSplit, chunk = 2048): Promise<number> {
   let correct = 0;
   for (let i = 0; i < split.size; i += chunk) {
     const n = Math.min(chunk, split.size - i);
