@@ -17,7 +17,7 @@
  * mod 97, width 128): the `seed` preset runs that regime. Measured with phase 3's seed on
  * this 2-core CPU (small preset otherwise): GrokFast (lambda 2) memorized at step 1,820
  * (validation 0.34) and generalized at 1,980 ("grokked", validation 0.95 when it stopped at
- * 2,080); the same model without the filter was still at chance after 2,080 steps. About 10
+ * 2,080); the same model without the filter was still at chance after 2,080 steps. About 10-13
  * minutes per run here, more than the small preset's budget. (With p = 59 and the torch init:
  * memorized at ~420 steps, validation still below 95% at 1,000.) The GrokFast run stops
  * `mod_stop_after` steps after first reaching `grok_val_threshold`.
