@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { metricValue } from "../lib/deploy/server_metrics.ts";
 import { tinyCognate } from "../lib/deploy/server_testing.ts";
-import { saveModel } from "../lib/phases/common.ts";
+import { saveModel } from "../lib/models/io.ts";
 import { writeJsonAtomic } from "../lib/util/fs.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { initBackend } from "../lib/backend/mod.ts";

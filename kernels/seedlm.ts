@@ -31,8 +31,7 @@ import {
   uniformBuffer,
   WG_1D,
 } from "./device.ts";
-import { checkSeed } from "./seedlm_ref.ts";
-import { BASIS_STRIDE, SEED_COUNT, type SeedLMLayer } from "../lib/compress/seedlm.ts";
+import { BASIS_STRIDE, checkSeed, SEED_COUNT } from "./seedlm_ref.ts";
 
 /** Largest P the kernel supports (the compressor's limit; the column scales live in an array<f32, 16>). */
 const MAX_P = 16;
@@ -230,12 +229,28 @@ export async function seedlmBasisGpu(device: GPUDevice, seeds: ArrayLike<number>
   }
 }
 
+/** A SeedLM-compressed matrix as the kernel reads it (lib/compress/seedlm.ts's SeedLMLayer fits). */
+export interface SeedLMBlocks {
+  rows: number;
+  cols: number;
+  /** Block length and coefficients per block. */
+  C: number;
+  P: number;
+  /** One seed per block (1..65535). */
+  seeds: Uint16Array;
+  /** Exponent codes per block; the exponent is eMin + code. */
+  expCodes: ArrayLike<number>;
+  eMin: number;
+  /** Signed integer coefficients [blocks * P]. */
+  coeffs: ArrayLike<number>;
+}
+
 /**
  * The weights [rows * cols] of a compressed layer, reconstructed on the GPU (the process's
  * device): seeds, exponents eMin + expCode and the integer coefficients go in unchanged; the
  * last block's padding is dropped. Equals `layer.decompress()` within f32 rounding.
  */
-export async function seedlmReconstructLayer(layer: SeedLMLayer): Promise<Float32Array> {
+export async function seedlmReconstructLayer(layer: SeedLMBlocks): Promise<Float32Array> {
   const device = await getDevice({ quiet: true });
   if (!device) throw new Error("seedlmReconstructLayer: no WebGPU device");
   const exps = Int32Array.from(layer.expCodes, (k) => layer.eMin + k);

@@ -8,11 +8,12 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { BACKEND_ENV, type BackendRequest, initBackend, parseBackend } from "./backend/mod.ts";
-import { checkResolved, ConfigError, type PipelineConfig, type Preset, PRESETS, resolveConfig } from "./pipeline/config.ts";
-import { PhaseController, RUN_FILES } from "./pipeline/controller.ts";
-import { PHASE_NAMES, type PhaseSpec } from "./pipeline/phase.ts";
+import { checkResolved, ConfigError, type PipelineConfig, type Preset, PRESETS, resolveConfig } from "./config/config.ts";
+import { PhaseController } from "./pipeline/controller.ts";
+import { isRunDir, RUN_FILES } from "./util/run_dir.ts";
+import { PHASE_NAMES, type PhaseSpec } from "./phases/spec.ts";
 import { PHASES } from "./phases/mod.ts";
-import { exists, readJson } from "./util/fs.ts";
+import { readJson } from "./util/fs.ts";
 import { phaseSections, writeReport } from "./viz/report.ts";
 
 const HELP = `Agent Forge pipeline: trains small reasoning models through the seven phases.
@@ -119,7 +120,7 @@ export async function main(args: string[], phases: readonly PhaseSpec[] = PHASES
       }
       runDir = values.resume;
       const cfgFile = join(runDir, RUN_FILES.config);
-      if (!(await exists(join(runDir, RUN_FILES.state)))) {
+      if (!(await isRunDir(runDir))) {
         throw new UsageError(`--resume ${runDir}: no ${RUN_FILES.state} there, not a run directory`);
       }
       config = checkResolved(await readJson(cfgFile), phases, cfgFile);
@@ -142,7 +143,7 @@ export async function main(args: string[], phases: readonly PhaseSpec[] = PHASES
       if (backend) sets.push(`run.backend=${backend}`);
       config = resolveConfig({ preset, file, sets, phases });
       runDir = values.out ?? join("runs", `${timestamp()}-${preset}`);
-      if (await exists(join(runDir, RUN_FILES.state))) {
+      if (await isRunDir(runDir)) {
         throw new UsageError(`--out ${runDir} already holds a run; use --resume ${runDir} to continue it or choose another folder`);
       }
     }

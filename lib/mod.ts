@@ -1,7 +1,7 @@
 /**
  * Everything a notebook or script imports, one namespace per module:
  *
- *     import { backend, decoder, trainer, models, datasets } from "../lib/mod.ts";
+ *     import { backend, decoder, trainer, models, datasets } from "./mod.ts";
  *     await backend.initBackend();
  *     const m = models.createModel("cognate-reasoning", {}, 0);
  */
@@ -28,10 +28,17 @@ export * as bitnet from "./compress/bitnet.ts";
 export * as seedlm from "./compress/seedlm.ts";
 export * as vptq from "./compress/vptq.ts";
 export * as inference from "./compress/inference.ts";
-export * as config from "./pipeline/config.ts";
+export * as config from "./config/config.ts";
 export * as session from "./pipeline/session.ts";
 export * as phases from "./phases/mod.ts";
 export * as phaseTools from "./phases/common.ts";
+export * as text from "./text/tokens.ts";
+export * as generate from "./text/generate.ts";
+export * as modelIo from "./models/io.ts";
+export * as answers from "./eval/answers.ts";
+export * as arcAnswers from "./eval/arc_answers.ts";
+export * as stage from "./eval/stage.ts";
+export * as runDir from "./util/run_dir.ts";
 export * as suites from "./eval/suites.ts";
 export * as safety from "./eval/safety.ts";
 export * as deploy from "./deploy/mod.ts";

@@ -17,7 +17,7 @@ import { basename, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PLOTLY_MIME } from "../lib/viz/notebook.ts";
 import { NB_ENV } from "../lib/pipeline/session.ts";
-import { type Preset, PRESETS } from "../lib/pipeline/config.ts";
+import { type Preset, PRESETS } from "../lib/config/config.ts";
 
 /** This folder (where the committed notebooks live). */
 export const NOTEBOOK_DIR = fileURLToPath(new URL(".", import.meta.url));

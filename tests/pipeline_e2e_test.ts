@@ -6,8 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { RunState } from "../lib/pipeline/controller.ts";
-import type { PhaseResultFile } from "../lib/pipeline/phase.ts";
+import type { RunState } from "../lib/util/run_dir.ts";
+import type { PhaseResultFile } from "../lib/util/run_dir.ts";
 import { exists, readJson } from "../lib/util/fs.ts";
 
 const CLI = new URL("../lib/cli.ts", import.meta.url).pathname;

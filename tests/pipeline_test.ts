@@ -1,8 +1,8 @@
 /** The pipeline spine through its CLI: phase ranges, validation gates, config errors, kill and resume. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { RunState } from "../lib/pipeline/controller.ts";
-import type { PhaseResultFile } from "../lib/pipeline/phase.ts";
+import type { RunState } from "../lib/util/run_dir.ts";
+import type { PhaseResultFile } from "../lib/util/run_dir.ts";
 import { exists, readJson } from "../lib/util/fs.ts";
 
 const SCRIPT = new URL("./fixtures/test_phases.ts", import.meta.url).pathname;

@@ -9,7 +9,7 @@
  * as `]`, so a word tokenizer (split on spaces) and a character tokenizer both work.
  */
 import { deriveSeed, Rng } from "../../lib/util/rng.ts";
-import type { TextExample } from "./mod.ts";
+import type { TextExample } from "./types.ts";
 
 /** The operations. */
 export const LISTOPS_OPS = ["MAX", "MIN", "MED", "SM"] as const;

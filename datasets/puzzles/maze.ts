@@ -13,7 +13,7 @@
  * D < L < R < U), so it is a function of the maze alone; the checker accepts any shortest path.
  */
 import { deriveSeed, Rng } from "../../lib/util/rng.ts";
-import type { CheckResult, TextExample } from "./mod.ts";
+import type { CheckResult, TextExample } from "./types.ts";
 
 /** A maze on a character grid: `walls[r * cols + c]` is 1 for wall, 0 for open. */
 export interface Maze {

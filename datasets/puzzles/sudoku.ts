@@ -13,7 +13,7 @@
  * the solution stays unique, until the requested number of clues is left.
  */
 import { deriveSeed, Rng } from "../../lib/util/rng.ts";
-import type { CheckResult, TextExample } from "./mod.ts";
+import type { CheckResult, TextExample } from "./types.ts";
 
 /** A Sudoku grid: n*n cells row-major, 0 = blank, 1..n = digit. */
 export type SudokuGrid = Uint8Array;

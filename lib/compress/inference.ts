@@ -7,7 +7,7 @@
  * `head_w`) that the plan compressed runs in one of two modes:
  * - "kernels" (tfjs on the webgpu backend): W stays compressed on the GPU and its matmul runs
  *   in the WGSL kernels of kernels/ (ternary, VQ codebook-gather, SeedLM reconstruction + tiled
- *   matmul; see kernels/compressed_linear.ts);
+ *   matmul; see lib/compress/gpu_linear.ts);
  * - "reconstructed" (cpu, wasm, or on request): W is decompressed once when the model is
  *   prepared and multiplied by tfjs.
  * Embedding tables (`tok`, `pos`) are gathered from, not multiplied, so they are always used
@@ -23,7 +23,7 @@ import type { DecoderConfig } from "../nn/decoder.ts";
 import { embedding, gelu, layerNorm, linear, rmsNorm, silu } from "../nn/layers.ts";
 import type { HostTensor } from "../nn/params.ts";
 import { Rng } from "../util/rng.ts";
-import { type GpuLinear, gpuLinear, type GpuLinearKind, tfjsWebgpuDevice } from "../../kernels/compressed_linear.ts";
+import { type GpuLinear, gpuLinear, type GpuLinearKind, tfjsWebgpuDevice } from "../../lib/compress/gpu_linear.ts";
 import type { CompressedLayer } from "./types.ts";
 
 /** How compressed weights are multiplied: in the WGSL kernels, or decompressed once; `auto` = kernels on webgpu. */

@@ -3,7 +3,7 @@
  * (dense or reconstructed) weights, and `measureInference` times both models on one batch.
  * Tolerance on logits: |got - want| <= 1e-5 + 1e-5 |want| (the q/k/v product is one [C, 3C]
  * matmul here, three [C, C] ones in the Decoder: same dot products, possibly another order).
- * The WebGPU kernel path is tested in kernels/compressed_forward_test.ts (its own process).
+ * The WebGPU kernel path is tested in lib/compress/webgpu_forward_test.ts (its own process).
  */
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";

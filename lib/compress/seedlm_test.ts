@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { seedlmReconstructRef } from "../../kernels/seedlm_ref.ts";
+import { Rng } from "../util/rng.ts";
 import { bitsPerWeight, type Matrix, mse } from "./types.ts";
 import {
   BASIS_STRIDE,
@@ -298,4 +300,16 @@ Deno.test("zero matrix, bad settings and malformed bytes", () => {
   assert.throws(() => decodeSeedLM(bad((b) => (b[6] = 0))), /header P must be/);
   assert.throws(() => decodeSeedLM(good.subarray(0, good.length - 1)), /payload length/);
   assert.throws(() => decodeSeedLM(bad((b) => (b[16] = 0, b[17] = 0))), /block 0 has seed 0/);
+});
+
+Deno.test("the kernels' reference reconstruction equals SeedLMLayer.decompress exactly, 7x13 at C x P = 8x3 and 12x4", () => {
+  const rng = new Rng(5);
+  const rows = 7, cols = 13; // 91 weights: the last block is padded for both C
+  const data = Float32Array.from({ length: rows * cols }, () => rng.normal());
+  for (const [C, P] of [[8, 3], [12, 4]]) {
+    const layer = seedlmCompress({ rows, cols, data }, { C, P, seeds: 2000 });
+    const exps = Int32Array.from(layer.expCodes, (k) => layer.eMin + k);
+    const ref = seedlmReconstructRef(layer.seeds, exps, layer.coeffs, C, P).subarray(0, rows * cols);
+    assert.deepEqual(ref, layer.decompress(), `C=${C} P=${P}`);
+  }
 });

@@ -19,7 +19,8 @@
  * (512 in the presets) and PAD/BOS/SEP/MASK would mean nothing in a completion.
  */
 import * as tf from "@tensorflow/tfjs";
-import { logitsOf, TOKENIZER } from "../phases/common.ts";
+import { logitsOf } from "../text/generate.ts";
+import { TOKENIZER } from "../text/tokens.ts";
 import type { RegistryModel } from "../models/registry.ts";
 import { Rng } from "../util/rng.ts";
 

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import type * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../backend/mod.ts";
-import { TOKENIZER } from "../phases/common.ts";
+import { TOKENIZER } from "../text/tokens.ts";
 import type { RegistryModel } from "../models/registry.ts";
 import { Rng } from "../util/rng.ts";
 import { argmaxAllowed, Batcher, firstStop, sampleAllowed } from "./batcher.ts";

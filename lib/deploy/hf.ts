@@ -17,7 +17,8 @@ import { join } from "node:path";
 import { cognateConfig, decoderPart } from "../models/cognate.ts";
 import { createModel, isModelKey, MODEL_KEYS, type ModelKey, type RegistryModel } from "../models/registry.ts";
 import type { DecoderConfig } from "../nn/decoder.ts";
-import { type SavedModel, TOKENIZER } from "../phases/common.ts";
+import type { SavedModel } from "../models/io.ts";
+import { TOKENIZER } from "../text/tokens.ts";
 import { decodeSafetensors, encodeSafetensors } from "../train/safetensors.ts";
 import { exists, readJson, writeAtomic } from "../util/fs.ts";
 

@@ -8,15 +8,16 @@ import { Tokenizer } from "@huggingface/tokenizers";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { initBackend } from "../backend/mod.ts";
-import type { CognateConfig } from "../models/cognate.ts";
+import { type CognateConfig, cognatePresetConfig } from "../models/cognate.ts";
 import { createModel, type RegistryModel } from "../models/registry.ts";
-import { cognateFor, loadModel, logitsOf, type SavedModel, TOKENIZER } from "../phases/common.ts";
-import { resolveConfig } from "../pipeline/config.ts";
+import { loadModel, type SavedModel } from "../models/io.ts";
+import { logitsOf } from "../text/generate.ts";
+import { TOKENIZER } from "../text/tokens.ts";
 import { Rng } from "../util/rng.ts";
 import { byteLevelAlphabet, exportHfFolder, HF_FILES, loadHfFolder } from "./hf.ts";
 
 function tinyCognate(seed: number, overrides: Partial<CognateConfig> = {}): { model: RegistryModel; meta: SavedModel } {
-  const config = cognateFor(resolveConfig({ preset: "tiny" }), "standard", overrides);
+  const config = cognatePresetConfig("tiny", "standard", overrides);
   return { model: createModel("cognate-standard", config, seed), meta: { key: "cognate-standard", config: { ...config } } };
 }
 
@@ -77,7 +78,7 @@ for (
 
 Deno.test("HF folder round trip of a memory cognate: the registry section rebuilds its extra module", async () => {
   await initBackend("wasm", { quiet: true });
-  const config = cognateFor(resolveConfig({ preset: "tiny" }), "memory");
+  const config = cognatePresetConfig("tiny", "memory");
   const model = createModel("cognate-memory", config, 6);
   const meta: SavedModel = { key: "cognate-memory", config: { ...config } };
   const dir = await Deno.makeTempDir();

@@ -28,7 +28,7 @@ import type { RegistryModel } from "../models/registry.ts";
 import { ropeTables } from "../nn/attention.ts";
 import type { DecoderConfig } from "../nn/decoder.ts";
 import type { HostTensor } from "../nn/params.ts";
-import type { SavedModel } from "../phases/common.ts";
+import type { SavedModel } from "../models/io.ts";
 import { writeAtomic } from "../util/fs.ts";
 import { decoderConfigOf } from "./hf.ts";
 

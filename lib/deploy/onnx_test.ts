@@ -8,10 +8,10 @@ import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { initBackend } from "../backend/mod.ts";
-import type { CognateConfig } from "../models/cognate.ts";
+import { type CognateConfig, cognatePresetConfig } from "../models/cognate.ts";
 import { createModel, type RegistryModel } from "../models/registry.ts";
-import { cognateFor, logitsOf, type SavedModel } from "../phases/common.ts";
-import { resolveConfig } from "../pipeline/config.ts";
+import { logitsOf } from "../text/generate.ts";
+import type { SavedModel } from "../models/io.ts";
 import { train } from "../train/trainer.ts";
 import { Rng } from "../util/rng.ts";
 import { exportOnnx, ONNX_OPSET, type OnnxExportOptions, onnxInfo, readOnnxInfo } from "./onnx.ts";
@@ -28,7 +28,7 @@ try {
 
 /** A tiny-preset standard cognate (64 wide, 2 layers, the byte vocabulary) with `overrides`. */
 function tinyCognate(seed: number, overrides: Partial<CognateConfig> = {}): { model: RegistryModel; meta: SavedModel } {
-  const config = cognateFor(resolveConfig({ preset: "tiny" }), "standard", overrides);
+  const config = cognatePresetConfig("tiny", "standard", overrides);
   return { model: createModel("cognate-standard", config, seed), meta: { key: "cognate-standard", config: { ...config } } };
 }
 
@@ -144,7 +144,7 @@ Deno.test({
 
 Deno.test("onnx export refuses models its graph does not cover, and bad options, naming them", async () => {
   await initBackend("wasm", { quiet: true });
-  const config = cognateFor(resolveConfig({ preset: "tiny" }), "memory");
+  const config = cognatePresetConfig("tiny", "memory");
   const mem = createModel("cognate-memory", config, 1);
   await assert.rejects(exportOnnx(mem, { key: "cognate-memory", config: { ...config } }, "/nonexistent/x.onnx"), /cognate-memory/);
   mem.dispose();

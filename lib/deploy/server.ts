@@ -25,7 +25,9 @@
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { loadModel, phase1ModelPath, type SavedModel, TOKENIZER } from "../phases/common.ts";
+import { loadModel, type SavedModel } from "../models/io.ts";
+import { phase1ModelPath, readResult } from "../util/run_dir.ts";
+import { TOKENIZER } from "../text/tokens.ts";
 import type { RegistryModel } from "../models/registry.ts";
 import { type BackendRequest, describeBackend, initBackend, parseBackend } from "../backend/mod.ts";
 import { exists, readJson as readJsonFile } from "../util/fs.ts";
@@ -211,11 +213,10 @@ export async function loadServedModel(path: string): Promise<{ model: RegistryMo
   }
   const p6 = join(path, "phase-6-integration", "model.safetensors");
   if (await exists(p6)) return { ...(await loadModel(p6)), file: p6 };
-  const p1Result = join(path, "phase-1-cognate", "result.json");
-  if (await exists(p1Result)) {
-    const r = await readJsonFile<{ metrics?: { base_variant?: string } }>(p1Result);
-    const variant = r.metrics?.base_variant ?? "standard";
-    const file = join(path, phase1ModelPath(variant as "standard"));
+  const p1 = await readResult(path, { id: 1, name: "cognate" });
+  if (p1) {
+    const variant = (p1.metrics.base_variant as string | undefined) ?? "standard";
+    const file = join(path, phase1ModelPath(variant));
     return { ...(await loadModel(file)), file };
   }
   throw new Error(

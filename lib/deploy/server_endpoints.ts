@@ -6,9 +6,9 @@
  * See server.ts for the request and response fields.
  */
 import { extractAnswer } from "../../datasets/math.ts";
-import { TOKENIZER } from "../phases/common.ts";
+import { TOKENIZER } from "../text/tokens.ts";
 import { gridAllowed, parseGrid } from "../../datasets/arc/text.ts";
-import { arcItem } from "../phases/p2_arc_answers.ts";
+import { arcItem } from "../eval/arc_answers.ts";
 import { deriveSeed } from "../util/rng.ts";
 import type { Batcher, GenRequest, GenResult } from "./batcher.ts";
 import type { ServerMetrics } from "./server_metrics.ts";

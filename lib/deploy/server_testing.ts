@@ -4,10 +4,11 @@
  * tiny preset's standard cognate (a small real model) with its saved meta.
  */
 import * as tf from "@tensorflow/tfjs";
-import { cognateFor, type SavedModel, TOKENIZER } from "../phases/common.ts";
+import { cognatePresetConfig } from "../models/cognate.ts";
+import type { SavedModel } from "../models/io.ts";
+import { TOKENIZER } from "../text/tokens.ts";
 import { createModel, type RegistryModel } from "../models/registry.ts";
 import { ParamSet } from "../nn/params.ts";
-import { resolveConfig } from "../pipeline/config.ts";
 
 /**
  * A model that writes `answer` after the last `marker` character of its input, then EOS: at
@@ -50,6 +51,6 @@ export function scriptedModel(
 
 /** The tiny preset's standard cognate (untrained, seeded) and its meta, as saveModel would store it. */
 export function tinyCognate(seed = 1): { model: RegistryModel; meta: SavedModel } {
-  const cfg = cognateFor(resolveConfig({ preset: "tiny" }), "standard");
+  const cfg = cognatePresetConfig("tiny", "standard");
   return { model: createModel("cognate-standard", cfg, seed), meta: { key: "cognate-standard", config: { ...cfg } } };
 }

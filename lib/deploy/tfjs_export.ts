@@ -12,7 +12,7 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { createModel, isModelKey, MODEL_KEYS, type RegistryModel } from "../models/registry.ts";
 import type { HostTensor } from "../nn/params.ts";
-import type { SavedModel } from "../phases/common.ts";
+import type { SavedModel } from "../models/io.ts";
 import { writeAtomic } from "../util/fs.ts";
 
 /** File names of the export (tfjs's converter names a single shard `group1-shard1of1.bin`). */

@@ -3,15 +3,15 @@ import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { initBackend } from "../backend/mod.ts";
-import type { CognateConfig } from "../models/cognate.ts";
+import { type CognateConfig, cognatePresetConfig } from "../models/cognate.ts";
 import { createModel, type RegistryModel } from "../models/registry.ts";
-import { cognateFor, logitsOf, type SavedModel } from "../phases/common.ts";
-import { resolveConfig } from "../pipeline/config.ts";
+import { logitsOf } from "../text/generate.ts";
+import type { SavedModel } from "../models/io.ts";
 import { Rng } from "../util/rng.ts";
 import { exportTfjs, loadTfjs, modelFromArtifacts, TFJS_FILES, TFJS_FORMAT, tfjsArtifacts } from "./tfjs_export.ts";
 
 function tinyCognate(seed: number, overrides: Partial<CognateConfig> = {}): { model: RegistryModel; meta: SavedModel } {
-  const config = cognateFor(resolveConfig({ preset: "tiny" }), "standard", overrides);
+  const config = cognatePresetConfig("tiny", "standard", overrides);
   return { model: createModel("cognate-standard", config, seed), meta: { key: "cognate-standard", config: { ...config } } };
 }
 

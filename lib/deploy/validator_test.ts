@@ -2,10 +2,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { initBackend } from "../backend/mod.ts";
-import type { CognateConfig } from "../models/cognate.ts";
+import { type CognateConfig, cognatePresetConfig } from "../models/cognate.ts";
 import { createModel } from "../models/registry.ts";
-import { cognateFor, type SavedModel } from "../phases/common.ts";
-import { resolveConfig } from "../pipeline/config.ts";
+import type { SavedModel } from "../models/io.ts";
 import { exportHfFolder } from "./hf.ts";
 import { exportOnnx, type OnnxInfo } from "./onnx.ts";
 import { assertDeployable, DEFAULT_TARGETS, DEPLOY_TARGETS, PORTABLE_OPS, sizeOnDisk, validateForTarget } from "./validator.ts";
@@ -15,7 +14,7 @@ async function exports(
   overrides: Partial<CognateConfig> = {},
 ): Promise<{ dynamic: OnnxInfo; portable: OnnxInfo; dir: string; params: number }> {
   await initBackend("wasm", { quiet: true });
-  const config = cognateFor(resolveConfig({ preset: "tiny" }), "standard", overrides);
+  const config = cognatePresetConfig("tiny", "standard", overrides);
   const model = createModel("cognate-standard", config, 1);
   const meta: SavedModel = { key: "cognate-standard", config: { ...config } };
   const dir = await Deno.makeTempDir();

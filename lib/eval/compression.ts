@@ -8,7 +8,8 @@ import { compressedLayers, type CompressionOption, compressToTarget, loadCompres
 import { measureInference } from "../compress/inference.ts";
 import type { DecoderConfig } from "../nn/decoder.ts";
 import { createModel, type RegistryModel } from "../models/registry.ts";
-import { round, type SavedModel } from "../phases/common.ts";
+import { round } from "../util/numbers.ts";
+import type { SavedModel } from "../models/io.ts";
 import { writeAtomic } from "../util/fs.ts";
 import { deriveSeed } from "../util/rng.ts";
 

@@ -6,7 +6,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Cognate } from "../models/cognate.ts";
 import type { RegistryModel } from "../models/registry.ts";
-import { generateGreedy, logitsOf } from "../phases/common.ts";
+import { generateGreedy, logitsOf } from "../text/generate.ts";
 import { deriveSeed, Rng } from "../util/rng.ts";
 
 /** The q-quantile (0..1) of `xs` by linear interpolation between order statistics. */

@@ -9,7 +9,8 @@ import * as tf from "@tensorflow/tfjs";
 import { parseTaskJson } from "../../datasets/arc/loader.ts";
 import { extractAnswer } from "../../datasets/math.ts";
 import type { RegistryModel } from "../models/registry.ts";
-import { generateGreedy, logitsOf, TOKENIZER } from "../phases/common.ts";
+import { generateGreedy, logitsOf } from "../text/generate.ts";
+import { TOKENIZER } from "../text/tokens.ts";
 import { deriveSeed, Rng } from "../util/rng.ts";
 
 /** A bad request: `field` names what was wrong. */

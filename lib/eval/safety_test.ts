@@ -1,12 +1,10 @@
 import assert from "node:assert/strict";
 import { initBackend } from "../backend/mod.ts";
 import { createModel } from "../models/registry.ts";
-import { resolveConfig } from "../pipeline/config.ts";
-import { cognateFor } from "../phases/common.ts";
+import { cognatePresetConfig } from "../models/cognate.ts";
 import { checkIds, checkPrompt, InputError, parseGridText, safetySuite } from "./safety.ts";
 
 await initBackend("wasm");
-const config = resolveConfig({ preset: "tiny" });
 
 Deno.test("checkPrompt and checkIds refuse bad input with errors naming the field", () => {
   assert.throws(() => checkPrompt("", 64, 4), (e) => e instanceof InputError && e.field === "prompt" && /is empty/.test(e.message));
@@ -24,7 +22,7 @@ Deno.test("parseGridText accepts rectangular digit rows only", () => {
 });
 
 Deno.test("the safety suite passes every case on a real model and records well-formedness", async () => {
-  const model = createModel("cognate-standard", cognateFor(config, "standard"), 3);
+  const model = createModel("cognate-standard", cognatePresetConfig("tiny", "standard"), 3);
   const r = await safetySuite(model, 256, { arc: ["in\n12\nout\n"], math: ["Ann has 3 apples.\n"] }, 1);
   model.dispose();
   const failed = r.cases.filter((c) => !c.passed);

@@ -7,13 +7,15 @@
  */
 import { DEFAULT_SANITY, sanityItems, type SanityTask } from "../../datasets/sanity.ts";
 import type { RegistryModel } from "../models/registry.ts";
-import type { PipelineConfig } from "../pipeline/config.ts";
-import { type PhaseSpec, stageContext } from "../pipeline/phase.ts";
-import { answerMetrics, round, type TextItem, windowsOf } from "../phases/common.ts";
+import type { PipelineConfig } from "../config/config.ts";
+import { stageContext, type StagedPhase } from "./stage.ts";
+import { answerMetrics } from "./answers.ts";
+import { round } from "../util/numbers.ts";
+import { type TextItem, windowsOf } from "../text/tokens.ts";
 import { deriveSeed } from "../util/rng.ts";
 
 /** Every stage's own evaluation of `model` (stage id -> its record, including its metric). */
-export async function stageSuite(model: RegistryModel, config: PipelineConfig, stages: readonly PhaseSpec[]) {
+export async function stageSuite(model: RegistryModel, config: PipelineConfig, stages: readonly StagedPhase[]) {
   const out: Record<string, { name: string; metric: string; value: number; details: Record<string, number> }> = {};
   for (const p of stages) {
     if (!p.stage) continue;

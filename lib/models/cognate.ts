@@ -21,9 +21,9 @@ import * as tf from "@tensorflow/tfjs";
 import { Decoder, type DecoderConfig, SMALL_DECODER, validateDecoderConfig } from "../nn/decoder.ts";
 import { tokenCrossEntropy } from "../nn/layers.ts";
 import type { ParamSet } from "../nn/params.ts";
-import { type ModelSection, type Preset, resolveConfig } from "../pipeline/config.ts";
 import { actConfig, type ShouldContinue } from "./act.ts";
 import { GatedLTM, type GatedLTMConfig, gatedLtmConfig, type GatedLTMOutput, gatedLtmParamCount, type GatedLTMStats } from "./gated_ltm.ts";
+import { type ModelSection, modelSectionOf } from "./section.ts";
 import { type RefinementConfig, refinementConfig, RefinementCore, refinementParamCount, type StopReason } from "./refinement.ts";
 
 /** Which cognate: plain transformer, transformer + long-term memory, transformer + ACT refinement. */
@@ -225,7 +225,7 @@ export interface CognatePreset {
   source: string;
 }
 
-/** A standard cognate with the pipeline's model section (lib/pipeline/config.ts). */
+/** A standard cognate with the pipeline's model section (section.ts). */
 export function cognateBaseFromModel(m: ModelSection): CognateConfig {
   return cognateConfig({
     vocabSize: m.vocab_size,
@@ -244,16 +244,20 @@ export function cognateBaseFromModel(m: ModelSection): CognateConfig {
   });
 }
 
+/** The cognate presets: the pipeline's `tiny` and `small` model sections, and a 25M-parameter cognate for a GPU. */
+export type CognatePresetName = "tiny" | "small" | "25m";
+
 /**
- * Cognate presets. `tiny` and `small` are the pipeline's presets as they are (budget: the
- * standard model's own count). `seed` is cognate-specific: the pipeline's seed model (1024
- * wide, 24 layers, untied 50257-token vocabulary) has ~405M parameters, far from the cognates'
- * 25M, so it keeps only the GPT-2 vocabulary and sizes a narrow model to 25M.
+ * Cognate presets. `tiny` and `small` are the pipeline presets' model sections as they are
+ * (budget: the standard model's own count). `25m` is cognate-specific: the pipeline's `seed`
+ * model (1024 wide, 24 layers, untied 50257-token vocabulary) has ~405M parameters, far from
+ * the cognates' documented 25M, so `25m` keeps only the GPT-2 vocabulary and sizes a narrow
+ * model to 25M.
  */
-export const COGNATE_PRESETS: Record<Preset, CognatePreset> = {
-  tiny: { base: cognateBaseFromModel(resolveConfig({ preset: "tiny" }).model), source: "pipeline preset tiny" },
-  small: { base: cognateBaseFromModel(resolveConfig({ preset: "small" }).model), source: "pipeline preset small" },
-  seed: {
+export const COGNATE_PRESETS: Record<CognatePresetName, CognatePreset> = {
+  tiny: { base: cognateBaseFromModel(modelSectionOf("tiny")), source: "pipeline preset tiny" },
+  small: { base: cognateBaseFromModel(modelSectionOf("small")), source: "pipeline preset small" },
+  "25m": {
     base: cognateConfig({
       vocabSize: 50257, // the GPT-2 tokenizer, as the pipeline's seed preset
       dModel: 256, // narrow: a tied 50257 x 256 table is already 12.9M of the 25M
@@ -270,7 +274,11 @@ export const COGNATE_PRESETS: Record<Preset, CognatePreset> = {
 };
 
 /** The preset's config for `variant`, sized to the preset's budget, with `overrides` on top (not re-sized). */
-export function cognatePresetConfig(preset: Preset, variant: CognateVariant, overrides: Partial<CognateConfig> = {}): CognateConfig {
+export function cognatePresetConfig(
+  preset: CognatePresetName,
+  variant: CognateVariant,
+  overrides: Partial<CognateConfig> = {},
+): CognateConfig {
   const p = COGNATE_PRESETS[preset];
   const s = sizeCognate(p.base, variant, p.targetParams);
   return cognateConfig({ ...p.base, variant, nLayers: s.nLayers, mlpRatio: s.mlpRatio, ...overrides });

@@ -2,7 +2,6 @@
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { initBackend } from "../backend/mod.ts";
-import { PRESETS } from "../pipeline/config.ts";
 import { assertClose } from "../testing/gradcheck.ts";
 import { DEFAULT_TRAIN, train } from "../train/trainer.ts";
 import { Rng } from "../util/rng.ts";
@@ -14,6 +13,7 @@ import {
   cognateConfig,
   cognateParamCount,
   cognatePresetConfig,
+  type CognatePresetName,
   type CognateVariant,
   createCognate,
   memoryLayer,
@@ -47,9 +47,9 @@ Deno.test("parameter counts from configs equal the built ParamSets (tiny preset 
   }
 });
 
-Deno.test("parity: at tiny, small and seed the three variants are within 10% of each other", () => {
+Deno.test("parity: at tiny, small and 25m the three variants are within 10% of each other", () => {
   const rows: string[] = [];
-  for (const preset of PRESETS) {
+  for (const preset of Object.keys(COGNATE_PRESETS) as CognatePresetName[]) {
     const p = COGNATE_PRESETS[preset];
     const counts = COGNATE_VARIANTS.map((v) => {
       const c = cognatePresetConfig(preset, v);
@@ -73,9 +73,9 @@ Deno.test("parity: at tiny, small and seed the three variants are within 10% of 
   assert.equal(cognatePresetConfig("small", "standard").dModel, 128);
   assert.equal(cognatePresetConfig("small", "standard").nLayers, 4);
   assert.equal(cognatePresetConfig("tiny", "standard").mlpRatio, 4);
-  // seed lands near 25M.
-  const seed = cognateParamCount(cognatePresetConfig("seed", "reasoning"));
-  assert.ok(seed > 24e6 && seed < 26e6, `${seed}`);
+  // 25m lands near 25M.
+  const n25 = cognateParamCount(cognatePresetConfig("25m", "reasoning"));
+  assert.ok(n25 > 24e6 && n25 < 26e6, `${n25}`);
 });
 
 Deno.test("sizeCognate: own budget returns the base shape; a big extra module costs layers; impossible budgets throw", () => {

@@ -2,7 +2,7 @@
  * The phase registry of the real pipeline, in order. A phase is registered here only once it
  * does real work; phases not built yet are absent (the CLI says so when asked for them).
  */
-import type { PhaseSpec } from "../pipeline/phase.ts";
+import type { PhaseSpec } from "./spec.ts";
 import { phase1 } from "./p1_cognate.ts";
 import { phase2 } from "./p2_arc.ts";
 import { phase3 } from "./p3_puzzles.ts";

@@ -15,28 +15,20 @@ import { type Example, splitExamples } from "../../datasets/manager.ts";
 import type { LmWindows } from "../../datasets/sanity.ts";
 import { type Cognate, COGNATE_VARIANTS, type CognateVariant } from "../models/cognate.ts";
 import { createModel, type RegistryModel } from "../models/registry.ts";
-import { check, type PhaseContext, type PhaseOutput, type PhaseResultFile, type PhaseSpec, type StageContext } from "../pipeline/phase.ts";
+import { check, type PhaseContext, type PhaseOutput, type PhaseSpec } from "./spec.ts";
+import type { PhaseResultFile } from "../util/run_dir.ts";
+import type { StageContext } from "../eval/stage.ts";
 import { ConvergenceDetector } from "../train/detectors.ts";
 import { grokfastFromConfig } from "../train/grokfast.ts";
 import { esc } from "../viz/report.ts";
 import { deriveSeed } from "../util/rng.ts";
-import {
-  answerMetrics,
-  cognateFor,
-  generateGreedy,
-  loggedLosses,
-  majorityTokenAccuracy,
-  phase1ModelPath,
-  round,
-  saveModel,
-  sectionOf,
-  tailMean,
-  type TextItem,
-  trainConfigFor,
-  trainText,
-  unigramLoss,
-  windowsOf,
-} from "./common.ts";
+import { answerMetrics, majorityTokenAccuracy, unigramLoss } from "../eval/answers.ts";
+import { cognateFor, loggedLosses, sectionOf, trainConfigFor, trainText } from "./common.ts";
+import { generateGreedy } from "../text/generate.ts";
+import { phase1ModelPath } from "../util/run_dir.ts";
+import { round, tailMean } from "../util/numbers.ts";
+import { saveModel } from "../models/io.ts";
+import { type TextItem, windowsOf } from "../text/tokens.ts";
 
 /** `phases.1`: the cognate pretraining section. */
 export interface Phase1Config {

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { Rng } from "../util/rng.ts";
 import { linearCka, predictionDiversity, sanitySplit } from "./p1_cognate.ts";
-import { resolveConfig } from "../pipeline/config.ts";
-import { stageContext } from "../pipeline/phase.ts";
+import { resolveConfig } from "../config/config.ts";
+import { stageContext } from "../eval/stage.ts";
 import { phase1 } from "./p1_cognate.ts";
 
 const rand = (n: number, seed: number) => Float32Array.from(new Rng(seed).normals(n));

@@ -22,24 +22,17 @@ import { taskHash } from "../../datasets/arc/serialize.ts";
 import type { ArcTask, Grid } from "../../datasets/arc/types.ts";
 import { gridText } from "../../datasets/arc/text.ts";
 import { ARC_TRAINING_DIR } from "../../datasets/paths.ts";
-import { check, type PhaseContext, type PhaseSpec, type StageContext } from "../pipeline/phase.ts";
+import { check, type PhaseContext, type PhaseSpec } from "./spec.ts";
+import type { StageContext } from "../eval/stage.ts";
 import { deriveSeed, Rng } from "../util/rng.ts";
 import { esc, type PageSection } from "../viz/report.ts";
 import type { LmWindows } from "../../datasets/sanity.ts";
-import {
-  answerMetrics,
-  loadBase,
-  majorityTokenAccuracy,
-  round,
-  saveModel,
-  sectionOf,
-  type TextItem,
-  TOKENIZER,
-  trainConfigFor,
-  trainText,
-  windowsOf,
-} from "./common.ts";
-import { arcItem, type EvalTask, majorityGrid, scoreBaseline, scoreModel, summarize, type TaskScore } from "./p2_arc_answers.ts";
+import { answerMetrics, majorityTokenAccuracy } from "../eval/answers.ts";
+import { loadBase, sectionOf, trainConfigFor, trainText } from "./common.ts";
+import { round } from "../util/numbers.ts";
+import { saveModel } from "../models/io.ts";
+import { type TextItem, TOKENIZER, windowsOf } from "../text/tokens.ts";
+import { arcItem, type EvalTask, majorityGrid, scoreBaseline, scoreModel, summarize, type TaskScore } from "../eval/arc_answers.ts";
 
 /** Phase 2's config section (see `defaults` for the meaning of each key). */
 export interface ArcSection {

@@ -29,14 +29,16 @@ import { SMALL_DECODER } from "../nn/decoder.ts";
 import { crossEntropy } from "../nn/layers.ts";
 import { torchDefaultInit } from "../nn/torch_init.ts";
 import { createModel, type RegistryModel } from "../models/registry.ts";
-import type { PhaseContext, StageContext } from "../pipeline/phase.ts";
+import type { PhaseContext } from "./spec.ts";
+import type { StageContext } from "../eval/stage.ts";
 import { GrokkingDetector, type GrokkingReport } from "../train/detectors.ts";
 import { grokfastFromConfig, type GrokfastSection } from "../train/grokfast.ts";
 import { train } from "../train/trainer.ts";
 import { exists, readJson, writeJsonAtomic } from "../util/fs.ts";
 import { deriveSeed } from "../util/rng.ts";
 import type { Figure } from "../viz/figures.ts";
-import { round, trainConfigFor } from "./common.ts";
+import { round } from "../util/numbers.ts";
+import { trainConfigFor } from "./common.ts";
 
 /** The `phases.3` keys part (a) reads (defaults and comments: p3_puzzles.ts). */
 export interface GrokkingSection {

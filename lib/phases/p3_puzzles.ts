@@ -34,26 +34,20 @@ import {
 import type { LmWindows } from "../../datasets/sanity.ts";
 import type { CognateOutput } from "../models/cognate.ts";
 import type { RegistryModel } from "../models/registry.ts";
-import type { Rule } from "../pipeline/config.ts";
-import { check, type PhaseContext, type PhaseOutput, type PhaseResultFile, type PhaseSpec, type StageContext } from "../pipeline/phase.ts";
+import type { Rule } from "../config/config.ts";
+import { check, type PhaseContext, type PhaseOutput, type PhaseSpec } from "./spec.ts";
+import type { PhaseResultFile } from "../util/run_dir.ts";
+import type { StageContext } from "../eval/stage.ts";
 import type { GrokfastSection } from "../train/grokfast.ts";
 import { deriveSeed } from "../util/rng.ts";
 import type { Figure } from "../viz/figures.ts";
 import { esc, type PageSection } from "../viz/report.ts";
-import {
-  answerMetrics,
-  generateGreedy,
-  loadBase,
-  loggedLosses,
-  majorityTokenAccuracy,
-  round,
-  saveModel,
-  type TextItem,
-  TOKENIZER,
-  trainConfigFor,
-  trainText,
-  windowsOf,
-} from "./common.ts";
+import { answerMetrics, majorityTokenAccuracy } from "../eval/answers.ts";
+import { generateGreedy } from "../text/generate.ts";
+import { loadBase, loggedLosses, trainConfigFor, trainText } from "./common.ts";
+import { round } from "../util/numbers.ts";
+import { saveModel } from "../models/io.ts";
+import { type TextItem, TOKENIZER, windowsOf } from "../text/tokens.ts";
 import { COLORS, grokkingFigure, type GrokRun, grokRun, line, MOD_LEN, modularData } from "./p3_grokking.ts";
 
 /** The puzzle tasks of part (b), in table order. */

@@ -30,27 +30,18 @@ import {
 import { GSM8K_DIR } from "../../datasets/paths.ts";
 import type { LmWindows } from "../../datasets/sanity.ts";
 import type { RegistryModel } from "../models/registry.ts";
-import { check, type PhaseContext, type PhaseSpec, type StageContext } from "../pipeline/phase.ts";
+import { check, type PhaseContext, type PhaseSpec } from "./spec.ts";
+import type { StageContext } from "../eval/stage.ts";
 import { exists } from "../util/fs.ts";
 import { deriveSeed, Rng } from "../util/rng.ts";
 import type { Figure } from "../viz/figures.ts";
 import { esc, type PageSection } from "../viz/report.ts";
-import {
-  type AnswerMetrics,
-  answerMetrics,
-  generateGreedy,
-  loadBase,
-  logitsOf,
-  majorityTokenAccuracy,
-  round,
-  saveModel,
-  type TextItem,
-  TOKENIZER,
-  trainConfigFor,
-  trainText,
-  unigramLoss,
-  windowsOf,
-} from "./common.ts";
+import { type AnswerMetrics, answerMetrics, majorityTokenAccuracy, unigramLoss } from "../eval/answers.ts";
+import { generateGreedy, logitsOf } from "../text/generate.ts";
+import { loadBase, trainConfigFor, trainText } from "./common.ts";
+import { round } from "../util/numbers.ts";
+import { saveModel } from "../models/io.ts";
+import { type TextItem, TOKENIZER, windowsOf } from "../text/tokens.ts";
 
 /** `phases.4`: the math phase's config section. */
 export interface MathSection {

@@ -3,9 +3,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { initBackend } from "../backend/mod.ts";
 import { calcRationale, isCorrect } from "../../datasets/math.ts";
-import { stageContext } from "../pipeline/phase.ts";
+import { stageContext } from "../eval/stage.ts";
 import { exists } from "../util/fs.ts";
-import { loadModel } from "./common.ts";
+import { loadModel } from "../models/io.ts";
 import { fitsWindow, majorityAnswer, mathData, mathItem, phase4 } from "./p4_math.ts";
 import { fakePhase1, testContext, testRun } from "./testing.ts";
 

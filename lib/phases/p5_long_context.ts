@@ -11,24 +11,19 @@
 import { join } from "node:path";
 import { DEFAULT_LONG_CONTEXT, grid, type LongContextItem, longContextItem } from "../../datasets/long_context.ts";
 import { createModel, type ModelKey, type RegistryModel } from "../models/registry.ts";
-import type { PipelineConfig } from "../pipeline/config.ts";
-import { check, type PhaseContext, type PhaseResultFile, type PhaseSpec, type StageContext } from "../pipeline/phase.ts";
+import type { PipelineConfig } from "../config/config.ts";
+import { check, type PhaseContext, type PhaseSpec } from "./spec.ts";
+import type { PhaseResultFile } from "../util/run_dir.ts";
+import type { StageContext } from "../eval/stage.ts";
 import { deriveSeed, Rng } from "../util/rng.ts";
 import type { Figure } from "../viz/figures.ts";
 import { esc, type PageSection } from "../viz/report.ts";
-import {
-  answerMetrics,
-  generateGreedy,
-  loadBase,
-  majorityTokenAccuracy,
-  round,
-  type SavedModel,
-  saveModel,
-  type TextItem,
-  trainConfigFor,
-  trainText,
-  windowsOf,
-} from "./common.ts";
+import { answerMetrics, majorityTokenAccuracy } from "../eval/answers.ts";
+import { generateGreedy } from "../text/generate.ts";
+import { loadBase, trainConfigFor, trainText } from "./common.ts";
+import { round } from "../util/numbers.ts";
+import { type SavedModel, saveModel } from "../models/io.ts";
+import { type TextItem, windowsOf } from "../text/tokens.ts";
 
 /** Phase 5's config section (`phases.5`). */
 export interface LongContextSection {

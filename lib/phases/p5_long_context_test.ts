@@ -2,8 +2,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { initBackend } from "../backend/mod.ts";
-import { stageContext } from "../pipeline/phase.ts";
-import { loadModel, windowsOf } from "./common.ts";
+import { stageContext } from "../eval/stage.ts";
+import { loadModel } from "../models/io.ts";
+import { windowsOf } from "../text/tokens.ts";
 import { chanceExact, evalLengths, extendedConfig, type LongContextSection, phase5 } from "./p5_long_context.ts";
 import { fakePhase1, testContext, testRun } from "./testing.ts";
 

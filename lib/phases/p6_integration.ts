@@ -14,31 +14,15 @@
 import { join } from "node:path";
 import type { HostTensor } from "../nn/params.ts";
 import { createModel, type RegistryModel } from "../models/registry.ts";
-import {
-  check,
-  type PhaseContext,
-  type PhaseOutput,
-  type PhaseResultFile,
-  type PhaseSpec,
-  stageContext,
-  type ValidationCheck,
-} from "../pipeline/phase.ts";
+import { check, type PhaseContext, type PhaseOutput, type PhaseSpec } from "./spec.ts";
+import type { PhaseResultFile, ValidationCheck } from "../util/run_dir.ts";
+import { stageContext } from "../eval/stage.ts";
 import { esc } from "../viz/report.ts";
 import { deriveSeed, Rng } from "../util/rng.ts";
-import {
-  loadBase,
-  loadModel,
-  loggedLosses,
-  round,
-  type SavedModel,
-  saveModel,
-  sectionOf,
-  tailMean,
-  type TextItem,
-  trainConfigFor,
-  trainText,
-  windowsOf,
-} from "./common.ts";
+import { loadBase, loggedLosses, sectionOf, trainConfigFor, trainText } from "./common.ts";
+import { loadModel, type SavedModel, saveModel } from "../models/io.ts";
+import { round, tailMean } from "../util/numbers.ts";
+import { type TextItem, windowsOf } from "../text/tokens.ts";
 
 /** `phases.6`: the integration section. */
 export interface Phase6Config {

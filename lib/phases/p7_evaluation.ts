@@ -9,26 +9,23 @@
 import { join } from "node:path";
 import { COGNATE_VARIANTS } from "../models/cognate.ts";
 import { createModel, type RegistryModel } from "../models/registry.ts";
-import {
-  check,
-  type PhaseContext,
-  type PhaseOutput,
-  type PhaseResultFile,
-  type PhaseSpec,
-  type ValidationCheck,
-} from "../pipeline/phase.ts";
+import { check, type PhaseContext, type PhaseOutput, type PhaseSpec } from "./spec.ts";
+import type { PhaseResultFile, ValidationCheck } from "../util/run_dir.ts";
 import { generalizationSuite, meanOf, memorySuite, overallScore, recommendations, stageSuite } from "../eval/suites.ts";
 import { efficiencySuite } from "../eval/efficiency.ts";
 import { type SafetyCase, safetySuite } from "../eval/safety.ts";
 import { compressModel } from "../eval/compression.ts";
-import { exportAll } from "../eval/exports.ts";
+import { exportAll } from "../deploy/checks.ts";
 import { esc } from "../viz/report.ts";
 import { writeJsonAtomic } from "../util/fs.ts";
 import { deriveSeed } from "../util/rng.ts";
-import { loadModel, phase1ModelPath, round, type SavedModel, sectionOf } from "./common.ts";
+import { loadModel, type SavedModel } from "../models/io.ts";
+import { phase1ModelPath } from "../util/run_dir.ts";
+import { round } from "../util/numbers.ts";
+import { sectionOf } from "./common.ts";
 import { type Phase1Config, sanitySplit } from "./p1_cognate.ts";
 import { generateExamples } from "../../datasets/manager.ts";
-import { stageContext } from "../pipeline/phase.ts";
+import { stageContext } from "../eval/stage.ts";
 
 /** `phases.7`: the evaluation section. */
 export interface Phase7Config {

@@ -4,12 +4,13 @@
  * test does not have to pretrain first.
  */
 import { join } from "node:path";
+import { type ConfigPatch, type PipelineConfig, type Preset, resolveConfig } from "../config/config.ts";
+import { phaseSeed } from "../eval/stage.ts";
+import { saveModel } from "../models/io.ts";
 import { createModel } from "../models/registry.ts";
-import { type ConfigPatch, type PipelineConfig, type Preset, resolveConfig } from "../pipeline/config.ts";
-import type { PhaseContext, PhaseResultFile, PhaseSpec } from "../pipeline/phase.ts";
-import { phaseSeed } from "../pipeline/phase.ts";
-import { appendJsonl, exists, readJson, writeJsonAtomic } from "../util/fs.ts";
-import { cognateFor, phase1ModelPath, saveModel } from "./common.ts";
+import { appendMetric, phase1ModelPath, phaseDir, type PhaseResultFile, readResult, writeResult, writeRunConfig } from "../util/run_dir.ts";
+import { cognateFor } from "./common.ts";
+import type { PhaseContext, PhaseSpec } from "./spec.ts";
 
 /** A fresh temp run directory and the resolved config of `preset` with the phases' sections and `sets` (`key.path=value`). */
 export async function testRun(
@@ -19,29 +20,27 @@ export async function testRun(
 ): Promise<{ runDir: string; config: PipelineConfig }> {
   const runDir = await Deno.makeTempDir({ prefix: "af-phase-" });
   const config = resolveConfig({ preset, phases, sets });
-  await writeJsonAtomic(join(runDir, "config.json"), config);
+  await writeRunConfig(runDir, config);
   return { runDir, config };
 }
 
 /** The context the controller would give `phase` in `runDir` (reading earlier results from their folders). */
 export function testContext(phase: PhaseSpec, runDir: string, config: PipelineConfig, resume = false): PhaseContext {
-  const dir = join(runDir, `phase-${phase.id}-${phase.name}`);
   return {
+    phase: phase.id,
     config,
     phaseConfig: config.phases[String(phase.id)] ?? {},
     runDir,
-    dir,
+    dir: phaseDir(runDir, phase),
     resume,
     seed: phaseSeed(config, phase.id),
-    log: (rec) => appendJsonl(join(runDir, "metrics.jsonl"), { phase: phase.id, ...rec }),
+    log: (rec) => appendMetric(runDir, phase.id, rec),
     previous: async (id) => {
       for await (const e of Deno.readDir(runDir)) {
-        if (e.isDirectory && e.name.startsWith(`phase-${id}-`)) {
-          const f = join(runDir, e.name, "result.json");
-          if (await exists(f)) {
-            const r = await readJson<PhaseResultFile>(f);
-            return r.status === "completed" ? r : undefined;
-          }
+        const m = e.isDirectory ? e.name.match(/^phase-(\d+)-(.+)$/) : null;
+        if (m && Number(m[1]) === id) {
+          const r = await readResult(runDir, { id, name: m[2] });
+          return r?.status === "completed" ? r : undefined;
         }
       }
       return undefined;
@@ -64,5 +63,5 @@ export async function fakePhase1(runDir: string, config: PipelineConfig, patch: 
     validation: { passed: true, checks: [] },
     artifacts: [phase1ModelPath("standard")],
   };
-  await writeJsonAtomic(join(runDir, "phase-1-cognate", "result.json"), result);
+  await writeResult(runDir, { id: 1, name: "cognate" }, result);
 }

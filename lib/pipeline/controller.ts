@@ -4,40 +4,25 @@
  * gate, records errors, resumes interrupted runs, measures each phase (seconds, peak
  * memory) and warns when a phase runs over `slow_factor` times its recorded baseline.
  */
-import { join } from "node:path";
 import { currentBackend } from "../backend/mod.ts";
-import { appendJsonl, exists, readJson, writeJsonAtomic } from "../util/fs.ts";
-import type { PipelineConfig } from "./config.ts";
-import { type PhaseContext, type PhaseResultFile, phaseSeed, type PhaseSpec } from "./phase.ts";
+import type { PipelineConfig } from "../config/config.ts";
+import { phaseSeed } from "../eval/stage.ts";
+import type { PhaseContext, PhaseSpec } from "../phases/spec.ts";
+import { exists, readJson, writeJsonAtomic } from "../util/fs.ts";
+import {
+  appendMetric,
+  newRunState,
+  phaseDir,
+  type PhaseResultFile,
+  readResult,
+  readState,
+  type RunState,
+  writeResult,
+  writeRunConfig,
+  writeState,
+} from "../util/run_dir.ts";
 
-export type PhaseStatus = "pending" | "running" | "completed" | "failed";
-
-export interface PhaseState {
-  name: string;
-  status: PhaseStatus;
-  started_at?: string;
-  ended_at?: string;
-  seconds?: number;
-  error?: string;
-  validation?: PhaseResultFile["validation"];
-  peak_rss_mb?: number;
-  warning?: string;
-  /** How many times the phase was started (more than 1 after a resume). */
-  attempts?: number;
-}
-
-export interface RunState {
-  run_id: string;
-  status: "running" | "completed" | "failed";
-  created_at: string;
-  updated_at: string;
-  phases: Record<string, PhaseState>;
-}
-
-/** Files of the run directory contract. */
-export const RUN_FILES = { config: "config.json", state: "state.json", metrics: "metrics.jsonl", report: "report.html" };
-
-export const phaseDirName = (p: { id: number; name: string }) => `phase-${p.id}-${p.name}`;
+export type { PhaseState, PhaseStatus, RunState } from "../util/run_dir.ts";
 
 export interface ControllerOptions {
   /** Prints progress lines (phase start/end). */
@@ -63,17 +48,18 @@ export class PhaseController {
   /** Writes config.json and a fresh state.json for phases `ids` (a new run). */
   async init(ids: number[]): Promise<RunState> {
     await Deno.mkdir(this.runDir, { recursive: true });
-    await writeJsonAtomic(join(this.runDir, RUN_FILES.config), this.config);
-    const now = new Date().toISOString();
-    const state: RunState = { run_id: crypto.randomUUID(), status: "running", created_at: now, updated_at: now, phases: {} };
+    await writeRunConfig(this.runDir, this.config);
+    const state = newRunState();
     for (const id of ids) state.phases[String(id)] = { name: this.#phase(id).name, status: "pending" };
     await this.#save(state);
     return state;
   }
 
   /** Reads state.json of an existing run. */
-  loadState(): Promise<RunState> {
-    return readJson<RunState>(join(this.runDir, RUN_FILES.state));
+  async loadState(): Promise<RunState> {
+    const state = await readState(this.runDir);
+    if (!state) throw new Error(`${this.runDir}: no state.json, not a run directory`);
+    return state;
   }
 
   #phase(id: number): PhaseSpec {
@@ -82,9 +68,8 @@ export class PhaseController {
     return p;
   }
 
-  async #save(state: RunState): Promise<void> {
-    state.updated_at = new Date().toISOString();
-    await writeJsonAtomic(join(this.runDir, RUN_FILES.state), state);
+  #save(state: RunState): Promise<void> {
+    return writeState(this.runDir, state);
   }
 
   /**
@@ -115,7 +100,7 @@ export class PhaseController {
   async #runPhase(phase: PhaseSpec, state: RunState, resume: boolean): Promise<boolean> {
     const key = String(phase.id);
     const ps = state.phases[key];
-    const dir = join(this.runDir, phaseDirName(phase));
+    const dir = phaseDir(this.runDir, phase);
     await Deno.mkdir(dir, { recursive: true });
     Object.assign(ps, { status: "running", started_at: new Date().toISOString(), attempts: (ps.attempts ?? 0) + 1 });
     delete ps.error;
@@ -123,13 +108,14 @@ export class PhaseController {
     this.#log(`phase ${phase.id} (${phase.name}): ${resume ? "resuming" : "starting"} - ${phase.title}`);
 
     const ctx: PhaseContext = {
+      phase: phase.id,
       config: this.config,
       phaseConfig: this.config.phases[key] ?? {},
       runDir: this.runDir,
       dir,
       resume,
       seed: phaseSeed(this.config, phase.id),
-      log: (rec) => appendJsonl(join(this.runDir, RUN_FILES.metrics), { phase: phase.id, ...rec }),
+      log: (rec) => appendMetric(this.runDir, phase.id, rec),
       previous: (id) => this.readResult(id),
     };
     const mem = new PeakMemory();
@@ -173,7 +159,7 @@ export class PhaseController {
         this.#log(`warning: ${warning}`);
       }
     }
-    await writeJsonAtomic(join(dir, "result.json"), result);
+    await writeResult(this.runDir, phase, result);
     Object.assign(ps, {
       status: result.status,
       ended_at: new Date().toISOString(),
@@ -195,10 +181,8 @@ export class PhaseController {
   async readResult(id: number): Promise<PhaseResultFile | undefined> {
     const p = this.#phases.get(id);
     if (!p) return undefined;
-    const file = join(this.runDir, phaseDirName(p), "result.json");
-    if (!(await exists(file))) return undefined;
-    const r = await readJson<PhaseResultFile>(file);
-    return r.status === "completed" ? r : undefined;
+    const r = await readResult(this.runDir, p);
+    return r?.status === "completed" ? r : undefined;
   }
 
   /** Records the first successful time of a phase per preset and backend; warns past slow_factor x. */

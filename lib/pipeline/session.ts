@@ -13,14 +13,27 @@
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type BackendRequest, initBackend } from "../backend/mod.ts";
+import { type PipelineConfig, type Preset, PRESETS, resolveConfig } from "../config/config.ts";
 import { PHASES } from "../phases/mod.ts";
-import { exists, readJson, writeAtomic, writeJsonAtomic } from "../util/fs.ts";
+import { PHASE_NAMES, type PhaseSpec } from "../phases/spec.ts";
+import { exists, readJson } from "../util/fs.ts";
+import {
+  dropMetrics,
+  type MetricRecord,
+  newRunState,
+  phaseDir as phaseFolder,
+  type PhaseResultFile,
+  readMetrics,
+  readResult,
+  readState,
+  RUN_FILES,
+  type RunState,
+  writeRunConfig,
+  writeState,
+} from "../util/run_dir.ts";
 import { settle } from "../viz/notebook.ts";
-import type { MetricRecord } from "../viz/figures.ts";
-import { type PageSection, phaseSections, readMetrics, writeReport } from "../viz/report.ts";
-import { type PipelineConfig, type Preset, PRESETS, resolveConfig } from "./config.ts";
-import { PhaseController, phaseDirName, RUN_FILES, type RunState } from "./controller.ts";
-import { PHASE_NAMES, type PhaseResultFile, type PhaseSpec } from "./phase.ts";
+import { type PageSection, phaseSections, writeReport } from "../viz/report.ts";
+import { PhaseController } from "./controller.ts";
 
 /** The repository root (where the CLI runs, and what relative config paths are relative to). */
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -118,14 +131,14 @@ export async function openRun(opts: OpenRunOptions): Promise<Run> {
     config = resolveConfig({ preset, file: { path: cfgFile, data: stored }, sets: opts.sets, phases });
     const changes = configChanges(stored, config);
     if (changes.length) {
-      await writeJsonAtomic(cfgFile, config);
+      await writeRunConfig(runDir, config);
       log(`config.json updated (${changes.join("; ")}); phases already run keep the results of their old config`);
     }
     log(`run directory ${runDir} (preset ${preset}, reopened)`);
   } else {
     config = resolveConfig({ preset, sets: opts.sets, phases });
     await Deno.mkdir(runDir, { recursive: true });
-    await writeJsonAtomic(cfgFile, config);
+    await writeRunConfig(runDir, config);
     log(`run directory ${runDir} (preset ${preset}, new)`);
   }
   await initBackend(opts.backend ?? config.run.backend);
@@ -147,13 +160,12 @@ export function phaseSpec(run: Run, id: number): PhaseSpec {
 
 /** The folder of phase `id` in the run. */
 export function phaseDir(run: Run, id: number): string {
-  return join(run.runDir, phaseDirName(phaseSpec(run, id)));
+  return phaseFolder(run.runDir, phaseSpec(run, id));
 }
 
 /** result.json of phase `id` (completed or failed), or undefined when the phase has not run. */
 export async function phaseResult(run: Run, id: number): Promise<PhaseResultFile | undefined> {
-  const file = join(phaseDir(run, id), "result.json");
-  return (await exists(file)) ? await readJson<PhaseResultFile>(file) : undefined;
+  return await readResult(run.runDir, phaseSpec(run, id));
 }
 
 async function completed(run: Run, id: number): Promise<PhaseResultFile | undefined> {
@@ -166,11 +178,7 @@ async function completed(run: Run, id: number): Promise<PhaseResultFile | undefi
  * that the state does not list (a notebook run interrupted mid-phase) are added back from their results.
  */
 export async function runState(run: Run): Promise<RunState> {
-  const file = join(run.runDir, RUN_FILES.state);
-  const now = new Date().toISOString();
-  const state: RunState = (await exists(file))
-    ? await readJson<RunState>(file)
-    : { run_id: crypto.randomUUID(), status: "running", created_at: now, updated_at: now, phases: {} };
+  const state = (await readState(run.runDir)) ?? newRunState();
   for (const p of run.phases) {
     if (state.phases[String(p.id)]) continue;
     const r = await phaseResult(run, p.id);
@@ -198,23 +206,7 @@ async function saveState(run: Run, state: RunState): Promise<void> {
   const phases = Object.keys(state.phases).map(Number).sort((a, b) => a - b);
   state.phases = Object.fromEntries(phases.map((id) => [String(id), state.phases[String(id)]]));
   state.status = overallStatus(state);
-  state.updated_at = new Date().toISOString();
-  await writeJsonAtomic(join(run.runDir, RUN_FILES.state), state);
-}
-
-/** Drops phase `id`'s records from metrics.jsonl (before it is trained again from scratch). */
-async function dropMetrics(run: Run, id: number): Promise<void> {
-  const file = join(run.runDir, RUN_FILES.metrics);
-  if (!(await exists(file))) return;
-  const keep = (await Deno.readTextFile(file)).split("\n").filter((line) => {
-    if (!line.trim()) return false;
-    try {
-      return (JSON.parse(line) as { phase?: number }).phase !== id;
-    } catch {
-      return false; // a torn line from a killed run
-    }
-  });
-  await writeAtomic(file, keep.map((l) => l + "\n").join(""));
+  await writeState(run.runDir, state);
 }
 
 /**
@@ -230,7 +222,7 @@ async function runIds(run: Run, ids: number[], fresh: Set<number>): Promise<bool
       await Deno.remove(phaseDir(run, id), { recursive: true }).catch((e) => {
         if (!(e instanceof Deno.errors.NotFound)) throw e;
       });
-      await dropMetrics(run, id);
+      await dropMetrics(run.runDir, id);
       full.phases[key] = { name: phaseSpec(run, id).name, status: "pending" };
     } else if (!full.phases[key] || full.phases[key].status === "completed") {
       // completed in state but its result.json is gone: run it again
@@ -321,8 +313,7 @@ export async function runPhase(run: Run, id: number, opts: { rerun?: boolean } =
 
 /** metrics.jsonl records of the run (of phase `phase` only when given). */
 export async function runMetrics(run: Run, phase?: number): Promise<MetricRecord[]> {
-  const all = await readMetrics(run.runDir);
-  return phase === undefined ? all : all.filter((r) => r.phase === phase);
+  return await readMetrics(run.runDir, { phase });
 }
 
 /** Phase `id`'s own report sections (tables, figures) rendered from its result. */

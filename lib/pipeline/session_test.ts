@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { readJson, writeJsonAtomic } from "../util/fs.ts";
-import { check, type PhaseContext, type PhaseSpec } from "./phase.ts";
-import type { RunState } from "./controller.ts";
+import { check, type PhaseContext, type PhaseSpec } from "../phases/spec.ts";
+import type { RunState } from "../util/run_dir.ts";
 import {
   configChanges,
   ensurePhases,

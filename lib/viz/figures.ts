@@ -1,12 +1,10 @@
 /** Plotly figure builders (plain JSON: the same figure feeds notebooks and report.html). */
+import type { MetricRecord } from "../util/run_dir.ts";
 
 export interface Figure {
   data: Record<string, unknown>[];
   layout: Record<string, unknown>;
 }
-
-/** A metrics.jsonl record. */
-export type MetricRecord = { phase: number; model?: string; step: number; [k: string]: unknown };
 
 /**
  * One line per (phase, model) of `metric` against step, from metrics records.

@@ -9,8 +9,9 @@
  */
 import * as aq from "arquero";
 import type { ColumnTable } from "arquero";
-import type { PhaseResultFile } from "../pipeline/phase.ts";
-import { type Figure, metricCurves, type MetricRecord } from "./figures.ts";
+import type { PhaseResultFile } from "../util/run_dir.ts";
+import { type Figure, metricCurves } from "./figures.ts";
+import type { MetricRecord } from "../util/run_dir.ts";
 import { esc, type PageSection, trainingSummary } from "./report.ts";
 
 /** Plotly's MIME type, rendered by JupyterLab (with plotly's extension) and VS Code. */

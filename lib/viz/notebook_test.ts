@@ -17,8 +17,8 @@ import {
   tableText,
   withTitle,
 } from "./notebook.ts";
-import type { MetricRecord } from "./figures.ts";
-import type { PhaseResultFile } from "../pipeline/phase.ts";
+import type { MetricRecord } from "../util/run_dir.ts";
+import type { PhaseResultFile } from "../util/run_dir.ts";
 
 function includes(text: string, part: string): void {
   assert.ok(text.includes(part), `expected ${JSON.stringify(part)} in:\n${text}`);

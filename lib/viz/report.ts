@@ -5,44 +5,15 @@
  */
 import { join } from "node:path";
 import * as aq from "arquero";
-import { exists, readJson, writeAtomic } from "../util/fs.ts";
-import { phaseDirName, RUN_FILES, type RunState } from "../pipeline/controller.ts";
-import type { PhaseResultFile, PhaseSpec } from "../pipeline/phase.ts";
-import { type Figure, metricCurves, type MetricRecord, phaseTimes } from "./figures.ts";
+import { readJson, writeAtomic } from "../util/fs.ts";
+import { type MetricRecord, type PhaseName, type PhaseResultFile, readMetrics, readResult, readState, RUN_FILES } from "../util/run_dir.ts";
+import { type Figure, metricCurves, phaseTimes } from "./figures.ts";
 
 const PLOTLY = new URL("../../node_modules/plotly.js-dist-min/plotly.min.js", import.meta.url);
 
 /** Escapes text for HTML. */
 export function esc(s: unknown): string {
   return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
-}
-
-/**
- * Reads metrics.jsonl, skipping lines a killed run may have left half-written. A resumed run
- * logs again the steps between its last checkpoint and the kill: the later record of a
- * (phase, model, step) replaces the earlier one, in the earlier one's place.
- */
-export async function readMetrics(runDir: string): Promise<MetricRecord[]> {
-  const file = join(runDir, RUN_FILES.metrics);
-  if (!(await exists(file))) return [];
-  const out: MetricRecord[] = [];
-  const at = new Map<string, number>();
-  for (const line of (await Deno.readTextFile(file)).split("\n")) {
-    if (!line.trim()) continue;
-    let rec: MetricRecord;
-    try {
-      rec = JSON.parse(line);
-    } catch {
-      continue; // a torn last line after SIGKILL
-    }
-    const key = typeof rec.step === "number" ? `${rec.phase}/${rec.model ?? ""}/${rec.step}` : undefined;
-    const i = key === undefined ? undefined : at.get(key);
-    if (i === undefined) {
-      if (key !== undefined) at.set(key, out.length);
-      out.push(rec);
-    } else out[i] = rec;
-  }
-  return out;
 }
 
 /** One row of the training summary: a (phase, model)'s logged losses from first to last step. */
@@ -96,18 +67,23 @@ ${footer}
 <script>${scripts}</script></body></html>`;
 }
 
+/** A phase that renders its own report sections from its result.json (a PhaseSpec fits). */
+export interface ReportingPhase extends PhaseName {
+  report?(result: PhaseResultFile): PageSection[];
+}
+
 /**
  * The phase-specific sections of a run (grokking curve, halting curves, heatmaps, retention
  * table...): each registered phase with a `report` renders its own result.json. A phase whose
  * section fails to render gets a section saying why instead of breaking the whole report.
  */
-export async function phaseSections(runDir: string, phases: readonly PhaseSpec[]): Promise<PageSection[]> {
+export async function phaseSections(runDir: string, phases: readonly ReportingPhase[]): Promise<PageSection[]> {
   const out: PageSection[] = [];
   for (const p of [...phases].sort((a, b) => a.id - b.id)) {
-    const file = join(runDir, phaseDirName(p), "result.json");
-    if (!p.report || !(await exists(file))) continue;
+    const result = p.report ? await readResult(runDir, p) : undefined;
+    if (!p.report || !result) continue;
     try {
-      out.push(...p.report(await readJson<PhaseResultFile>(file)));
+      out.push(...p.report(result));
     } catch (e) {
       out.push({ title: `Phase ${p.id}: report section failed`, html: `<pre>${esc((e as Error).message)}</pre>` });
     }
@@ -117,7 +93,8 @@ export async function phaseSections(runDir: string, phases: readonly PhaseSpec[]
 
 /** Writes `<runDir>/report.html` and returns its path. Extra sections (phase-specific) may be passed in. */
 export async function writeReport(runDir: string, extra: PageSection[] = []): Promise<string> {
-  const state = await readJson<RunState>(join(runDir, RUN_FILES.state));
+  const state = await readState(runDir);
+  if (!state) throw new Error(`${runDir}: no ${RUN_FILES.state}, not a run directory`);
   const config = await readJson<Record<string, unknown>>(join(runDir, RUN_FILES.config));
   const metrics = await readMetrics(runDir);
   const figures: PageSection[] = [];

@@ -1,8 +1,8 @@
 /**
- * The CPU reference of kernels/compressed_forward_test.ts, run as its own process so tfjs's cpu
+ * The CPU reference of lib/compress/webgpu_forward_test.ts, run as its own process so tfjs's cpu
  * backend never shares a process with WebGPU:
  *
- *   deno run -A kernels/cpu_logits.ts MODEL CONFIG.json IDS.json OUT.f32
+ *   deno run -A lib/compress/cpu_logits.ts MODEL CONFIG.json IDS.json OUT.f32
  *
  * Loads a file written by `serializeCompressed` with every layer decompressed (`loadCompressed`),
  * runs the plain `Decoder` of lib/nn/decoder.ts (config from CONFIG.json) on the int ids
@@ -10,13 +10,13 @@
  * logits [B, T, V] as little-endian f32 to OUT.f32.
  */
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "../lib/backend/mod.ts";
-import { loadCompressed } from "../lib/compress/pipeline.ts";
-import { Decoder, type DecoderConfig } from "../lib/nn/decoder.ts";
+import { initBackend } from "../backend/mod.ts";
+import { loadCompressed } from "./pipeline.ts";
+import { Decoder, type DecoderConfig } from "../nn/decoder.ts";
 
 const [modelPath, configPath, idsPath, outPath] = Deno.args;
 if (!outPath) {
-  console.error("usage: deno run -A kernels/cpu_logits.ts MODEL CONFIG.json IDS.json OUT.f32");
+  console.error("usage: deno run -A lib/compress/cpu_logits.ts MODEL CONFIG.json IDS.json OUT.f32");
   Deno.exit(2);
 }
 await initBackend("cpu", { quiet: true });

@@ -5,30 +5,12 @@
  * documented configuration; each phase contributes its own `phases.<id>` section.
  */
 import type { GrokfastSection } from "../train/grokfast.ts";
+import { MODEL_PRESET_PATCHES, MODEL_SECTION, type ModelSection } from "../models/section.ts";
+
+export type { ModelSection };
 
 export type Preset = "tiny" | "small" | "seed";
 export const PRESETS: readonly Preset[] = ["tiny", "small", "seed"];
-
-export interface ModelSection {
-  /** Tokens in the vocabulary. */
-  vocab_size: number;
-  /** Residual width. */
-  hidden_size: number;
-  num_layers: number;
-  num_heads: number;
-  /** MLP hidden width / hidden_size. */
-  mlp_ratio: number;
-  /** Context length in tokens. */
-  max_seq_len: number;
-  norm: "layernorm" | "rmsnorm";
-  positions: "learned" | "rope";
-  mlp: "gelu" | "swiglu";
-  /** Biases on Linear layers. */
-  bias: boolean;
-  tie_embeddings: boolean;
-  init_std: number;
-  rope_base: number;
-}
 
 /** `training.grokfast`: see lib/train/grokfast.ts (`grokfastFromConfig` turns it into the trainer's filter). */
 export type { GrokfastSection };
@@ -79,21 +61,8 @@ export interface PipelineConfig {
 /** The `small` preset: the default, real learning in well under an hour on 2 CPU cores. */
 export const DEFAULT_CONFIG: PipelineConfig = {
   run: { seed: 1337, backend: "auto", preset: "small" },
-  model: {
-    vocab_size: 264, // the phases' byte tokenizer has 261 ids (256 bytes + 5 specials); rounded up to a multiple of 8
-    hidden_size: 128,
-    num_layers: 4,
-    num_heads: 4,
-    mlp_ratio: 4,
-    max_seq_len: 128,
-    norm: "layernorm",
-    positions: "rope",
-    mlp: "gelu",
-    bias: true,
-    tie_embeddings: false,
-    init_std: 0.02,
-    rope_base: 10000,
-  },
+  model: { ...MODEL_SECTION },
+
   training: {
     batch_size: 32,
     grad_accum: 1,
@@ -123,7 +92,7 @@ export type ConfigPatch = { [k: string]: unknown };
 export const PRESET_PATCHES: Record<Preset, ConfigPatch> = {
   tiny: {
     run: { preset: "tiny" },
-    model: { hidden_size: 64, num_layers: 2, num_heads: 4, max_seq_len: 64 },
+    model: MODEL_PRESET_PATCHES.tiny,
     training: { batch_size: 16, max_steps: 60, warmup_steps: 5, eval_every: 20, save_every: 20, log_every: 5 },
     compression: { target_size_mb: 0.25 },
   },
@@ -131,7 +100,7 @@ export const PRESET_PATCHES: Record<Preset, ConfigPatch> = {
   // The documented configuration, meant for a GPU.
   seed: {
     run: { preset: "seed" },
-    model: { vocab_size: 50257, hidden_size: 1024, num_layers: 24, num_heads: 16, max_seq_len: 8192 },
+    model: MODEL_PRESET_PATCHES.seed,
     training: {
       lr: 1e-4,
       min_lr: 1e-5,

@@ -6,12 +6,14 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
-import { exportHfFolder, loadHfFolder } from "../deploy/hf.ts";
-import { exportOnnx, type OnnxInfo } from "../deploy/onnx.ts";
-import { exportTfjs, loadTfjs } from "../deploy/tfjs_export.ts";
-import { DEPLOY_TARGETS, sizeOnDisk, validateForTarget } from "../deploy/validator.ts";
+import { exportHfFolder, loadHfFolder } from "./hf.ts";
+import { exportOnnx, type OnnxInfo } from "./onnx.ts";
+import { exportTfjs, loadTfjs } from "./tfjs_export.ts";
+import { DEPLOY_TARGETS, sizeOnDisk, validateForTarget } from "./validator.ts";
 import type { RegistryModel } from "../models/registry.ts";
-import { logitsOf, round, type SavedModel } from "../phases/common.ts";
+import { logitsOf } from "../text/generate.ts";
+import { round } from "../util/numbers.ts";
+import type { SavedModel } from "../models/io.ts";
 import { Rng } from "../util/rng.ts";
 
 export const EXPORT_FORMATS = ["hf", "onnx", "tfjs"] as const;

@@ -1,6 +1,6 @@
 /**
  * Compressed linear layers on tfjs-webgpu's own device: y [M, N] = x [M, K] W with W kept in
- * its compressed form on the GPU and expanded inside the matmul by the kernels of this folder:
+ * its compressed form on the GPU and expanded inside the matmul by the WGSL kernels of kernels/:
  * - BitNet b1.58: the packed 2-bit ternary codes and scales (`ternary_matmul.ts`);
  * - VPTQ: u32 indices and the f32 codebook (`vq_matmul.ts`); outlier columns index a second
  *   codebook stored after the main one (their indices offset by k), and a residual stage is a
@@ -15,15 +15,15 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import { BitnetLayer, pack2bit } from "../lib/compress/bitnet.ts";
-import { SeedLMLayer } from "../lib/compress/seedlm.ts";
-import type { CompressedLayer } from "../lib/compress/types.ts";
-import { VptqLayer } from "../lib/compress/vptq.ts";
-import { type Dispatch, encode, outputBuffer, release, storageBuffer } from "./device.ts";
-import { DEFAULT_R, matmulPipeline, matmulRecord } from "./matmul.ts";
-import { seedlmReconstructPipeline, seedlmReconstructRecord } from "./seedlm.ts";
-import { ternaryMatmulPipeline, ternaryMatmulRecord } from "./ternary_matmul.ts";
-import { vqMatmulPipeline, vqMatmulRecord } from "./vq_matmul.ts";
+import { BitnetLayer, pack2bit } from "./bitnet.ts";
+import { SeedLMLayer } from "./seedlm.ts";
+import type { CompressedLayer } from "./types.ts";
+import { VptqLayer } from "./vptq.ts";
+import { type Dispatch, encode, outputBuffer, release, storageBuffer } from "../../kernels/device.ts";
+import { DEFAULT_R, matmulPipeline, matmulRecord } from "../../kernels/matmul.ts";
+import { seedlmReconstructPipeline, seedlmReconstructRecord } from "../../kernels/seedlm.ts";
+import { ternaryMatmulPipeline, ternaryMatmulRecord } from "../../kernels/ternary_matmul.ts";
+import { vqMatmulPipeline, vqMatmulRecord } from "../../kernels/vq_matmul.ts";
 
 /** tfjs-webgpu's device when tfjs runs on the webgpu backend, else undefined. */
 export function tfjsWebgpuDevice(): GPUDevice | undefined {

@@ -10,7 +10,9 @@ import { gridsEqual } from "../../datasets/arc/grid.ts";
 import type { ArcTask, Grid } from "../../datasets/arc/types.ts";
 import { GRID_CHARS, gridAllowed, gridText, parseGrid, taskText } from "../../datasets/arc/text.ts";
 import type { RegistryModel } from "../models/registry.ts";
-import { logitsOf, round, type TextItem, TOKENIZER } from "./common.ts";
+import { logitsOf } from "../text/generate.ts";
+import { round } from "../util/numbers.ts";
+import { type TextItem, TOKENIZER } from "../text/tokens.ts";
 
 /** A task (its first test pair) as a text item labelled with its family. */
 export function arcItem(task: ArcTask, label?: string): TextItem {

@@ -3,7 +3,7 @@
  * a small decoder whose Linear weights are BitNet (2-bit and base-3), VPTQ (with outlier
  * columns and a residual stage, and entropy-coded) and SeedLM layers, read back from the
  * serialized file, gives the logits that the plain Decoder gives on the CPU with the file's
- * decompressed weights. The CPU reference runs in a child process (kernels/cpu_logits.ts) so
+ * decompressed weights. The CPU reference runs in a child process (lib/compress/cpu_logits.ts) so
  * the cpu backend never shares this process with WebGPU.
  *
  * Tolerance: |gpu - cpu| <= 5e-5 + 5e-5 |cpu| per logit (f32 sums in other orders through
@@ -13,16 +13,16 @@
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { initBackend } from "../lib/backend/mod.ts";
-import { bitnetCompress } from "../lib/compress/bitnet.ts";
-import { CompressedDecoder, measureInference } from "../lib/compress/inference.ts";
-import { type CompressionPlan, loadCompressedLayers, serializeCompressed } from "../lib/compress/pipeline.ts";
-import { seedlmCompress } from "../lib/compress/seedlm.ts";
-import type { CompressedLayer } from "../lib/compress/types.ts";
-import { vptqCompress } from "../lib/compress/vptq.ts";
-import { type DecoderConfig, REFERENCE_DECODER } from "../lib/nn/decoder.ts";
-import type { HostTensor } from "../lib/nn/params.ts";
-import { Rng } from "../lib/util/rng.ts";
+import { initBackend } from "../backend/mod.ts";
+import { bitnetCompress } from "./bitnet.ts";
+import { CompressedDecoder, measureInference } from "./inference.ts";
+import { type CompressionPlan, loadCompressedLayers, serializeCompressed } from "./pipeline.ts";
+import { seedlmCompress } from "./seedlm.ts";
+import type { CompressedLayer } from "./types.ts";
+import { vptqCompress } from "./vptq.ts";
+import { type DecoderConfig, REFERENCE_DECODER } from "../nn/decoder.ts";
+import type { HostTensor } from "../nn/params.ts";
+import { Rng } from "../util/rng.ts";
 
 const gpu = (globalThis.navigator as { gpu?: GPU }).gpu;
 const adapter = gpu ? await gpu.requestAdapter() : null;

@@ -1,34 +1,24 @@
 /** What a phase is, what it is given, and what it returns. */
-import type { PipelineConfig, Preset, Rule } from "./config.ts";
-import type { RegistryModel } from "../models/registry.ts";
+import type { PipelineConfig, Preset, Rule } from "../config/config.ts";
+import type { StageContext, StageSpec } from "../eval/stage.ts";
+import type { PhaseResultFile, ValidationCheck } from "../util/run_dir.ts";
 import type { PageSection } from "../viz/report.ts";
-import { deriveSeed } from "../util/rng.ts";
-
-/** One validation gate check: `value` compared with `threshold`. */
-export interface ValidationCheck {
-  name: string;
-  value: number | string | boolean;
-  threshold: number | string | boolean;
-  passed: boolean;
-}
 
 /** Builds a check that passes when value >= threshold (or <= with `atMost`). */
 export function check(name: string, value: number, threshold: number, atMost = false): ValidationCheck {
   return { name, value, threshold, passed: Number.isFinite(value) && (atMost ? value <= threshold : value >= threshold) };
 }
 
-export interface PhaseContext {
+export interface PhaseContext extends StageContext {
+  /** This phase's id (1-7). */
+  phase: number;
   /** The fully resolved run config. */
   config: PipelineConfig;
-  /** This phase's section, `config.phases[id]`. */
-  phaseConfig: Record<string, unknown>;
   /** The run directory and this phase's folder inside it. */
   runDir: string;
   dir: string;
   /** True when this phase was interrupted before and should continue from its checkpoints. */
   resume: boolean;
-  /** Seed derived for this phase from the run seed. */
-  seed: number;
   /** Appends a metrics record (phase added) to metrics.jsonl. */
   log(rec: Record<string, unknown>): Promise<void>;
   /** The result.json of an earlier phase of this run, when it completed. */
@@ -60,48 +50,6 @@ export interface PhaseSpec {
   report?(result: PhaseResultFile): PageSection[];
   /** What the phase offers to integration (phase 6) and evaluation (phase 7). */
   stage?: StageSpec;
-}
-
-/** The seed of phase `id`, derived from the run seed (what its context's `seed` is). */
-export function phaseSeed(config: PipelineConfig, id: number): number {
-  return deriveSeed(config.run.seed, `phase-${id}`);
-}
-
-/** The stage context of phase `id` in a run with `config`. */
-export function stageContext(config: PipelineConfig, id: number): StageContext {
-  return { config, phaseConfig: config.phases[String(id)] ?? {}, seed: phaseSeed(config, id) };
-}
-
-/** The part of a phase context a stage needs to rebuild its data and evaluate. */
-export type StageContext = Pick<PhaseContext, "config" | "phaseConfig" | "seed">;
-
-/**
- * A trained stage seen from later phases: its replay data and its evaluation, rebuilt from the
- * run config and the phase's seed alone (so phase 6 can train on it and phase 7 score it).
- */
-export interface StageSpec {
-  /** The result.json metric the retention table compares (higher is better). */
-  metric: string;
-  /** Training items of this stage (text, byte tokenizer), for replay. */
-  replay(s: StageContext): { prompt: string; answer: string; task?: string }[];
-  /** Tokens per window that the stage's items need. */
-  seqLen(s: StageContext): number;
-  /** Scores a model on the stage's held-out set; the record holds at least `metric`. */
-  evaluate(model: RegistryModel, s: StageContext): Promise<Record<string, number>>;
-}
-
-/** `phase-N-<name>/result.json`. */
-export interface PhaseResultFile {
-  phase: number;
-  name: string;
-  status: "completed" | "failed";
-  seconds: number;
-  metrics: Record<string, unknown>;
-  validation: { passed: boolean; checks: ValidationCheck[] };
-  artifacts: string[];
-  error?: string;
-  peak_rss_mb?: number;
-  warning?: string;
 }
 
 /** The documented pipeline's phase names, for messages about phases not built yet. */

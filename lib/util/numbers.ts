@@ -1,0 +1,13 @@
+/** Small numeric helpers for reports. */
+
+/** Rounds for result.json (keeps files readable; numbers stay exact enough to compare). */
+export function round(x: number, digits = 4): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+/** Mean of the last `n` values (NaN for none). */
+export function tailMean(xs: readonly number[], n = 5): number {
+  const t = xs.slice(-n);
+  return t.length ? t.reduce((a, b) => a + b, 0) / t.length : NaN;
+}
