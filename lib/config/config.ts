@@ -4,7 +4,7 @@
  * accepted (the CLI turns them into exit code 2). Keys are snake_case, as in the
  * documented configuration; each phase contributes its own `phases.<id>` section.
  */
-import type { GrokfastSection } from "../train/grokfast.ts";
+import type { GrokfastSection, TrainingSection } from "../train/config.ts";
 import { MODEL_PRESET_PATCHES, MODEL_SECTION, type ModelSection } from "../models/section.ts";
 
 export type { ModelSection };
@@ -12,25 +12,8 @@ export type { ModelSection };
 export type Preset = "tiny" | "small" | "seed";
 export const PRESETS: readonly Preset[] = ["tiny", "small", "seed"];
 
-/** `training.grokfast`: see lib/train/grokfast.ts (`grokfastFromConfig` turns it into the trainer's filter). */
-export type { GrokfastSection };
-
-export interface TrainingSection {
-  batch_size: number;
-  grad_accum: number;
-  lr: number;
-  min_lr: number;
-  warmup_steps: number;
-  max_steps: number;
-  weight_decay: number;
-  beta1: number;
-  beta2: number;
-  grad_clip: number;
-  eval_every: number;
-  save_every: number;
-  log_every: number;
-  grokfast: GrokfastSection;
-}
+/** `training`: see lib/train/config.ts, which turns it and a phase's run into a trainer config. */
+export type { GrokfastSection, TrainingSection };
 
 export interface PipelineConfig {
   run: {
@@ -246,6 +229,12 @@ export function checkRules(cfg: Record<string, unknown>, rules: Record<string, R
 function checkConsistency(cfg: PipelineConfig): void {
   if (cfg.model.hidden_size % cfg.model.num_heads !== 0) {
     throw new ConfigError("model.num_heads", `hidden_size ${cfg.model.hidden_size} must divide by num_heads ${cfg.model.num_heads}`);
+  }
+  if (cfg.training.warmup_steps >= cfg.training.max_steps) {
+    throw new ConfigError(
+      "training.warmup_steps",
+      `${cfg.training.warmup_steps} is not shorter than training.max_steps = ${cfg.training.max_steps}`,
+    );
   }
   if (cfg.training.min_lr > cfg.training.lr) {
     throw new ConfigError("training.min_lr", `${cfg.training.min_lr} exceeds training.lr ${cfg.training.lr}`);

@@ -11,6 +11,7 @@ import { cognateBaseFromModel, type CognateConfig, cognateConfig, type CognateVa
 import { loadModel, type SavedModel } from "../models/io.ts";
 import type { RegistryModel } from "../models/registry.ts";
 import { TOKENIZER, windowBatches } from "../text/tokens.ts";
+import { type PhaseRun, trainerConfig } from "../train/config.ts";
 import type { GradFilter, PersistentGradFilter, TrainConfig, TrainResult } from "../train/trainer.ts";
 import { train } from "../train/trainer.ts";
 import { phase1ModelPath, readMetrics } from "../util/run_dir.ts";
@@ -41,25 +42,13 @@ export async function loadBase(ctx: PhaseContext, variant?: CognateVariant): Pro
   return await loadModel(join(ctx.runDir, phase1ModelPath(v)));
 }
 
-/** The run's training section as a TrainConfig, with a phase's own step count and overrides. */
-export function trainConfigFor(config: PipelineConfig, steps: number, over: Partial<TrainConfig> = {}): TrainConfig {
-  const t = config.training;
-  return {
-    steps,
-    lr: t.lr,
-    minLr: t.min_lr,
-    warmupSteps: Math.min(t.warmup_steps, Math.max(0, steps - 1)),
-    weightDecay: t.weight_decay,
-    beta1: t.beta1,
-    beta2: t.beta2,
-    eps: 1e-8,
-    gradClip: t.grad_clip,
-    gradAccum: t.grad_accum,
-    evalEvery: t.eval_every,
-    saveEvery: t.save_every,
-    logEvery: t.log_every,
-    ...over,
-  };
+/**
+ * The trainer config and batch size of this phase's run: the run's training section with the
+ * phase's own steps, peak lr and batch size (0 = the training section's), through the one rule
+ * every phase shares (lib/train/config.ts); `over` sets phase-specific trainer fields last.
+ */
+export function phaseTrainer(ctx: Pick<PhaseContext, "config" | "phase">, run: PhaseRun, over: Partial<TrainConfig> = {}) {
+  return trainerConfig(ctx.config.training, run, `phases.${ctx.phase}`, over);
 }
 
 export interface TrainTextOptions {

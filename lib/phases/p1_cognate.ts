@@ -23,7 +23,7 @@ import { grokfastFromConfig } from "../train/grokfast.ts";
 import { esc } from "../viz/report.ts";
 import { deriveSeed } from "../util/rng.ts";
 import { answerMetrics, majorityTokenAccuracy, unigramLoss } from "../eval/answers.ts";
-import { cognateFor, loggedLosses, sectionOf, trainConfigFor, trainText } from "./common.ts";
+import { cognateFor, loggedLosses, phaseTrainer, sectionOf, trainText } from "./common.ts";
 import { generateGreedy } from "../text/generate.ts";
 import { phase1ModelPath } from "../util/run_dir.ts";
 import { round, tailMean } from "../util/numbers.ts";
@@ -32,9 +32,9 @@ import { type TextItem, windowsOf } from "../text/tokens.ts";
 
 /** `phases.1`: the cognate pretraining section. */
 export interface Phase1Config {
-  /** Optimizer steps per variant (early stopping may end sooner). */
+  /** Optimizer steps per variant (early stopping may end sooner; 0: the run's training.max_steps). */
   steps: number;
-  /** Windows per step. */
+  /** Windows per step (0: the run's training.batch_size). */
   batch_size: number;
   /** Tokens per window (sanity items are packed several to a window). */
   seq_len: number;
@@ -187,7 +187,7 @@ async function run(ctx: PhaseContext): Promise<PhaseOutput> {
     majority_token_acc: round(majorityTokenAccuracy(trainW, valW).accuracy),
     unigram_loss: round(unigramLoss(trainW, valW)),
   };
-  const cfg = trainConfigFor(ctx.config, c.steps, c.lr > 0 ? { lr: c.lr, minLr: Math.min(ctx.config.training.min_lr, c.lr) } : {});
+  const { train: cfg, batchSize } = phaseTrainer(ctx, c);
 
   const variants: Record<string, Record<string, unknown>> = {};
   const models = new Map<CognateVariant, RegistryModel>();
@@ -203,7 +203,7 @@ async function run(ctx: PhaseContext): Promise<PhaseOutput> {
       model,
       windows: trainW,
       train: cfg,
-      batchSize: c.batch_size,
+      batchSize,
       seed: deriveSeed(ctx.seed, "batches"),
       gradFilter: grokfastFromConfig(ctx.config.training.grokfast),
       evaluate: async () => {
@@ -325,10 +325,14 @@ export const phase1: PhaseSpec = {
   name: "cognate",
   title: "cognate pretraining: standard, memory (GatedLTM) and reasoning (refinement + ACT) variants at one budget",
   defaults: { ...DEFAULTS },
-  presets: { tiny: { steps: 100, batch_size: 16, seq_len: 64, items: 3000, max_size: 5, gate_loss_margin: 0.3, gate_acc_margin: 0.02 } },
+  presets: {
+    // The documented configuration: pretraining runs training.max_steps at training.lr and training.batch_size.
+    seed: { steps: 0, lr: 0, batch_size: 0 },
+    tiny: { steps: 100, batch_size: 16, seq_len: 64, items: 3000, max_size: 5, gate_loss_margin: 0.3, gate_acc_margin: 0.02 },
+  },
   rules: {
-    steps: { int: true, min: 1 },
-    batch_size: { int: true, min: 1 },
+    steps: { int: true, min: 0 },
+    batch_size: { int: true, min: 0 },
     seq_len: { int: true, min: 16 },
     lr: { min: 0 },
     items: { int: true, min: 20 },

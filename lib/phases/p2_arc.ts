@@ -28,7 +28,7 @@ import { deriveSeed, Rng } from "../util/rng.ts";
 import { esc, type PageSection } from "../viz/report.ts";
 import type { LmWindows } from "../../datasets/sanity.ts";
 import { answerMetrics, majorityTokenAccuracy } from "../eval/answers.ts";
-import { loadBase, sectionOf, trainConfigFor, trainText } from "./common.ts";
+import { loadBase, phaseTrainer, sectionOf, trainText } from "./common.ts";
 import { round } from "../util/numbers.ts";
 import { saveModel } from "../models/io.ts";
 import { type TextItem, TOKENIZER, windowsOf } from "../text/tokens.ts";
@@ -226,13 +226,13 @@ async function run(ctx: PhaseContext) {
   const baseTf = await answerMetrics(model, held), base = await score(identity(data.eval)), baseReal = await score(identity(real.tasks));
   const t1 = performance.now();
   const windows = outputWindows(data.train, sec.seq_len, sec.demo_outputs);
-  const cfg = trainConfigFor(ctx.config, sec.steps, { lr: sec.lr, minLr: Math.min(ctx.config.training.min_lr, sec.lr / 10) });
+  const { train: cfg, batchSize } = phaseTrainer(ctx, sec);
   const result = await trainText(ctx, {
     name: "arc",
     model,
     windows,
     train: cfg,
-    batchSize: sec.batch_size,
+    batchSize,
     seed: deriveSeed(ctx.seed, "batches"),
     evaluate: async () => {
       const m = await answerMetrics(model, held);
@@ -422,10 +422,10 @@ export const phase2: PhaseSpec = {
   name: "arc",
   title: "ARC visual reasoning: augmented generated tasks, voted pass@2 and cell accuracy",
   defaults: {
-    steps: 260, // optimizer steps of fine-tuning
-    batch_size: 16, // windows per step
+    steps: 260, // optimizer steps of fine-tuning (0: training.max_steps)
+    batch_size: 16, // windows per step (0: training.batch_size)
     seq_len: 192, // tokens per window; longer tasks are left out (counted in train_too_long)
-    lr: 3e-3, // peak learning rate (cosine to min(training.min_lr, lr / 10))
+    lr: 3e-3, // peak learning rate (0: training.lr); warmup and cosine floor from the training section (lib/train/config.ts)
     min_size: 3, // smallest input side of generated grids
     max_size: 6, // largest side of any generated grid (the generator accepts 6-30)
     demos: 2, // demonstration pairs per task
@@ -445,6 +445,8 @@ export const phase2: PhaseSpec = {
     gate_min_shape_acc: 0.3, // fraction of identity-view answers that must have the expected shape
   },
   presets: {
+    // The documented configuration: this phase takes training.lr and training.batch_size.
+    seed: { lr: 0, batch_size: 0 },
     tiny: {
       steps: 110,
       batch_size: 8,
@@ -459,10 +461,10 @@ export const phase2: PhaseSpec = {
     },
   },
   rules: {
-    steps: { int: true, min: 1 },
-    batch_size: { int: true, min: 1 },
+    steps: { int: true, min: 0 },
+    batch_size: { int: true, min: 0 },
     seq_len: { int: true, min: 16 },
-    lr: { above: 0 },
+    lr: { min: 0 },
     min_size: { int: true, min: 3, max: 30 },
     max_size: { int: true, min: 6, max: 30 },
     demos: { int: true, min: 1, max: 10 },

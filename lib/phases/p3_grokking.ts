@@ -38,7 +38,7 @@ import { exists, readJson, writeJsonAtomic } from "../util/fs.ts";
 import { deriveSeed } from "../util/rng.ts";
 import type { Figure } from "../viz/figures.ts";
 import { round } from "../util/numbers.ts";
-import { trainConfigFor } from "./common.ts";
+import { phaseTrainer } from "./common.ts";
 
 /** The `phases.3` keys part (a) reads (defaults and comments: p3_puzzles.ts). */
 export interface GrokkingSection {
@@ -178,8 +178,7 @@ export async function grokRun(
         },
         loss: (b) => crossEntropy(equationLogits(model, b.ids), b.y),
       },
-      trainConfigFor(ctx.config, steps, {
-        lr: c.mod_lr,
+      phaseTrainer(ctx, { steps, lr: c.mod_lr }, {
         minLr: c.mod_lr, // constant after warmup, as the paper
         warmupSteps: Math.min(10, steps - 1),
         weightDecay: c.mod_weight_decay,
@@ -190,7 +189,7 @@ export async function grokRun(
         gradAccum: 1,
         evalEvery: c.mod_eval_every,
         logEvery: c.mod_eval_every,
-      }),
+      }).train,
       {
         checkpointDir: join(ctx.dir, "ckpt", name),
         resume: true,

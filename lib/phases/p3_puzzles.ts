@@ -44,7 +44,7 @@ import type { Figure } from "../viz/figures.ts";
 import { esc, type PageSection } from "../viz/report.ts";
 import { answerMetrics, majorityTokenAccuracy } from "../eval/answers.ts";
 import { generateGreedy } from "../text/generate.ts";
-import { loadBase, loggedLosses, trainConfigFor, trainText } from "./common.ts";
+import { loadBase, loggedLosses, phaseTrainer, trainText } from "./common.ts";
 import { round } from "../util/numbers.ts";
 import { saveModel } from "../models/io.ts";
 import { type TextItem, TOKENIZER, windowsOf } from "../text/tokens.ts";
@@ -81,9 +81,9 @@ const DEFAULTS = {
   grok_train_threshold: 0.99, // (a) detector: train accuracy that counts as memorized
   grok_val_threshold: 0.95, // (a) detector: validation accuracy that counts as generalized
   tasks: ["sudoku", "maze", "listops", "modular"], // (b) puzzle tasks fine-tuned and scored (modular = the equations as text)
-  steps: 120, // (b) fine-tuning steps of the reasoning cognate
-  lr: 1e-3, // (b) peak learning rate (warmup and cosine from the training section)
-  batch_size: 12, // (b) windows per step
+  steps: 120, // (b) fine-tuning steps of the reasoning cognate (0: training.max_steps)
+  lr: 1e-3, // (b) peak learning rate (0: training.lr); warmup and cosine floor from the training section (lib/train/config.ts)
+  batch_size: 12, // (b) windows per step (0: training.batch_size)
   seq_len: 96, // (b) tokens per training window (items are packed)
   train_items: 1500, // (b) training items per task (modular: at most its training equations)
   eval_items: 48, // (b) held-out items per task (unseen prompts)
@@ -398,9 +398,7 @@ async function run(ctx: PhaseContext): Promise<PhaseOutput> {
       name: "puzzles",
       model,
       windows: trainW,
-      // The phase's own peak lr; the floor keeps the training section's min_lr / lr ratio.
-      train: trainConfigFor(ctx.config, c.steps, { lr: c.lr, minLr: c.lr * ctx.config.training.min_lr / ctx.config.training.lr }),
-      batchSize: c.batch_size,
+      ...phaseTrainer(ctx, c),
       seed: deriveSeed(ctx.seed, "puzzle-batches"),
     });
     const logged = await loggedLosses(ctx, "puzzles");
@@ -576,7 +574,8 @@ export const phase3: PhaseSpec = {
   defaults: DEFAULTS,
   presets: {
     // The Grokfast paper's regime (bench/grokfast.ts): memorization first, generalization much later.
-    seed: { mod_init: "torch", mod_p: 97, mod_op: "mul", mod_width: 128, mod_steps: 3000, grokfast: { lambda: 2 } },
+    // The puzzle fine-tuning takes training.lr and training.batch_size, as the documented configuration.
+    seed: { mod_init: "torch", mod_p: 97, mod_op: "mul", mod_width: 128, mod_steps: 3000, grokfast: { lambda: 2 }, lr: 0, batch_size: 0 },
     tiny: {
       mod_p: 23,
       mod_train_fraction: 0.7,
@@ -598,8 +597,8 @@ export const phase3: PhaseSpec = {
     },
   },
   rules: {
-    ...ints(1, ["mod_layers", "mod_heads", "mod_batch_size", "mod_eval_every", "steps", "batch_size", "train_items", "eval_items"]),
-    ...ints(0, ["gen_items", "grokfast.warmup"]),
+    ...ints(1, ["mod_layers", "mod_heads", "mod_batch_size", "mod_eval_every", "train_items", "eval_items"]),
+    ...ints(0, ["gen_items", "grokfast.warmup", "steps", "batch_size"]),
     ...ints(4, ["mod_width", "listops_max_tokens"]),
     mod_p: { int: true, min: 3 },
     mod_op: { oneOf: Object.keys(MODULAR_OPS) },
@@ -615,7 +614,7 @@ export const phase3: PhaseSpec = {
     listops_max_args: { int: true, min: 2, max: 20 },
     mod_train_fraction: { above: 0, max: 0.95 },
     mod_lr: { above: 0 },
-    lr: { above: 0 },
+    lr: { min: 0 },
     mod_weight_decay: { min: 0 },
     "grokfast.kind": { oneOf: ["ema", "ma"] },
     "grokfast.alpha": { min: 0, max: 0.9999 },

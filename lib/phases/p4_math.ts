@@ -38,7 +38,7 @@ import type { Figure } from "../viz/figures.ts";
 import { esc, type PageSection } from "../viz/report.ts";
 import { type AnswerMetrics, answerMetrics, majorityTokenAccuracy, unigramLoss } from "../eval/answers.ts";
 import { generateGreedy, logitsOf } from "../text/generate.ts";
-import { loadBase, trainConfigFor, trainText } from "./common.ts";
+import { loadBase, phaseTrainer, trainText } from "./common.ts";
 import { round } from "../util/numbers.ts";
 import { saveModel } from "../models/io.ts";
 import { type TextItem, TOKENIZER, windowsOf } from "../text/tokens.ts";
@@ -50,7 +50,7 @@ export interface MathSection {
   batch_size: number;
   seq_len: number;
   train_count: number;
-  max_steps: number;
+  max_calc_steps: number;
   max_value: number;
   test_per_step: number;
   gsm8k_count: number;
@@ -90,7 +90,7 @@ export interface MathData {
 }
 
 /**
- * Builds the training set (mathDataset, 1..max_steps steps, seed "train") and a held-out set
+ * Builds the training set (mathDataset, 1..max_calc_steps steps, seed "train") and a held-out set
  * of `test_per_step` problems for each step count from separately derived seeds; held-out
  * candidates whose question text appears in training are dropped, so no test problem is a
  * training problem even by chance.
@@ -100,7 +100,7 @@ export function mathData(s: StageContext): MathData {
   const all = mathDataset({
     count: c.train_count,
     minSteps: 1,
-    maxSteps: c.max_steps,
+    maxSteps: c.max_calc_steps,
     templates: MATH_TEMPLATES,
     maxValue: c.max_value,
     seed: deriveSeed(s.seed, "train"),
@@ -108,18 +108,18 @@ export function mathData(s: StageContext): MathData {
   const train = all.filter((p) => fitsWindow(mathItem(p), c.seq_len));
   if (train.length < all.length / 2) {
     throw new Error(
-      `phase 4: only ${train.length} of ${all.length} training problems fit phases.4.seq_len = ${c.seq_len}; raise seq_len or lower max_steps`,
+      `phase 4: only ${train.length} of ${all.length} training problems fit phases.4.seq_len = ${c.seq_len}; raise seq_len or lower max_calc_steps`,
     );
   }
   const seen = new Set(train.map((p) => p.question));
   const test: MathProblem[][] = [];
   let overlapRemoved = 0, tooLongRemoved = 0;
-  for (let k = 1; k <= c.max_steps; k++) {
+  for (let k = 1; k <= c.max_calc_steps; k++) {
     const rows: MathProblem[] = [];
     for (let i = 0; rows.length < c.test_per_step; i++) {
       if (i >= 50 * c.test_per_step) {
         throw new Error(
-          `phase 4: too few held-out ${k}-step problems fit phases.4.seq_len = ${c.seq_len}; raise seq_len or lower max_steps`,
+          `phase 4: too few held-out ${k}-step problems fit phases.4.seq_len = ${c.seq_len}; raise seq_len or lower max_calc_steps`,
         );
       }
       const seed = deriveSeed(s.seed, `test-${k}-${i}`);
@@ -294,9 +294,7 @@ async function run(ctx: PhaseContext) {
       name: "math",
       model,
       windows: trainW,
-      // The phase's own peak lr; the floor keeps the training section's min_lr / lr ratio.
-      train: trainConfigFor(ctx.config, c.steps, { lr: c.lr, minLr: c.lr * ctx.config.training.min_lr / ctx.config.training.lr }),
-      batchSize: c.batch_size,
+      ...phaseTrainer(ctx, c),
       seed: deriveSeed(ctx.seed, "batches"),
       evaluate: async (step) => {
         const m = await answerMetrics(model, testW, EVAL_BATCH);
@@ -488,12 +486,12 @@ export const phase4: PhaseSpec = {
   name: "math",
   title: "math text reasoning: word problems with rationales, exact match by number of steps, GSM8K sample",
   defaults: {
-    steps: 340, // fine-tuning steps
-    lr: 3e-3, // peak learning rate (warmup and cosine floor from the training section)
-    batch_size: 16, // windows per step
+    steps: 340, // fine-tuning steps (0: training.max_steps)
+    lr: 3e-3, // peak learning rate (0: training.lr); warmup and cosine floor from the training section (lib/train/config.ts)
+    batch_size: 16, // windows per step (0: training.batch_size)
     seq_len: 192, // tokens per window (byte tokenizer); problems longer than this are left out
     train_count: 4000, // generated training problems (before the length filter)
-    max_steps: 2, // problems have 1..max_steps calculation steps
+    max_calc_steps: 2, // problems have 1..max_calc_steps calculation steps
     max_value: 100, // largest number anywhere in a problem (>= 100)
     test_per_step: 16, // held-out problems per step count
     gsm8k_count: 20, // GSM8K test problems scored by greedy generation (0 = skip)
@@ -503,6 +501,8 @@ export const phase4: PhaseSpec = {
     gate_min_exact: 0, // gate: greedy final-answer exact match at least this (0 = not gated: near chance at this scale)
   },
   presets: {
+    // The documented configuration: this phase takes training.lr and training.batch_size.
+    seed: { lr: 0, batch_size: 0 },
     tiny: {
       steps: 120,
       batch_size: 8,
@@ -516,12 +516,12 @@ export const phase4: PhaseSpec = {
     },
   },
   rules: {
-    steps: { int: true, min: 1 },
-    lr: { above: 0 },
-    batch_size: { int: true, min: 1 },
+    steps: { int: true, min: 0 },
+    lr: { min: 0 },
+    batch_size: { int: true, min: 0 },
     seq_len: { int: true, min: 32 },
     train_count: { int: true, min: 1 },
-    max_steps: { int: true, min: 1, max: MATH_MAX_STEPS },
+    max_calc_steps: { int: true, min: 1, max: MATH_MAX_STEPS },
     max_value: { int: true, min: 100 },
     test_per_step: { int: true, min: 1 },
     gsm8k_count: { int: true, min: 0 },

@@ -13,10 +13,10 @@ await initBackend("wasm");
 
 Deno.test("phase 4 data: deterministic, held-out disjoint from training by content, k-step buckets that fit the window", async () => {
   const { config } = await testRun([phase4], "tiny");
-  const s = stageContext(config, 4), c = s.phaseConfig as { seq_len: number; max_steps: number; test_per_step: number };
+  const s = stageContext(config, 4), c = s.phaseConfig as { seq_len: number; max_calc_steps: number; test_per_step: number };
   const d = mathData(s);
   assert.deepEqual(mathData(s), d);
-  assert.equal(d.test.length, c.max_steps);
+  assert.equal(d.test.length, c.max_calc_steps);
   const trainQ = new Set(d.train.map((p) => p.question));
   d.test.forEach((rows, k) => {
     assert.equal(rows.length, c.test_per_step);
@@ -27,7 +27,7 @@ Deno.test("phase 4 data: deterministic, held-out disjoint from training by conte
     }
   });
   assert.equal(new Set(d.test.flat().map((p) => p.question)).size, d.test.flat().length, "held-out problems are distinct");
-  assert.ok(d.train.every((p) => fitsWindow(mathItem(p), c.seq_len) && p.steps.length <= c.max_steps));
+  assert.ok(d.train.every((p) => fitsWindow(mathItem(p), c.seq_len) && p.steps.length <= c.max_calc_steps));
   // The item is question + newline -> calc rationale, whose extracted answer is the problem's.
   const it = mathItem(d.train[0]);
   assert.equal(it.prompt, `${d.train[0].question}\n`);

@@ -20,7 +20,8 @@ import type { Figure } from "../viz/figures.ts";
 import { esc, type PageSection } from "../viz/report.ts";
 import { answerMetrics, majorityTokenAccuracy } from "../eval/answers.ts";
 import { generateGreedy } from "../text/generate.ts";
-import { loadBase, trainConfigFor, trainText } from "./common.ts";
+import { loadBase, phaseTrainer, trainText } from "./common.ts";
+import { batchFor } from "../train/config.ts";
 import { round } from "../util/numbers.ts";
 import { type SavedModel, saveModel } from "../models/io.ts";
 import { type TextItem, windowsOf } from "../text/tokens.ts";
@@ -211,18 +212,19 @@ async function run(ctx: PhaseContext): Promise<{ metrics: Record<string, unknown
   // Fine-tune: stage "short" at the trained context, stage "long" up to the extended window.
   const monitor = items.filter((it) => it.targetLength === Math.min(...lengths.filter((L) => L > trained)));
   const monitorW = monitor.length ? windowsOf(monitor, Math.max(...monitor.map((it) => it.length)) + s.key_digits + 1, false) : undefined;
-  const evaluate = monitorW ? async () => ({ monitor_exact: (await answerMetrics(model, monitorW, s.batch_size)).exact }) : undefined;
+  const evaluate = monitorW
+    ? async () => ({ monitor_exact: (await answerMetrics(model, monitorW, batchFor(ctx.config.training, s.batch_size))).exact })
+    : undefined;
   const trainLog: Record<string, unknown>[] = [];
   let fitWindows;
   for (const st of stages(ctx.config, s, ctx.seed)) {
-    const w = windowsOf(trainItems(s, st.seqLen, st.steps * s.batch_size, st.seed), st.seqLen, false);
+    const w = windowsOf(trainItems(s, st.seqLen, st.steps * batchFor(ctx.config.training, s.batch_size), st.seed), st.seqLen, false);
     fitWindows ??= w;
     const r = await trainText(ctx, {
       name: st.name,
       model,
       windows: w,
-      train: trainConfigFor(ctx.config, st.steps, { lr: s.lr }),
-      batchSize: s.batch_size,
+      ...phaseTrainer(ctx, { steps: st.steps, lr: s.lr, batch_size: s.batch_size }),
       seed: st.seed,
       evaluate,
     });
@@ -433,8 +435,8 @@ const DEFAULTS: LongContextSection = {
   key_digits: 1, // digits of the pass key (chance of an exact guess: 1 / (9 x 10^(digits - 1))); 2+ needs induction, slow from scratch
   short_steps: 200, // fine-tuning steps at the trained context (prompts min_length..max_seq_len)
   long_steps: 100, // fine-tuning steps at lengths up to the extended window
-  batch_size: 8, // windows per step
-  lr: 2e-3, // peak learning rate of both stages (warmup and cosine from the training section)
+  batch_size: 8, // windows per step (0: training.batch_size)
+  lr: 2e-3, // peak learning rate of both stages (0: training.lr); warmup and cosine floor from the training section (lib/train/config.ts)
   min_length: 32, // shortest training prompt, in tokens (bytes)
   eval_length_factors: [0.5, 1, 2, 4], // evaluation lengths as multiples of model.max_seq_len (4 is past the extended window)
   eval_depths: [0, 0.25, 0.5, 0.75, 1], // needle depths of the evaluation grid (fraction of the filler before the key)
@@ -450,6 +452,8 @@ export const phase5: PhaseSpec = {
   title: "Long context: RoPE position interpolation + passkey fine-tuning, accuracy by length x needle depth",
   defaults: { ...DEFAULTS },
   presets: {
+    // The documented configuration: this phase takes training.lr and training.batch_size.
+    seed: { lr: 0, batch_size: 0 },
     tiny: { short_steps: 180, long_steps: 40, lr: 3e-3, eval_items: 3 },
   },
   rules: {
@@ -457,8 +461,8 @@ export const phase5: PhaseSpec = {
     key_digits: { int: true, min: 1, max: 6 },
     short_steps: { int: true, min: 0 },
     long_steps: { int: true, min: 1 },
-    batch_size: { int: true, min: 1 },
-    lr: { above: 0 },
+    batch_size: { int: true, min: 0 },
+    lr: { min: 0 },
     min_length: { int: true, min: MIN_PROMPT },
     eval_items: { int: true, min: 1 },
   },
@@ -476,7 +480,9 @@ export const phase5: PhaseSpec = {
     metric: "beyond_exact",
     replay(sc: StageContext) {
       const s = sectionFrom(sc.phaseConfig);
-      return stages(sc.config, s, sc.seed).flatMap((st) => trainItems(s, st.seqLen, st.steps * s.batch_size, st.seed));
+      return stages(sc.config, s, sc.seed).flatMap((st) =>
+        trainItems(s, st.seqLen, st.steps * batchFor(sc.config.training, s.batch_size), st.seed)
+      );
     },
     seqLen: (sc: StageContext) => windowsFor(sc.config, sectionFrom(sc.phaseConfig)).extended,
     async evaluate(model: RegistryModel, sc: StageContext) {

@@ -19,16 +19,16 @@ import type { PhaseResultFile, ValidationCheck } from "../util/run_dir.ts";
 import { stageContext } from "../eval/stage.ts";
 import { esc } from "../viz/report.ts";
 import { deriveSeed, Rng } from "../util/rng.ts";
-import { loadBase, loggedLosses, sectionOf, trainConfigFor, trainText } from "./common.ts";
+import { loadBase, loggedLosses, phaseTrainer, sectionOf, trainText } from "./common.ts";
 import { loadModel, type SavedModel, saveModel } from "../models/io.ts";
 import { round, tailMean } from "../util/numbers.ts";
 import { type TextItem, windowsOf } from "../text/tokens.ts";
 
 /** `phases.6`: the integration section. */
 export interface Phase6Config {
-  /** Joint fine-tuning steps on the replay mix. */
+  /** Joint fine-tuning steps on the replay mix (0: the run's training.max_steps). */
   steps: number;
-  /** Windows per step. */
+  /** Windows per step (0: the run's training.batch_size). */
   batch_size: number;
   /** Peak learning rate (0: the run's training.lr). */
   lr: number;
@@ -164,13 +164,13 @@ export function integrationPhase(stages: readonly PhaseSpec[]): PhaseSpec {
     }
     const order = rng.permutation(mix.length);
     const windows = windowsOf(Array.from(order, (i) => mix[i]), seqLen);
-    const cfg = trainConfigFor(ctx.config, c.steps, c.lr > 0 ? { lr: c.lr, minLr: Math.min(ctx.config.training.min_lr, c.lr) } : {});
+    const { train: cfg, batchSize } = phaseTrainer(ctx, c);
     const res = await trainText(ctx, {
       name: "integrated",
       model,
       windows,
       train: cfg,
-      batchSize: c.batch_size,
+      batchSize,
       seed: deriveSeed(ctx.seed, "batches"),
     });
     const finalScores = await evaluateAll(model, ctx, live);
@@ -255,10 +255,14 @@ export function integrationPhase(stages: readonly PhaseSpec[]): PhaseSpec {
     name: "integration",
     title: "integration: task-arithmetic merge of the specialists, joint fine-tuning with replay, retention table",
     defaults: { ...DEFAULTS },
-    presets: { tiny: { steps: 80, replay_per_stage: 400, gate_min_retention: 0.3, gate_min_gain: 0 } },
+    presets: {
+      // The documented configuration: joint fine-tuning takes training.lr and training.batch_size.
+      seed: { lr: 0, batch_size: 0 },
+      tiny: { steps: 80, replay_per_stage: 400, gate_min_retention: 0.3, gate_min_gain: 0 },
+    },
     rules: {
-      steps: { int: true, min: 1 },
-      batch_size: { int: true, min: 1 },
+      steps: { int: true, min: 0 },
+      batch_size: { int: true, min: 0 },
       lr: { min: 0 },
       replay_per_stage: { int: true, min: 1 },
       merge: { oneOf: ["task_arithmetic", "none"] },

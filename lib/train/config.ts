@@ -1,0 +1,113 @@
+/**
+ * The pipeline's `training` section and the one function that turns it, plus a phase's own
+ * run (its steps, peak learning rate and batch size), into a trainer config. Every phase trains
+ * through `trainerConfig`, so each key of the section means the same thing in every phase:
+ *
+ * - A phase's `steps`, `lr` and `batch_size` of 0 inherit `max_steps`, `lr` and `batch_size`
+ *   (the `seed` preset's phases do, so the documented configuration reaches its trainers).
+ * - The cosine floor of every phase is min(`min_lr`, the phase's peak lr).
+ * - `warmup_steps` applies as it is when it is shorter than the phase's run; a longer warmup is
+ *   scaled to the same share of the run that it is of `max_steps`:
+ *   round(steps * warmup_steps / max_steps). A warmup of `max_steps` or more is a config error.
+ * - `grad_accum`, `weight_decay`, `beta1`, `beta2`, `grad_clip`, `eval_every`, `save_every`
+ *   and `log_every` go to the trainer unchanged.
+ */
+import type { GrokfastSection } from "./grokfast.ts";
+import type { TrainConfig } from "./trainer.ts";
+
+export type { GrokfastSection };
+
+/** `training`: the optimizer and schedule every phase shares. */
+export interface TrainingSection {
+  /** Windows per optimizer step for phases whose `batch_size` is 0. */
+  batch_size: number;
+  /** Micro-batches summed into one optimizer step. */
+  grad_accum: number;
+  /** Peak learning rate for phases whose `lr` is 0. */
+  lr: number;
+  /** Cosine floor: every phase decays to min(min_lr, its peak lr). */
+  min_lr: number;
+  /** Linear warmup steps (scaled down for runs shorter than it; see above). */
+  warmup_steps: number;
+  /** Steps of a phase whose `steps` is 0 (phase 1's pretraining at the seed preset); the run warmup_steps is measured against. */
+  max_steps: number;
+  /** AdamW decoupled weight decay. */
+  weight_decay: number;
+  beta1: number;
+  beta2: number;
+  /** Max global gradient norm; 0 turns clipping off. */
+  grad_clip: number;
+  /** Evaluate every N steps (0: only at the end). */
+  eval_every: number;
+  /** Checkpoint every N steps (0: only at the end). */
+  save_every: number;
+  /** A metrics.jsonl record every N steps. */
+  log_every: number;
+  /** GrokFast gradient filter of phase 1's pretraining (lib/train/grokfast.ts). */
+  grokfast: GrokfastSection;
+}
+
+/** A phase's own run: 0 in any field inherits the training section's value. */
+export interface PhaseRun {
+  /** Optimizer steps (0: training.max_steps). */
+  steps: number;
+  /** Peak learning rate (0: training.lr). */
+  lr: number;
+  /** Windows per step (0: training.batch_size). */
+  batch_size?: number;
+}
+
+/** A bad value in the training section or a phase's run; `key` is the dotted config key. */
+export class TrainingConfigError extends Error {
+  constructor(readonly key: string, message: string) {
+    super(`config: ${key}: ${message}`);
+  }
+}
+
+/** Warmup steps of a run of `steps` under the section's rule (see the module comment). */
+export function warmupFor(t: Pick<TrainingSection, "warmup_steps" | "max_steps">, steps: number): number {
+  if (t.warmup_steps >= t.max_steps) {
+    throw new TrainingConfigError("training.warmup_steps", `${t.warmup_steps} is not shorter than training.max_steps = ${t.max_steps}`);
+  }
+  if (t.warmup_steps < steps) return t.warmup_steps;
+  return Math.min(steps - 1, Math.round((steps * t.warmup_steps) / t.max_steps));
+}
+
+/** Windows per step of a phase whose `batch_size` is `b` (0: training.batch_size). */
+export function batchFor(t: Pick<TrainingSection, "batch_size">, b: number): number {
+  return b > 0 ? b : t.batch_size;
+}
+
+/**
+ * The trainer config and batch size of a phase's run: `run` (the phase's steps, lr and batch
+ * size, 0 = inherit) over the training section `t`, with `over` (phase-specific trainer fields,
+ * e.g. a constant schedule) last. `section` names the phase's config section in errors.
+ */
+export function trainerConfig(
+  t: TrainingSection,
+  run: PhaseRun,
+  section = "phase",
+  over: Partial<TrainConfig> = {},
+): { train: TrainConfig; batchSize: number } {
+  const steps = run.steps > 0 ? run.steps : t.max_steps;
+  const lr = run.lr > 0 ? run.lr : t.lr;
+  const batchSize = batchFor(t, run.batch_size ?? 0);
+  if (!Number.isInteger(steps) || steps < 1) throw new TrainingConfigError(`${section}.steps`, `expected a positive integer, got ${steps}`);
+  const train: TrainConfig = {
+    steps,
+    lr,
+    minLr: Math.min(t.min_lr, lr),
+    warmupSteps: warmupFor(t, steps),
+    weightDecay: t.weight_decay,
+    beta1: t.beta1,
+    beta2: t.beta2,
+    eps: 1e-8,
+    gradClip: t.grad_clip,
+    gradAccum: t.grad_accum,
+    evalEvery: t.eval_every,
+    saveEvery: t.save_every,
+    logEvery: t.log_every,
+    ...over,
+  };
+  return { train, batchSize };
+}
