@@ -23,7 +23,9 @@ Usage: deno task pipeline [options]
 Options:
   --preset tiny|small|seed   config preset (default small)
   --config FILE.json         config file merged over the preset
-  --set key.path=value       override one config value (repeatable), e.g. --set training.lr=3e-4
+  --set key.path=value       override one config value (repeatable), e.g. --set phases.2.steps=100,
+                             or --set training.grad_clip=0.5 for every phase's trainer (a phase's
+                             own steps, lr and batch_size win over training.*; 0 inherits them)
   --from N --to N            run phases N..M (default: every implemented phase)
   --out DIR                  run directory (default runs/<timestamp>-<preset>)
   --resume DIR               continue the run in DIR: completed phases are skipped, the
