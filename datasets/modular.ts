@@ -35,8 +35,6 @@ export interface ModularConfig {
   seed: number;
 }
 
-export const DEFAULT_MODULAR: ModularConfig = { p: 97, op: "mul", trainFraction: 0.5, seed: 0 };
-
 /** Equations as parallel arrays: inputs [n, 4] row-major, targets [n]. */
 export interface ModularSplit {
   inputs: Int32Array;

@@ -20,7 +20,5 @@ export interface ArcTask {
   test: ArcPair[];
 }
 
-/** Number of colours (0-9). */
-export const NUM_COLOURS = 10;
 /** Largest grid side in ARC. */
 export const MAX_GRID_SIZE = 30;

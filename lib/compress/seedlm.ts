@@ -134,11 +134,6 @@ export interface SeedBasisTable {
 
 const tableCache = new Map<string, SeedBasisTable>();
 
-/** Drops every cached basis table (they take about (C P + 2 P^2) 0.5 MB each). */
-export function clearSeedBasisCache(): void {
-  tableCache.clear();
-}
-
 /**
  * Builds the per-seed tables for (C, P) from one pass over the LFSR's m-sequence; identical,
  * value for value, to `seedBasis` for every seed. Cached per (C, P).
@@ -194,26 +189,6 @@ export function seedBasisTable(C: number, P: number): SeedBasisTable {
 // Quantization rule and search
 
 /**
- * The block exponent for least-squares coefficients q: the smallest e with every
- * round(q_i / 2^e) in [-8, 7], i.e. e = ceil(log2(max_i max(q_i / 7.5, -q_i / 8.5))), clamped
- * to [eMin, eMin + 15]; eMin when q is all zero.
- */
-export function chooseExponent(q: ArrayLike<number>, eMin: number): number {
-  let m = 0;
-  for (let i = 0; i < q.length; i++) {
-    const a = q[i] / 7.5, b = -q[i] / 8.5;
-    if (a > m) m = a;
-    if (b > m) m = b;
-  }
-  return exponentOf(m, eMin);
-}
-
-/** Signed 4-bit code of q at exponent e: clamp(round(q / 2^e), -8, 7). */
-export function quantizeCoefficient(q: number, e: number): number {
-  return q4(q * 2 ** -e);
-}
-
-/**
  * The exponent range for a matrix: eMax = ceil(log2(max block norm / 7.5)) + 2 (headroom for
  * ill-conditioned bases), eMin = eMax - 15, clamped to the int8 header field; 0 for an all-zero matrix.
  */
@@ -266,7 +241,7 @@ interface SearchContext {
 /** Relative slack on the least-squares lower bound so rounding never prunes a seed that would win. */
 const PRUNE_SLACK = 1e-12;
 
-/** The clamped block exponent for max_i max(q_i / 7.5, -q_i / 8.5) = m (see `chooseExponent`). */
+/** The clamped block exponent for max_i max(q_i / 7.5, -q_i / 8.5) = m (the smallest e with every round(q_i / 2^e) in [-8, 7], clamped to [eMin, eMin + 15]; eMin when q is all zero). */
 function exponentOf(m: number, eMin: number): number {
   if (m === 0) return eMin;
   const e = Math.ceil(Math.log2(m));

@@ -159,7 +159,6 @@ export const CompletionSchema = z.strictObject({
   top_p: z.literal(1, { error: "only top_p = 1 is supported" }).optional(),
   user: z.string().optional(),
 });
-export type CompletionBody = z.infer<typeof CompletionSchema>;
 
 /** A grid's shape for the schema: rows of numbers. Its content rules are checked by `gridProblem` (422). */
 const GridShape = z.array(
@@ -187,7 +186,6 @@ export const MathSchema = z.strictObject({
   question: z.string({ error: "expected a string (the word problem)" }).min(1, { error: "expected a non-empty string" }),
   max_tokens: maxTokens,
 });
-export type MathBody = z.infer<typeof MathSchema>;
 
 /** What is wrong with a grid (ragged, empty, over 30 per side, colours not integers 0..9), or null. */
 export function gridProblem(g: readonly (readonly number[])[]): string | null {

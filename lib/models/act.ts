@@ -221,14 +221,6 @@ export interface QHeadWeights {
   b: tf.Tensor;
 }
 
-/** Adds `${prefix}q_w` [C, 2] (zeros, as HRM) and `${prefix}q_b` [2] to `params`. */
-export function addQHead(params: ParamSet, prefix: string, dim: number, cfg: QHaltConfig = DEFAULT_QHALT): QHeadWeights {
-  return {
-    w: params.add(`${prefix}q_w`, [dim, 2], { kind: "const", value: 0 }),
-    b: params.add(`${prefix}q_b`, [2], { kind: "const", value: cfg.qBiasInit }),
-  };
-}
-
 /** Q logits of a state, one pair per row ([B, T, C] states are mean-pooled over T). -> qHalt, qContinue [B]. */
 export function qValues(state: tf.Tensor, q: QHeadWeights): { qHalt: tf.Tensor1D; qContinue: tf.Tensor1D } {
   const pooled = state.rank === 3 ? tf.mean(state, 1) : state; // [B, C]

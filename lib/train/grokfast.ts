@@ -27,9 +27,6 @@ export interface GrokfastOptions {
   warmup: number;
 }
 
-/** Paper defaults for EMA; MA uses window 100 and lambda 5. */
-export const DEFAULT_GROKFAST: GrokfastOptions = { kind: "ema", alpha: 0.98, lambda: 2, window: 100, warmup: 0 };
-
 /** Checks options; the error names the field and the accepted range. */
 export function validateGrokfast(o: GrokfastOptions): void {
   if (o.kind !== "ema" && o.kind !== "ma") throw new Error(`grokfast.kind = ${o.kind}: expected ema or ma`);

@@ -103,11 +103,6 @@ export function showHtml(html: string, text = htmlText(html)): Promise<void> {
   return show({ "text/html": html }, text);
 }
 
-/** Shows a heading (HTML h3 / a text line). */
-export function showHeading(title: string): Promise<void> {
-  return showHtml(`<h3>${esc(title)}</h3>`, `== ${title} ==`);
-}
-
 /**
  * Shows report sections (a phase's `report(result)`): each as a heading with its HTML, then its
  * figure (titled with the section's title when the figure has none; the section's title also
