@@ -28,7 +28,7 @@ const EFFECTS: Record<string, { sets: string[]; base?: string[]; see: (t: { trai
   batch_size: { sets: ["training.batch_size=7"], base: inherit("batch_size"), see: (t) => t.batchSize },
   grad_accum: { sets: ["training.grad_accum=3"], see: (t) => t.train.gradAccum },
   lr: { sets: ["training.lr=0.0042"], base: inherit("lr"), see: (t) => t.train.lr },
-  min_lr: { sets: ["training.min_lr=0.00002"], see: (t) => t.train.minLr },
+  min_lr: { sets: ["training.min_lr=0.00002"], base: ["phases.4.min_lr=0"], see: (t) => t.train.minLr },
   warmup_steps: { sets: ["training.warmup_steps=17"], see: (t) => t.train.warmupSteps },
   max_steps: { sets: ["training.max_steps=77"], base: inherit("steps"), see: (t) => t.train.steps },
   weight_decay: { sets: ["training.weight_decay=0.3"], see: (t) => t.train.weightDecay },
@@ -77,8 +77,9 @@ Deno.test("warmup: as set when shorter than the run, else scaled by steps / max_
   );
 });
 
-Deno.test("the cosine floor of every phase is min(training.min_lr, its peak lr)", () => {
-  const ts = trainers(["training.lr=0.004", "training.min_lr=0.0025"]);
+Deno.test("the cosine floor of every phase is min(training.min_lr, its peak lr), or the phase's own min_lr", () => {
+  assert.equal(trainers([])[3].train.minLr, 3e-4, "phase 4's own floor");
+  const ts = trainers(["training.lr=0.004", "training.min_lr=0.0025", "phases.4.min_lr=0"]);
   assert.ok(ts.some((t) => t.train.lr < 0.0025), "a phase with a peak below the floor");
   for (const t of ts) assert.equal(t.train.minLr, Math.min(0.0025, t.train.lr));
 });

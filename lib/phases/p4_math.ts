@@ -47,6 +47,7 @@ import { type TextItem, TOKENIZER, windowsOf } from "../text/tokens.ts";
 export interface MathSection {
   steps: number;
   lr: number;
+  min_lr: number;
   batch_size: number;
   seq_len: number;
   train_count: number;
@@ -487,7 +488,8 @@ export const phase4: PhaseSpec = {
   title: "math text reasoning: word problems with rationales, exact match by number of steps, GSM8K sample",
   defaults: {
     steps: 340, // fine-tuning steps (0: training.max_steps)
-    lr: 3e-3, // peak learning rate (0: training.lr); warmup and cosine floor from the training section (lib/train/config.ts)
+    lr: 3e-3, // peak learning rate (0: training.lr); warmup from the training section (lib/train/config.ts)
+    min_lr: 3e-4, // cosine floor, a tenth of the peak (0: min(training.min_lr, lr))
     batch_size: 16, // windows per step (0: training.batch_size)
     seq_len: 192, // tokens per window (byte tokenizer); problems longer than this are left out
     train_count: 4000, // generated training problems (before the length filter)
@@ -502,7 +504,7 @@ export const phase4: PhaseSpec = {
   },
   presets: {
     // The documented configuration: this phase takes training.lr and training.batch_size.
-    seed: { lr: 0, batch_size: 0 },
+    seed: { lr: 0, min_lr: 0, batch_size: 0 },
     tiny: {
       steps: 120,
       batch_size: 8,
@@ -518,6 +520,7 @@ export const phase4: PhaseSpec = {
   rules: {
     steps: { int: true, min: 0 },
     lr: { min: 0 },
+    min_lr: { min: 0 },
     batch_size: { int: true, min: 0 },
     seq_len: { int: true, min: 32 },
     train_count: { int: true, min: 1 },

@@ -5,7 +5,8 @@
  *
  * - A phase's `steps`, `lr` and `batch_size` of 0 inherit `max_steps`, `lr` and `batch_size`
  *   (the `seed` preset's phases do, so the documented configuration reaches its trainers).
- * - The cosine floor of every phase is min(`min_lr`, the phase's peak lr).
+ * - The cosine floor of every phase is min(`min_lr`, the phase's peak lr), unless the phase sets
+ *   its own `min_lr` (phase 4 does: 3e-4, a tenth of its peak).
  * - `warmup_steps` applies as it is when it is shorter than the phase's run; a longer warmup is
  *   scaled to the same share of the run that it is of `max_steps`:
  *   round(steps * warmup_steps / max_steps). A warmup of `max_steps` or more is a config error.
@@ -55,6 +56,8 @@ export interface PhaseRun {
   lr: number;
   /** Windows per step (0: training.batch_size). */
   batch_size?: number;
+  /** Cosine floor (absent or 0: min(training.min_lr, the peak lr)). */
+  min_lr?: number;
 }
 
 /** A bad value in the training section or a phase's run; `key` is the dotted config key. */
@@ -96,7 +99,7 @@ export function trainerConfig(
   const train: TrainConfig = {
     steps,
     lr,
-    minLr: Math.min(t.min_lr, lr),
+    minLr: run.min_lr !== undefined && run.min_lr > 0 ? Math.min(run.min_lr, lr) : Math.min(t.min_lr, lr),
     warmupSteps: warmupFor(t, steps),
     weightDecay: t.weight_decay,
     beta1: t.beta1,
