@@ -26,7 +26,7 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { loadModel, type SavedModel } from "../models/io.ts";
-import { phase1ModelPath, readResult } from "../util/run_dir.ts";
+import { phase1ModelPath, readResult, stageModelPath } from "../util/run_dir.ts";
 import { TOKENIZER } from "../text/tokens.ts";
 import type { RegistryModel } from "../models/registry.ts";
 import { type BackendRequest, describeBackend, initBackend, parseBackend } from "../backend/mod.ts";
@@ -211,7 +211,7 @@ export async function loadServedModel(path: string): Promise<{ model: RegistryMo
     const cfg = await readJsonFile<Record<string, unknown>>(hfConfig);
     if (typeof cfg.model_type === "string") return { ...(await loadHfFolder(path)), file: path };
   }
-  const p6 = join(path, "phase-6-integration", "model.safetensors");
+  const p6 = join(path, stageModelPath({ id: 6, name: "integration" }));
   if (await exists(p6)) return { ...(await loadModel(p6)), file: p6 };
   const p1 = await readResult(path, { id: 1, name: "cognate" });
   if (p1) {

@@ -14,6 +14,7 @@
  * Real ARC-AGI-1 tasks that fit the window are scored the same way when the folder exists.
  * Decoding and scoring live in p2_arc_answers.ts.
  */
+import { MODEL_FILE, stageModelPath } from "../util/run_dir.ts";
 import { join } from "node:path";
 import { type Augmentation, augmentTask, IDENTITY_AUGMENTATION, randomAugmentation } from "../../datasets/arc/augment.ts";
 import { FAMILIES, familyByName, generateTask, type GeneratorConfig } from "../../datasets/arc/generator.ts";
@@ -239,7 +240,7 @@ async function run(ctx: PhaseContext) {
       return { heldout_loss: m.loss, heldout_token_acc: m.token_acc };
     },
   });
-  await saveModel(join(ctx.dir, "model.safetensors"), model, meta);
+  await saveModel(join(ctx.dir, MODEL_FILE), model, meta);
   const t2 = performance.now();
   const tfm = await answerMetrics(model, held), tuned = await score(data.eval), tunedReal = await score(real.tasks);
   const trainLoss = (await answerMetrics(model, seen)).loss;
@@ -309,7 +310,7 @@ async function run(ctx: PhaseContext) {
         eval_s: round((performance.now() - t2) / 1000, 1),
       },
     },
-    artifacts: [join("phase-2-arc", "model.safetensors")],
+    artifacts: [stageModelPath(phase2)],
   };
 }
 

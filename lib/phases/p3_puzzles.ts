@@ -15,6 +15,7 @@
  * border ring>\n=` -> moves (U, D, L, R); `listops:<expression>=` -> one digit;
  * `mod<p>:<op>(x,y)=` -> z. The fine-tuned reasoning cognate is the phase's model.safetensors.
  */
+import { MODEL_FILE, stageModelPath } from "../util/run_dir.ts";
 import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
 import { MODULAR_OPS, type ModularDataset, type ModularSplit } from "../../datasets/modular.ts";
@@ -421,7 +422,7 @@ async function run(ctx: PhaseContext): Promise<PhaseOutput> {
       samples.push(...pick.map((x, i) => ({ ...x, valid: few[i].check(x.got) })));
     }
     const evalSeconds = (performance.now() - t) / 1000;
-    await saveModel(join(ctx.dir, "model.safetensors"), model, meta);
+    await saveModel(join(ctx.dir, MODEL_FILE), model, meta);
     const tasks = Object.keys(data.test);
     const majorityMean = tasks.reduce((a, k) => a + majority[k], 0) / tasks.length;
     const g = grok[0];
@@ -468,7 +469,7 @@ async function run(ctx: PhaseContext): Promise<PhaseOutput> {
           eval: round(evalSeconds, 1),
         },
       },
-      artifacts: [join("phase-3-puzzles", "model.safetensors")],
+      artifacts: [stageModelPath(phase3)],
     };
   } finally {
     model.dispose();

@@ -12,6 +12,7 @@
  * at the 128-192 token windows these presets afford (attention dominates step time on wasm).
  * Item text: `<question>\n` as the prompt, the calc rationale as the answer (loss on it only).
  */
+import { MODEL_FILE, stageModelPath } from "../util/run_dir.ts";
 import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
 import {
@@ -306,7 +307,7 @@ async function run(ctx: PhaseContext) {
     t = performance.now();
     const fine = await evaluateMath(model, data, c.seq_len), digits = await digitAccuracy(model, testW, trainW);
     const evalSeconds = (performance.now() - t) / 1000;
-    await saveModel(join(ctx.dir, "model.safetensors"), model, meta);
+    await saveModel(join(ctx.dir, MODEL_FILE), model, meta);
     t = performance.now();
     const gsm8k = await scoreGsm8k(model, c, ctx.seed);
     const gsmSeconds = (performance.now() - t) / 1000;
@@ -359,7 +360,7 @@ async function run(ctx: PhaseContext) {
           gsm8k: round(gsmSeconds, 1),
         },
       },
-      artifacts: [join(`phase-4-math`, "model.safetensors")],
+      artifacts: [stageModelPath(phase4)],
     };
   } finally {
     model.dispose();

@@ -8,6 +8,7 @@
  * extended window. Baselines on the same grid: the base model as phase 1 left it, the extended
  * model before fine-tuning, chance (a uniform key) and the majority answer token.
  */
+import { MODEL_FILE, stageModelPath } from "../util/run_dir.ts";
 import { join } from "node:path";
 import { DEFAULT_LONG_CONTEXT, grid, type LongContextItem, longContextItem } from "../../datasets/long_context.ts";
 import { createModel, type ModelKey, type RegistryModel } from "../models/registry.ts";
@@ -246,7 +247,7 @@ async function run(ctx: PhaseContext): Promise<{ metrics: Record<string, unknown
     got: got[i],
   }));
 
-  await saveModel(join(ctx.dir, "model.safetensors"), model, extMeta);
+  await saveModel(join(ctx.dir, MODEL_FILE), model, extMeta);
   model.dispose();
 
   const evalW = windowsOf(items, Math.max(...items.map((it) => it.length)) + s.key_digits + 1, false);
@@ -289,7 +290,7 @@ async function run(ctx: PhaseContext): Promise<{ metrics: Record<string, unknown
       training: trainLog,
       samples,
     },
-    artifacts: [join(`phase-${phase5.id}-${phase5.name}`, "model.safetensors")],
+    artifacts: [stageModelPath(phase5)],
   };
 }
 

@@ -11,6 +11,7 @@
  * 3. Retention: each stage's metric for its specialist (from that phase's result.json), the
  *    base model, the merged model and the integrated one; retention = integrated / specialist.
  */
+import { MODEL_FILE, stageModelPath } from "../util/run_dir.ts";
 import { join } from "node:path";
 import type { HostTensor } from "../nn/params.ts";
 import { createModel, type RegistryModel } from "../models/registry.ts";
@@ -119,7 +120,7 @@ export function integrationPhase(stages: readonly PhaseSpec[]): PhaseSpec {
     const specialists: { phase: number; tensors: Map<string, HostTensor>; meta: SavedModel }[] = [];
     const skipped: { phase: number; why: string }[] = [];
     for (const p of live.filter((p) => p.id !== 1)) {
-      const file = results.get(p.id)!.artifacts.find((a) => a.endsWith("model.safetensors"));
+      const file = results.get(p.id)!.artifacts.find((a) => a.endsWith(MODEL_FILE));
       if (!file) {
         skipped.push({ phase: p.id, why: "no model.safetensors among its artifacts" });
         continue;
@@ -174,7 +175,7 @@ export function integrationPhase(stages: readonly PhaseSpec[]): PhaseSpec {
       seed: deriveSeed(ctx.seed, "batches"),
     });
     const finalScores = await evaluateAll(model, ctx, live);
-    await saveModel(join(ctx.dir, "model.safetensors"), model, mergedMeta);
+    await saveModel(join(ctx.dir, MODEL_FILE), model, mergedMeta);
     model.dispose();
 
     // 3. Retention table.
@@ -212,7 +213,7 @@ export function integrationPhase(stages: readonly PhaseSpec[]): PhaseSpec {
         mean_integrated: mean("integrated"),
         stage_details: Object.fromEntries([...finalScores].map(([id, s]) => [String(id), s])),
       },
-      artifacts: ["phase-6-integration/model.safetensors"],
+      artifacts: [stageModelPath({ id: 6, name: "integration" })],
     };
   }
 

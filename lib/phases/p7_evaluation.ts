@@ -6,6 +6,7 @@
  * writes `eval.json`, `compression.json` and the exports (HF-style folder, ONNX checked in
  * onnxruntime, tfjs) with each deployment target's verdict.
  */
+import { stageModelPath } from "../util/run_dir.ts";
 import { join } from "node:path";
 import { COGNATE_VARIANTS } from "../models/cognate.ts";
 import { createModel, type RegistryModel } from "../models/registry.ts";
@@ -113,7 +114,7 @@ export function evaluationPhase(stages: readonly PhaseSpec[]): PhaseSpec {
         `phase 7 needs the integrated model: ${ctx.runDir}/phase-6-integration/result.json is missing or failed; run phase 6 first`,
       );
     }
-    const modelFile = join(ctx.runDir, "phase-6-integration", "model.safetensors");
+    const modelFile = join(ctx.runDir, stageModelPath({ id: 6, name: "integration" }));
     const { model, meta } = await loadModel(modelFile);
     const live: PhaseSpec[] = [];
     for (const s of stages) if (s.stage && await ctx.previous(s.id)) live.push(s);

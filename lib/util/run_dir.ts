@@ -29,6 +29,12 @@ export const phaseDirName = (p: PhaseName) => `phase-${p.id}-${p.name}`;
 /** The folder of phase `p` in `runDir`. */
 export const phaseDir = (runDir: string, p: PhaseName) => join(runDir, phaseDirName(p));
 
+/** The file a stage phase (2-6) writes its trained model to, in its own folder. */
+export const MODEL_FILE = "model.safetensors";
+
+/** A stage phase's model, relative to the run directory. */
+export const stageModelPath = (p: PhaseName) => join(phaseDirName(p), MODEL_FILE);
+
 /** Where phase 1 writes each cognate variant, relative to the run directory (the server and later phases load it). */
 export const phase1ModelPath = (variant: string) => join(phaseDirName({ id: 1, name: "cognate" }), `${variant}.safetensors`);
 
