@@ -1,78 +1,70 @@
 /**
  * The pipeline's one resolved config: defaults <- preset <- JSON file <- `--set` overrides.
- * Unknown keys, wrong types and bad values are `ConfigError`s naming the key and what is
- * accepted (the CLI turns them into exit code 2). Keys are snake_case, as in the
- * documented configuration; each phase contributes its own `phases.<id>` section.
+ * Every section is declared once, as a zod schema that holds its type, its defaults and its
+ * validation, by the layer that owns it: `model` (lib/models/section.ts), `training`
+ * (lib/train/config.ts), each phase's `phases.<id>` (its PhaseSpec's `section`), and `run`,
+ * `compression` and `pipeline` here. Unknown keys, wrong types and bad values are
+ * `ConfigError`s naming the key and what is accepted (the CLI turns them into exit code 2).
+ * Keys are snake_case, as in the documented configuration.
  */
-import type { GrokfastSection, TrainingSection } from "../train/config.ts";
-import { MODEL_PRESET_PATCHES, MODEL_SECTION, type ModelSection } from "../models/section.ts";
+import { z } from "zod";
+import { MODEL_PRESET_PATCHES, ModelSection } from "../models/section.ts";
+import { GrokfastSection, TrainingSection } from "../train/config.ts";
 
-export type { ModelSection };
+export { GrokfastSection, ModelSection, TrainingSection };
 
 export type Preset = "tiny" | "small" | "seed";
 export const PRESETS: readonly Preset[] = ["tiny", "small", "seed"];
 
-/** `training`: see lib/train/config.ts, which turns it and a phase's run into a trainer config. */
-export type { GrokfastSection, TrainingSection };
+/** `run`: what the run is. */
+export const RunSection = z.strictObject({
+  seed: z.number().int().min(0).default(1337), // base seed; every phase and model derives its own from it
+  backend: z.enum(["auto", "webgpu", "wasm", "cpu"]).default("auto"), // auto: WebGPU on a real adapter, else wasm, else cpu
+  preset: z.enum(PRESETS).default("small"), // the preset this config was built from (informational)
+});
 
-export interface PipelineConfig {
-  run: {
-    /** Base seed; every phase and model derives its own from it. */
-    seed: number;
-    /** `auto` picks WebGPU (real adapter), else wasm, else cpu. */
-    backend: "auto" | "webgpu" | "wasm" | "cpu";
-    /** The preset this config was built from (informational). */
-    preset: Preset;
-  };
-  model: ModelSection;
-  training: TrainingSection;
-  /** Per-phase sections, keyed by phase number; each registered phase brings its defaults. */
-  phases: Record<string, Record<string, unknown>>;
-  compression: {
-    /** Size the phase-7 compression pipeline aims for. */
-    target_size_mb: number;
-    methods: string[];
-  };
-  pipeline: {
-    /** Where phase wall-time baselines are kept (relative to the working directory). */
-    baseline_file: string;
-    /** Warn when a phase runs longer than this multiple of its baseline. */
-    slow_factor: number;
-  };
+/** `compression`: phase 7's size target. */
+export const CompressionSection = z.strictObject({
+  target_size_mb: z.number().gt(0).default(1), // size the phase-7 compression pipeline aims for
+  // SeedLM's exhaustive 2^16-seed search costs minutes per million weights on a CPU: the seed preset adds it.
+  methods: z.array(z.string()).default(["bitnet", "vptq"]),
+});
+
+/** `pipeline`: how the controller watches phase times. */
+export const PipelineSection = z.strictObject({
+  baseline_file: z.string().default("runs/baselines.json"), // where phase wall-time baselines are kept (relative to the working directory)
+  slow_factor: z.number().gt(1).default(1.5), // warn when a phase runs longer than this multiple of its baseline
+});
+
+/** A phase's section: a zod object whose every field has a default. */
+// deno-lint-ignore no-explicit-any
+export type SectionSchema = z.ZodObject<any>;
+
+/** The whole config's schema for a set of registered phases (their sections under `phases`). */
+export function schemaFor(phases: readonly PhaseConfigSource[]) {
+  return z.strictObject({
+    run: RunSection.prefault({}),
+    model: ModelSection.prefault({}),
+    training: TrainingSection.prefault({}),
+    phases: z.strictObject(Object.fromEntries(phases.map((p) => [String(p.id), p.section.prefault({})]))).prefault({}),
+    compression: CompressionSection.prefault({}),
+    pipeline: PipelineSection.prefault({}),
+  });
 }
 
-/** The `small` preset: the default, real learning in well under an hour on 2 CPU cores. */
-export const DEFAULT_CONFIG: PipelineConfig = {
-  run: { seed: 1337, backend: "auto", preset: "small" },
-  model: { ...MODEL_SECTION },
-
-  training: {
-    batch_size: 32,
-    grad_accum: 1,
-    lr: 1e-3,
-    min_lr: 1e-4,
-    warmup_steps: 50,
-    max_steps: 1000,
-    weight_decay: 0.01,
-    beta1: 0.9,
-    beta2: 0.95,
-    grad_clip: 1,
-    eval_every: 100,
-    save_every: 100,
-    log_every: 10,
-    grokfast: { enabled: false, kind: "ema", alpha: 0.98, lambda: 2, window: 100, warmup: 0 },
-  },
-  phases: {},
-  // SeedLM's exhaustive 2^16-seed search costs minutes per million weights on a CPU: the seed preset adds it.
-  compression: { target_size_mb: 1, methods: ["bitnet", "vptq"] },
-  pipeline: { baseline_file: "runs/baselines.json", slow_factor: 1.5 },
+/** The resolved config: every core section typed; `phases.<id>` are read through each phase's own section schema. */
+export type PipelineConfig = Omit<z.infer<ReturnType<typeof schemaFor>>, "phases"> & {
+  phases: Record<string, Record<string, unknown>>;
 };
+
+/** The `small` preset with no phase registered: the defaults of every core section. */
+export const DEFAULT_CONFIG: PipelineConfig = schemaFor([]).parse({});
 
 /** A deep-partial override of the config. */
 export type ConfigPatch = { [k: string]: unknown };
 
-/** Preset overrides on top of DEFAULT_CONFIG (`small` is the defaults themselves). */
-export const PRESET_PATCHES: Record<Preset, ConfigPatch> = {
+/** Preset overrides on top of the defaults (`small` is the defaults themselves). */
+const PRESET_PATCHES: Record<Preset, ConfigPatch> = {
   tiny: {
     run: { preset: "tiny" },
     model: MODEL_PRESET_PATCHES.tiny,
@@ -106,53 +98,8 @@ export class ConfigError extends Error {
   }
 }
 
-/** A constraint on one value beyond its type. */
-export interface Rule {
-  oneOf?: readonly (string | number)[];
-  min?: number;
-  /** Strictly greater than. */
-  above?: number;
-  max?: number;
-  int?: boolean;
-}
-
-const RULES: Record<string, Rule> = {
-  "run.seed": { int: true, min: 0 },
-  "run.backend": { oneOf: ["auto", "webgpu", "wasm", "cpu"] },
-  "run.preset": { oneOf: PRESETS },
-  "model.vocab_size": { int: true, min: 2 },
-  "model.hidden_size": { int: true, min: 1 },
-  "model.num_layers": { int: true, min: 1 },
-  "model.num_heads": { int: true, min: 1 },
-  "model.mlp_ratio": { above: 0 },
-  "model.max_seq_len": { int: true, min: 1 },
-  "model.norm": { oneOf: ["layernorm", "rmsnorm"] },
-  "model.positions": { oneOf: ["learned", "rope"] },
-  "model.mlp": { oneOf: ["gelu", "swiglu"] },
-  "model.init_std": { above: 0 },
-  "model.rope_base": { above: 1 },
-  "training.batch_size": { int: true, min: 1 },
-  "training.grad_accum": { int: true, min: 1 },
-  "training.lr": { above: 0 },
-  "training.min_lr": { min: 0 },
-  "training.warmup_steps": { int: true, min: 0 },
-  "training.max_steps": { int: true, min: 1 },
-  "training.weight_decay": { min: 0 },
-  "training.beta1": { min: 0, max: 0.999999 },
-  "training.beta2": { min: 0, max: 0.999999 },
-  "training.grad_clip": { min: 0 },
-  "training.eval_every": { int: true, min: 0 },
-  "training.save_every": { int: true, min: 0 },
-  "training.log_every": { int: true, min: 1 },
-  "training.grokfast.kind": { oneOf: ["ema", "ma"] },
-  "training.grokfast.alpha": { min: 0, max: 0.9999 },
-  "training.grokfast.window": { int: true, min: 1 },
-  "training.grokfast.warmup": { int: true, min: 0 },
-  "compression.target_size_mb": { above: 0 },
-  "pipeline.slow_factor": { above: 1 },
-};
-
-type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+// ---------------------------------------------------------------------------------------------
+// Errors in the config's own words
 
 function kind(v: unknown): string {
   if (Array.isArray(v)) return "array";
@@ -168,64 +115,84 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/** `a.b[0].c` for a zod issue path. */
+function dotted(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((s, p) => typeof p === "number" ? `${s}[${p}]` : s ? `${s}.${String(p)}` : String(p), "");
+}
+
+/** The value at `path` in `data` (undefined where it is missing). */
+function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
+  return path.reduce<unknown>((v, p) => (v as Record<PropertyKey, unknown> | undefined)?.[p], data);
+}
+
+/** The object schema at `path` in `schema` (through defaults), for the keys it accepts. */
+function objectAt(schema: z.ZodType, path: readonly PropertyKey[]): z.ZodObject | undefined {
+  let node: z.ZodType | undefined = unwrap(schema);
+  for (const p of path) {
+    node = node instanceof z.ZodObject ? unwrap(node.shape[String(p)]) : undefined;
+  }
+  return node instanceof z.ZodObject ? node : undefined;
+}
+
+/** The schema under `.default()` / `.prefault()` / `.optional()`. */
+function unwrap(s: z.ZodType | undefined): z.ZodType | undefined {
+  while (s instanceof z.ZodDefault || s instanceof z.ZodPrefault || s instanceof z.ZodOptional) s = s.unwrap() as z.ZodType;
+  return s;
+}
+
+/** The first issue of a failed parse as a ConfigError naming the key, the value and what is accepted. */
+function issueError(issue: z.core.$ZodIssue, data: unknown, schema: z.ZodType): ConfigError {
+  const key = dotted(issue.path);
+  const v = valueAt(data, issue.path);
+  switch (issue.code) {
+    case "unrecognized_keys": {
+      const at = key ? `${key}.${issue.keys[0]}` : issue.keys[0];
+      const known = Object.keys(objectAt(schema, issue.path)?.shape ?? {});
+      return new ConfigError(at, `unknown key; accepted keys here: ${known.length ? known.join(", ") : "(none)"}`);
+    }
+    case "invalid_type":
+      if (issue.expected === "int") return new ConfigError(key, `expected an integer, got ${describe(v)}`);
+      if (typeof v === "number" && !Number.isFinite(v)) return new ConfigError(key, `expected a finite number, got ${v}`);
+      return new ConfigError(
+        key,
+        `expected ${/^[aeiou]/.test(issue.expected) ? "an" : "a"} ${issue.expected}, got ${kind(v)} ${describe(v)}`,
+      );
+    case "invalid_value":
+      return new ConfigError(key, `${describe(v)} is not accepted; expected one of ${issue.values.join(", ")}`);
+    case "too_small":
+      return new ConfigError(key, `expected ${issue.inclusive ? ">=" : ">"} ${issue.minimum}, got ${describe(v)}`);
+    case "too_big":
+      return new ConfigError(key, `expected ${issue.inclusive ? "<=" : "<"} ${issue.maximum}, got ${describe(v)}`);
+    default:
+      return new ConfigError(key || "(root)", issue.message);
+  }
+}
+
+/** Parses `data` with `schema`, throwing the first problem as a ConfigError (prefixed with `source` when given). */
+function parseChecked<S extends z.ZodType>(schema: S, data: unknown, source?: string): z.infer<S> {
+  const r = schema.safeParse(data);
+  if (r.success) return r.data;
+  const e = issueError(r.error.issues[0], data, schema);
+  throw source ? new ConfigError(`${source}: ${e.key}`, e.message.replace(/^config: [^:]+: /, "")) : e;
+}
+
 /** Deep copy of a JSON-like value. */
 export function clone<T>(v: T): T {
   return structuredClone(v);
 }
 
-/**
- * Merges `patch` into `base` (in place), checking every key against `schema`: unknown
- * keys and type mismatches throw ConfigError with the dotted path.
- */
-export function mergeChecked(base: Record<string, unknown>, patch: unknown, schema: Record<string, unknown>, path = ""): void {
+/** Merges `patch` into `base` (in place): objects key by key, anything else replaced. */
+function mergeInto(base: Record<string, unknown>, patch: unknown, path = ""): void {
   if (!isObject(patch)) throw new ConfigError(path || "(root)", `expected an object, got ${kind(patch)}`);
   for (const [k, v] of Object.entries(patch)) {
-    const key = path ? `${path}.${k}` : k;
-    if (!(k in schema)) {
-      const known = Object.keys(schema);
-      throw new ConfigError(key, `unknown key; accepted keys here: ${known.length ? known.join(", ") : "(none)"}`);
-    }
-    const want = schema[k];
-    if (isObject(want)) {
-      if (!isObject(v)) throw new ConfigError(key, `expected an object, got ${kind(v)} ${describe(v)}`);
-      if (!isObject(base[k])) base[k] = {};
-      mergeChecked(base[k] as Record<string, unknown>, v, want, key);
-    } else {
-      if (kind(v) !== kind(want)) throw new ConfigError(key, `expected a ${kind(want)}, got ${kind(v)} ${describe(v)}`);
-      if (Array.isArray(want) && want.length && Array.isArray(v)) {
-        v.forEach((item, i) => {
-          if (kind(item) !== kind(want[0])) throw new ConfigError(`${key}[${i}]`, `expected a ${kind(want[0])}, got ${describe(item)}`);
-        });
-      }
-      base[k] = clone(v);
-    }
+    if (isObject(v) && (isObject(base[k]) || base[k] === undefined)) {
+      if (base[k] === undefined) base[k] = {};
+      mergeInto(base[k] as Record<string, unknown>, v, path ? `${path}.${k}` : k);
+    } else base[k] = clone(v);
   }
 }
 
-/** Checks every value against the rules; throws ConfigError naming the first bad one. */
-export function checkRules(cfg: Record<string, unknown>, rules: Record<string, Rule> = RULES, path = ""): void {
-  for (const [k, v] of Object.entries(cfg)) {
-    const key = path ? `${path}.${k}` : k;
-    if (isObject(v)) {
-      checkRules(v, rules, key);
-      continue;
-    }
-    const r = rules[key];
-    if (!r) continue;
-    if (r.oneOf && !r.oneOf.includes(v as string | number)) {
-      throw new ConfigError(key, `${describe(v)} is not accepted; expected one of ${r.oneOf.join(", ")}`);
-    }
-    if (typeof v === "number") {
-      if (!Number.isFinite(v)) throw new ConfigError(key, `expected a finite number, got ${v}`);
-      if (r.int && !Number.isInteger(v)) throw new ConfigError(key, `expected an integer, got ${v}`);
-      if (r.min !== undefined && v < r.min) throw new ConfigError(key, `expected >= ${r.min}, got ${v}`);
-      if (r.above !== undefined && v <= r.above) throw new ConfigError(key, `expected > ${r.above}, got ${v}`);
-      if (r.max !== undefined && v > r.max) throw new ConfigError(key, `expected <= ${r.max}, got ${v}`);
-    }
-  }
-}
-
-/** Cross-field checks the per-key rules cannot express. */
+/** Cross-field checks a single key's schema cannot express. */
 function checkConsistency(cfg: PipelineConfig): void {
   if (cfg.model.hidden_size % cfg.model.num_heads !== 0) {
     throw new ConfigError("model.num_heads", `hidden_size ${cfg.model.hidden_size} must divide by num_heads ${cfg.model.num_heads}`);
@@ -242,43 +209,42 @@ function checkConsistency(cfg: PipelineConfig): void {
 }
 
 /**
- * Parses one `--set key.path=value`: the value is read as the type the key has in the
- * schema (number, boolean, string; JSON for arrays and objects).
+ * Parses one `--set key.path=value`: the value is read as the type the key has in the schema
+ * (number, boolean, string or one of an enum's strings; JSON for arrays and objects).
  */
-export function parseSet(assignment: string, schema: Record<string, unknown>): ConfigPatch {
+export function parseSet(assignment: string, schema: z.ZodType): ConfigPatch {
   const eq = assignment.indexOf("=");
   if (eq <= 0) throw new ConfigError(assignment, "--set expects key.path=value");
   const key = assignment.slice(0, eq).trim();
   const raw = assignment.slice(eq + 1).trim();
   const parts = key.split(".");
-  let node: unknown = schema;
+  let node: z.ZodType | undefined = unwrap(schema);
   for (let i = 0; i < parts.length; i++) {
-    if (!isObject(node) || !(parts[i] in node)) {
-      const at = parts.slice(0, i + 1).join(".");
-      const known = isObject(node) ? Object.keys(node) : [];
-      throw new ConfigError(at, `unknown key; accepted keys here: ${known.length ? known.join(", ") : "(none)"}`);
+    const obj = node instanceof z.ZodObject ? node : undefined;
+    if (!obj || !(parts[i] in obj.shape)) {
+      const known = obj ? Object.keys(obj.shape) : [];
+      throw new ConfigError(
+        parts.slice(0, i + 1).join("."),
+        `unknown key; accepted keys here: ${known.length ? known.join(", ") : "(none)"}`,
+      );
     }
-    node = node[parts[i]];
+    node = unwrap(obj.shape[parts[i]]);
   }
   let value: unknown;
-  switch (kind(node)) {
-    case "number":
-      value = Number(raw);
-      if (raw === "" || Number.isNaN(value)) throw new ConfigError(key, `expected a number, got '${raw}'`);
-      break;
-    case "boolean":
-      if (raw !== "true" && raw !== "false") throw new ConfigError(key, `expected true or false, got '${raw}'`);
-      value = raw === "true";
-      break;
-    case "string":
-      value = raw;
-      break;
-    default:
-      try {
-        value = JSON.parse(raw) as Json;
-      } catch {
-        throw new ConfigError(key, `expected JSON (${kind(node)}), got '${raw}'`);
-      }
+  if (node instanceof z.ZodNumber) {
+    value = Number(raw);
+    if (raw === "" || Number.isNaN(value)) throw new ConfigError(key, `expected a number, got '${raw}'`);
+  } else if (node instanceof z.ZodBoolean) {
+    if (raw !== "true" && raw !== "false") throw new ConfigError(key, `expected true or false, got '${raw}'`);
+    value = raw === "true";
+  } else if (node instanceof z.ZodString || node instanceof z.ZodEnum) {
+    value = raw;
+  } else {
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      throw new ConfigError(key, `expected JSON (${node instanceof z.ZodArray ? "array" : "object"}), got '${raw}'`);
+    }
   }
   const patch: ConfigPatch = {};
   let cur = patch;
@@ -289,27 +255,15 @@ export function parseSet(assignment: string, schema: Record<string, unknown>): C
   return patch;
 }
 
-/** Phase-contributed config: defaults and per-preset overrides for `phases.<id>`. */
+// ---------------------------------------------------------------------------------------------
+// Resolution
+
+/** Phase-contributed config: the section schema and per-preset overrides for `phases.<id>`. */
 export interface PhaseConfigSource {
   id: number;
-  defaults: Record<string, unknown>;
-  /** Constraints on this phase's keys (by key within its section). */
-  rules?: Record<string, Rule>;
+  /** The section: type, defaults and validation in one zod object. */
+  section: SectionSchema;
   presets?: Partial<Record<Preset, Record<string, unknown>>>;
-}
-
-/** The global rules plus every phase's, keyed by full dotted path. */
-function rulesFor(phases: readonly PhaseConfigSource[]): Record<string, Rule> {
-  const all = { ...RULES };
-  for (const p of phases) for (const [k, r] of Object.entries(p.rules ?? {})) all[`phases.${p.id}.${k}`] = r;
-  return all;
-}
-
-/** The schema (shape + default types) for a set of phases: DEFAULT_CONFIG with their sections. */
-export function schemaFor(phases: readonly PhaseConfigSource[]): PipelineConfig {
-  const schema = clone(DEFAULT_CONFIG);
-  for (const p of phases) schema.phases[String(p.id)] = clone(p.defaults);
-  return schema;
 }
 
 export interface ResolveOptions {
@@ -322,30 +276,28 @@ export interface ResolveOptions {
   phases?: readonly PhaseConfigSource[];
 }
 
-/** Builds, checks and returns the fully resolved config. */
+/** Builds, checks and returns the fully resolved config; each layer is checked as it is applied, so an error names its source. */
 export function resolveConfig(opts: ResolveOptions = {}): PipelineConfig {
   const preset = opts.preset ?? "small";
   if (!PRESETS.includes(preset)) throw new ConfigError("--preset", `'${preset}' is not a preset; expected one of ${PRESETS.join(", ")}`);
   const phases = opts.phases ?? [];
-  const schema = schemaFor(phases) as unknown as Record<string, unknown>;
-  const cfg = clone(schema);
-  mergeChecked(cfg, PRESET_PATCHES[preset], schema);
+  const schema = schemaFor(phases);
+  const raw: Record<string, unknown> = {};
+  mergeInto(raw, PRESET_PATCHES[preset]);
   for (const p of phases) {
     const patch = p.presets?.[preset];
-    if (patch) mergeChecked(cfg, { phases: { [String(p.id)]: patch } }, schema);
+    if (patch) mergeInto(raw, { phases: { [String(p.id)]: patch } });
   }
+  parseChecked(schema, raw, `preset ${preset}`);
   if (opts.file) {
-    try {
-      mergeChecked(cfg, opts.file.data, schema);
-    } catch (e) {
-      if (e instanceof ConfigError) throw new ConfigError(`${opts.file.path}: ${e.key}`, e.message.replace(/^config: [^:]+: /, ""));
-      throw e;
-    }
+    if (!isObject(opts.file.data)) throw new ConfigError(opts.file.path, `expected an object, got ${kind(opts.file.data)}`);
+    mergeInto(raw, opts.file.data);
+    parseChecked(schema, raw, opts.file.path);
   }
-  for (const s of opts.sets ?? []) mergeChecked(cfg, parseSet(s, schema), schema);
-  checkRules(cfg, rulesFor(phases));
-  checkConsistency(cfg as unknown as PipelineConfig);
-  return cfg as unknown as PipelineConfig;
+  for (const s of opts.sets ?? []) mergeInto(raw, parseSet(s, schema));
+  const cfg: PipelineConfig = parseChecked(schema, raw);
+  checkConsistency(cfg);
+  return cfg;
 }
 
 /**
@@ -353,14 +305,10 @@ export function resolveConfig(opts: ResolveOptions = {}): PipelineConfig {
  * made by another version may not fit).
  */
 export function checkResolved(data: unknown, phases: readonly PhaseConfigSource[], source: string): PipelineConfig {
-  const schema = schemaFor(phases) as unknown as Record<string, unknown>;
-  const cfg = clone(schema);
-  try {
-    mergeChecked(cfg, data, schema);
-    checkRules(cfg, rulesFor(phases));
-  } catch (e) {
-    if (e instanceof ConfigError) throw new ConfigError(`${source}: ${e.key}`, e.message.replace(/^config: [^:]+: /, ""));
-    throw e;
-  }
-  return cfg as unknown as PipelineConfig;
+  return parseChecked(schemaFor(phases), data, source);
+}
+
+/** A phase's section of a resolved config (`ctx.phaseConfig`) read through its schema: typed, with defaults for keys a stored config lacks. */
+export function sectionOf<S extends SectionSchema>(section: S, data: Record<string, unknown>): z.infer<S> {
+  return parseChecked(section, data, "phase section");
 }

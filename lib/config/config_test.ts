@@ -1,8 +1,10 @@
 /** Config resolution: presets, files, --set, and errors that name the key. */
 import assert from "node:assert/strict";
+import { z } from "zod";
 import { ConfigError, DEFAULT_CONFIG, parseSet, PRESETS, resolveConfig, schemaFor } from "./config.ts";
 
-const phases = [{ id: 3, defaults: { steps: 10, tasks: ["a"] }, rules: { steps: { int: true, min: 1 } }, presets: { tiny: { steps: 2 } } }];
+const section = z.strictObject({ steps: z.number().int().min(1).default(10), tasks: z.array(z.string()).default(["a"]) });
+const phases = [{ id: 3, section, presets: { tiny: { steps: 2 } } }];
 
 Deno.test("presets resolve and validate; seed is the documented configuration", () => {
   for (const p of PRESETS) assert.equal(resolveConfig({ preset: p }).run.preset, p);
@@ -47,7 +49,16 @@ Deno.test("errors name the key and what is accepted", () => {
     ],
     [() => resolveConfig({ phases, sets: ["phases.3.steps=0"] }), /phases\.3\.steps: expected >= 1, got 0/],
     [() => resolveConfig({ phases, sets: ["phases.3.tasks=[1]"] }), /phases\.3\.tasks\[0\]: expected a string/],
-    [() => parseSet("novalue", schemaFor([]) as unknown as Record<string, unknown>), /--set expects key\.path=value/],
+    [
+      () => resolveConfig({ sets: ["training.grokfast.kind=fft"] }),
+      /training\.grokfast\.kind: 'fft' is not accepted; expected one of ema, ma/,
+    ],
+    [() => resolveConfig({ sets: ["training.lr=0"] }), /training\.lr: expected > 0, got 0/],
+    [
+      () => resolveConfig({ file: { path: "c.json", data: { training: { grokfast: { window: 0 } } } } }),
+      /c\.json: training\.grokfast\.window: expected >= 1, got 0/,
+    ],
+    [() => parseSet("novalue", schemaFor([])), /--set expects key\.path=value/],
   ];
   for (const [f, re] of bad) assert.throws(f, (e: unknown) => e instanceof ConfigError && re.test(e.message), re.source);
 });

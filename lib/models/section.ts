@@ -1,49 +1,31 @@
 /**
  * The pipeline's `model` section: the shape of the transformer every cognate and stage model is
- * built from (snake_case, as in the documented configuration). Its defaults are the `small`
- * preset; `tiny` and `seed` change a few fields. lib/config composes this into the run config,
- * and `cognateBaseFromModel` (cognate.ts) turns it into a model config.
+ * built from (snake_case, as in the documented configuration). The schema holds the type, the
+ * defaults (the `small` preset) and the validation; `tiny` and `seed` change a few fields.
+ * lib/config composes it into the run config, and `cognateBaseFromModel` (cognate.ts) turns it
+ * into a model config.
  */
+import { z } from "zod";
 
-export interface ModelSection {
-  /** Tokens in the vocabulary. */
-  vocab_size: number;
-  /** Residual width. */
-  hidden_size: number;
-  num_layers: number;
-  num_heads: number;
-  /** MLP hidden width / hidden_size. */
-  mlp_ratio: number;
-  /** Context length in tokens. */
-  max_seq_len: number;
-  norm: "layernorm" | "rmsnorm";
-  positions: "learned" | "rope";
-  mlp: "gelu" | "swiglu";
-  /** Biases on Linear layers. */
-  bias: boolean;
-  tie_embeddings: boolean;
-  init_std: number;
-  rope_base: number;
-}
+/** `model`: every field with its default (the `small` preset: ~0.86M parameters per cognate with the byte tokenizer). */
+export const ModelSection = z.strictObject({
+  vocab_size: z.number().int().min(2).default(264), // tokens; the byte tokenizer's 261 ids rounded up to a multiple of 8
+  hidden_size: z.number().int().min(1).default(128), // residual width
+  num_layers: z.number().int().min(1).default(4),
+  num_heads: z.number().int().min(1).default(4),
+  mlp_ratio: z.number().gt(0).default(4), // MLP hidden width / hidden_size
+  max_seq_len: z.number().int().min(1).default(128), // context length in tokens
+  norm: z.enum(["layernorm", "rmsnorm"]).default("layernorm"),
+  positions: z.enum(["learned", "rope"]).default("rope"),
+  mlp: z.enum(["gelu", "swiglu"]).default("gelu"),
+  bias: z.boolean().default(true), // biases on Linear layers
+  tie_embeddings: z.boolean().default(false),
+  init_std: z.number().gt(0).default(0.02),
+  rope_base: z.number().gt(1).default(10000),
+});
+export type ModelSection = z.infer<typeof ModelSection>;
 
-/** The `small` preset's model (the default): ~0.86M parameters per cognate with the byte tokenizer. */
-export const MODEL_SECTION: ModelSection = {
-  vocab_size: 264, // the phases' byte tokenizer has 261 ids (256 bytes + 5 specials); rounded up to a multiple of 8
-  hidden_size: 128,
-  num_layers: 4,
-  num_heads: 4,
-  mlp_ratio: 4,
-  max_seq_len: 128,
-  norm: "layernorm",
-  positions: "rope",
-  mlp: "gelu",
-  bias: true,
-  tie_embeddings: false,
-  init_std: 0.02,
-  rope_base: 10000,
-};
-
-/** What the `tiny` and `seed` presets change in the model section (`small` is MODEL_SECTION itself). */
+/** What the `tiny` and `seed` presets change in the model section (`small` is the defaults). */
 export const MODEL_PRESET_PATCHES = {
   tiny: { hidden_size: 64, num_layers: 2, num_heads: 4, max_seq_len: 64 },
   // The documented configuration (DESIGN.md), meant for a GPU.
@@ -52,5 +34,5 @@ export const MODEL_PRESET_PATCHES = {
 
 /** The model section of a preset. */
 export function modelSectionOf(preset: "tiny" | "small" | "seed"): ModelSection {
-  return preset === "small" ? { ...MODEL_SECTION } : { ...MODEL_SECTION, ...MODEL_PRESET_PATCHES[preset] };
+  return ModelSection.parse(preset === "small" ? {} : MODEL_PRESET_PATCHES[preset]);
 }

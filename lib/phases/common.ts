@@ -106,8 +106,3 @@ export async function loggedLosses(ctx: PhaseContext, name: string): Promise<num
   }
   return [...byStep].sort((a, b) => a[0] - b[0]).map(([, loss]) => loss);
 }
-
-/** Reads `ctx.phaseConfig` as the phase's typed section (the config system has already checked its keys and types). */
-export function sectionOf<T>(ctx: PhaseContext): T {
-  return ctx.phaseConfig as T;
-}

@@ -9,6 +9,7 @@
  * Hands on all three models; `base_variant` names the one later phases fine-tune.
  */
 import * as tf from "@tensorflow/tfjs";
+import { z } from "zod";
 import { join } from "node:path";
 import { DEFAULT_SANITY, loadTextCorpus, sanityItems } from "../../datasets/sanity.ts";
 import { type Example, splitExamples } from "../../datasets/manager.ts";
@@ -23,65 +24,36 @@ import { grokfastFromConfig } from "../train/grokfast.ts";
 import { esc } from "../viz/report.ts";
 import { deriveSeed } from "../util/rng.ts";
 import { answerMetrics, majorityTokenAccuracy, unigramLoss } from "../eval/answers.ts";
-import { cognateFor, loggedLosses, phaseTrainer, sectionOf, trainText } from "./common.ts";
+import { cognateFor, loggedLosses, phaseTrainer, trainText } from "./common.ts";
+import { sectionOf } from "../config/config.ts";
 import { generateGreedy } from "../text/generate.ts";
 import { phase1ModelPath } from "../util/run_dir.ts";
 import { round, tailMean } from "../util/numbers.ts";
 import { saveModel } from "../models/io.ts";
 import { type TextItem, windowsOf } from "../text/tokens.ts";
 
-/** `phases.1`: the cognate pretraining section. */
-export interface Phase1Config {
-  /** Optimizer steps per variant (early stopping may end sooner; 0: the run's training.max_steps). */
-  steps: number;
-  /** Windows per step (0: the run's training.batch_size). */
-  batch_size: number;
-  /** Tokens per window (sanity items are packed several to a window). */
-  seq_len: number;
-  /** Peak learning rate (0: the run's training.lr). */
-  lr: number;
-  /** Sanity items generated before the split (train gets the rest after validation). */
-  items: number;
-  /** Fraction of items held out for validation, early stopping and diversity. */
-  val_fraction: number;
-  /** Largest sanity problem size. */
-  max_size: number;
-  /** Plain-text corpus mixed into training ("" = none), e.g. ../shared/data/tinyshakespeare.txt. */
-  corpus: string;
-  /** Corpus windows per sanity window in the mix. */
-  corpus_ratio: number;
-  /** Evaluations without improvement before early stopping (0 = off). */
-  patience: number;
-  /** Smallest validation-loss improvement that counts. */
-  min_delta: number;
-  /** Which variant later phases start from. */
-  base_variant: string;
-  /** Gate: every variant's answer loss must be at least this far below the unigram loss (nats). */
-  gate_loss_margin: number;
-  /** Gate: every variant's answer-token accuracy must beat the majority token by this much. */
-  gate_acc_margin: number;
-}
-
-const DEFAULTS: Phase1Config = {
-  steps: 220,
-  batch_size: 16,
-  seq_len: 128,
-  lr: 0.002,
-  items: 8000,
-  val_fraction: 0.05,
-  max_size: 8,
-  corpus: "",
-  corpus_ratio: 0.5,
-  patience: 4,
-  min_delta: 0.005,
-  base_variant: "standard",
-  gate_loss_margin: 0.5,
-  gate_acc_margin: 0.05,
-};
+/** `phases.1`: the cognate pretraining section (type, defaults and validation). */
+export const Phase1Section = z.strictObject({
+  steps: z.number().int().min(0).default(220), // optimizer steps per variant; early stopping may end sooner (0: training.max_steps)
+  batch_size: z.number().int().min(0).default(16), // windows per step (0: training.batch_size)
+  seq_len: z.number().int().min(16).default(128), // tokens per window (sanity items are packed several to a window)
+  lr: z.number().min(0).default(0.002), // peak learning rate (0: training.lr)
+  items: z.number().int().min(20).default(8000), // sanity items generated before the split (train gets the rest after validation)
+  val_fraction: z.number().gt(0).max(0.5).default(0.05), // fraction of items held out for validation, early stopping and diversity
+  max_size: z.number().int().min(2).max(26).default(8), // largest sanity problem size
+  corpus: z.string().default(""), // plain-text corpus mixed into training ("" = none), e.g. ../shared/data/tinyshakespeare.txt
+  corpus_ratio: z.number().min(0).default(0.5), // corpus windows per sanity window in the mix
+  patience: z.number().int().min(0).default(4), // evaluations without improvement before early stopping (0 = off)
+  min_delta: z.number().min(0).default(0.005), // smallest validation-loss improvement that counts
+  base_variant: z.enum(COGNATE_VARIANTS).default("standard"), // which variant later phases start from
+  gate_loss_margin: z.number().default(0.5), // gate: every variant's answer loss at least this far below the unigram loss (nats)
+  gate_acc_margin: z.number().default(0.05), // gate: every variant's answer-token accuracy above the majority token's by this much
+});
+export type Phase1Config = z.infer<typeof Phase1Section>;
 
 /** The sanity items of a run, split by content hash (no prompt is in both splits). */
 export function sanitySplit(s: StageContext): { train: TextItem[]; val: TextItem[] } {
-  const c = s.phaseConfig as unknown as Phase1Config;
+  const c = sectionOf(Phase1Section, s.phaseConfig);
   const items: Example[] = sanityItems(c.items, { ...DEFAULT_SANITY, maxSize: c.max_size, seed: deriveSeed(s.seed, "sanity") })
     .map((it) => ({ dataset: "sanity", prompt: it.prompt, answer: it.answer }));
   const sp = splitExamples(items, { val: c.val_fraction, test: 0 }, s.seed);
@@ -168,8 +140,8 @@ export function predictionDiversity(p: Float32Array, q: Float32Array, n: number,
 }
 
 async function run(ctx: PhaseContext): Promise<PhaseOutput> {
-  const c = sectionOf<Phase1Config>(ctx);
-  if (!COGNATE_VARIANTS.includes(c.base_variant as CognateVariant)) {
+  const c = sectionOf(Phase1Section, ctx.phaseConfig);
+  if (!COGNATE_VARIANTS.includes(c.base_variant)) {
     throw new Error(`phases.1.base_variant = '${c.base_variant}': expected one of ${COGNATE_VARIANTS.join(", ")}`);
   }
   const { train: trainItems, val: valItems } = sanitySplit(ctx);
@@ -247,7 +219,7 @@ async function run(ctx: PhaseContext): Promise<PhaseOutput> {
       });
     }
   }
-  const base = models.get(c.base_variant as CognateVariant)!;
+  const base = models.get(c.base_variant)!;
   const sample = valItems.slice(0, 6);
   const got = await generateGreedy(base, sample.map((s) => s.prompt), 24);
   for (const m of models.values()) m.dispose();
@@ -272,7 +244,7 @@ async function run(ctx: PhaseContext): Promise<PhaseOutput> {
 const STAGE_METRIC = "sanity_token_acc";
 
 function validate(out: PhaseOutput, ctx: PhaseContext) {
-  const c = sectionOf<Phase1Config>(ctx);
+  const c = sectionOf(Phase1Section, ctx.phaseConfig);
   const m = out.metrics as {
     baselines: { majority_token_acc: number; unigram_loss: number };
     variants: Record<string, { val_loss: number; val_token_acc: number }>;
@@ -324,34 +296,22 @@ export const phase1: PhaseSpec = {
   id: 1,
   name: "cognate",
   title: "cognate pretraining: standard, memory (GatedLTM) and reasoning (refinement + ACT) variants at one budget",
-  defaults: { ...DEFAULTS },
+  section: Phase1Section,
   presets: {
     // The documented configuration: pretraining runs training.max_steps at training.lr and training.batch_size.
     seed: { steps: 0, lr: 0, batch_size: 0 },
     tiny: { steps: 100, batch_size: 16, seq_len: 64, items: 3000, max_size: 5, gate_loss_margin: 0.3, gate_acc_margin: 0.02 },
   },
-  rules: {
-    steps: { int: true, min: 0 },
-    batch_size: { int: true, min: 0 },
-    seq_len: { int: true, min: 16 },
-    lr: { min: 0 },
-    items: { int: true, min: 20 },
-    val_fraction: { above: 0, max: 0.5 },
-    max_size: { int: true, min: 2, max: 26 },
-    corpus_ratio: { min: 0 },
-    patience: { int: true, min: 0 },
-    min_delta: { min: 0 },
-    base_variant: { oneOf: COGNATE_VARIANTS },
-  },
+
   run,
   validate,
   report,
   stage: {
     metric: STAGE_METRIC,
     replay: (s) => sanitySplit(s).train,
-    seqLen: (s) => (s.phaseConfig as unknown as Phase1Config).seq_len,
+    seqLen: (s) => sectionOf(Phase1Section, s.phaseConfig).seq_len,
     evaluate: async (model, s) => {
-      const c = s.phaseConfig as unknown as Phase1Config;
+      const c = sectionOf(Phase1Section, s.phaseConfig);
       const m = await answerMetrics(model, windowsOf(sanitySplit(s).val, c.seq_len));
       return { [STAGE_METRIC]: round(m.token_acc), sanity_exact: round(m.exact), sanity_loss: round(m.loss) };
     },

@@ -29,36 +29,39 @@ import { deriveSeed, Rng } from "../util/rng.ts";
 import { esc, type PageSection } from "../viz/report.ts";
 import type { LmWindows } from "../../datasets/sanity.ts";
 import { answerMetrics, majorityTokenAccuracy } from "../eval/answers.ts";
-import { loadBase, phaseTrainer, sectionOf, trainText } from "./common.ts";
+import { loadBase, phaseTrainer, trainText } from "./common.ts";
+import { sectionOf } from "../config/config.ts";
+import { z } from "zod";
 import { round } from "../util/numbers.ts";
 import { saveModel } from "../models/io.ts";
 import { type TextItem, TOKENIZER, windowsOf } from "../text/tokens.ts";
 import { arcItem, type EvalTask, majorityGrid, scoreBaseline, scoreModel, summarize, type TaskScore } from "../eval/arc_answers.ts";
 
-/** Phase 2's config section (see `defaults` for the meaning of each key). */
-export interface ArcSection {
-  steps: number;
-  batch_size: number;
-  seq_len: number;
-  lr: number;
-  min_size: number;
-  max_size: number;
-  demos: number;
-  demo_outputs: boolean;
-  families: string;
-  train_tasks: number;
-  max_shift: number;
-  shift_fraction: number;
-  eval_tasks: number;
-  votes: number;
-  eval_batch: number;
-  constrained: boolean;
-  real_tasks: number;
-  gate_min_gain: number;
-  gate_min_token_gain: number;
-  gate_min_majority_gain: number;
-  gate_min_shape_acc: number;
-}
+/** `phases.2`: the ARC section (type, defaults and validation). */
+export const ArcSection = z.strictObject({
+  steps: z.number().int().min(0).default(260), // optimizer steps of fine-tuning (0: training.max_steps)
+  batch_size: z.number().int().min(0).default(16), // windows per step (0: training.batch_size)
+  seq_len: z.number().int().min(16).default(192), // tokens per window; longer tasks are left out (counted in train_too_long)
+  lr: z.number().min(0).default(3e-3), // peak learning rate (0: training.lr); warmup and cosine floor from the training section (lib/train/config.ts)
+  min_size: z.number().int().min(3).max(30).default(3), // smallest input side of generated grids
+  max_size: z.number().int().min(6).max(30).default(6), // largest side of any generated grid (the generator accepts 6-30)
+  demos: z.number().int().min(1).max(10).default(2), // demonstration pairs per task
+  demo_outputs: z.boolean().default(true), // train on the demonstrations' output grids too, not only the answer
+  families: z.string().default("all"), // generator families, "all" or a comma-separated list of names
+  train_tasks: z.number().int().min(1).default(6400), // generated training tasks (one random augmentation each)
+  max_shift: z.number().int().min(0).max(10).default(1), // largest translation of an augmentation (rows / columns of zero padding)
+  shift_fraction: z.number().min(0).max(1).default(0.25), // fraction of augmentations that translate
+  eval_tasks: z.number().int().min(1).default(48), // held-out generated tasks, balanced over the families
+  votes: z.number().int().min(1).max(16).default(3), // augmented views answered per task for the voted pass@2 (the first is the identity)
+  eval_batch: z.number().int().min(1).default(24), // prompts per forward pass in generation
+  constrained: z.boolean().default(true), // greedy decoding restricted to the grid grammar (the model picks shape and colours)
+  real_tasks: z.number().int().min(0).default(4), // real ARC-AGI-1 tasks scored at most (0: skip)
+  gate_min_gain: z.number().min(0).default(0.2), // cell accuracy must beat the base model's by this much
+  gate_min_token_gain: z.number().min(0).max(1).default(0.15), // held-out answer token accuracy must beat the majority token's by this much
+  gate_min_majority_gain: z.number().min(-1).max(1).default(-1), // cell accuracy minus the majority colour's must reach this; -1 (default) reports it ungated
+  gate_min_shape_acc: z.number().min(0).max(1).default(0.3), // fraction of identity-view answers that must have the expected shape
+});
+export type ArcSection = z.infer<typeof ArcSection>;
 
 // ---------------------------------------------------------------------------------------------
 // Text rendering
@@ -143,7 +146,7 @@ function viewsOf(task: ArcTask, sec: ArcSection, seed: number): Augmentation[] {
 
 /** Builds the training items and the held-out tasks (held out by seed, then checked by task hash). */
 export function arcData(s: StageContext): ArcData {
-  const sec = s.phaseConfig as unknown as ArcSection;
+  const sec = sectionOf(ArcSection, s.phaseConfig);
   const names = familiesOf(sec), gen = generatorConfig(sec);
   const train: TextItem[] = [], trainHashes = new Set<string>();
   const rng = new Rng(deriveSeed(s.seed, "train-augment"));
@@ -213,7 +216,7 @@ const heldoutWindows = (data: ArcData, seqLen: number) => windowsOf(data.eval.ma
 const scoreOptions = (sec: ArcSection) => ({ seqLen: sec.seq_len, batchSize: sec.eval_batch, constrained: sec.constrained });
 
 async function run(ctx: PhaseContext) {
-  const sec = sectionOf<ArcSection>(ctx);
+  const sec = sectionOf(ArcSection, ctx.phaseConfig);
   const t0 = performance.now();
   const data = arcData(ctx);
   const real = await realArcTasks(sec, ctx.seed);
@@ -326,7 +329,7 @@ type Summary = ReturnType<typeof summarize>;
  * +0.06 from a random init, -0.03 from phase 1's small base), so a margin there would gate on luck.
  */
 function validate(out: { metrics: Record<string, unknown> }, ctx: PhaseContext) {
-  const sec = sectionOf<ArcSection>(ctx), m = out.metrics as Record<string, number> & { base: Summary; majority: Summary };
+  const sec = sectionOf(ArcSection, ctx.phaseConfig), m = out.metrics as Record<string, number> & { base: Summary; majority: Summary };
   return [
     check("cell_acc - base model cell_acc", round(m.cell_acc - m.base.cell_acc), sec.gate_min_gain),
     ...(sec.gate_min_majority_gain > -1
@@ -422,29 +425,8 @@ export const phase2: PhaseSpec = {
   id: 2,
   name: "arc",
   title: "ARC visual reasoning: augmented generated tasks, voted pass@2 and cell accuracy",
-  defaults: {
-    steps: 260, // optimizer steps of fine-tuning (0: training.max_steps)
-    batch_size: 16, // windows per step (0: training.batch_size)
-    seq_len: 192, // tokens per window; longer tasks are left out (counted in train_too_long)
-    lr: 3e-3, // peak learning rate (0: training.lr); warmup and cosine floor from the training section (lib/train/config.ts)
-    min_size: 3, // smallest input side of generated grids
-    max_size: 6, // largest side of any generated grid (the generator accepts 6-30)
-    demos: 2, // demonstration pairs per task
-    demo_outputs: true, // train on the demonstrations' output grids too, not only the answer
-    families: "all", // generator families, "all" or a comma-separated list of names
-    train_tasks: 6400, // generated training tasks (one random augmentation each)
-    max_shift: 1, // largest translation of an augmentation (rows / columns of zero padding)
-    shift_fraction: 0.25, // fraction of augmentations that translate
-    eval_tasks: 48, // held-out generated tasks, balanced over the families
-    votes: 3, // augmented views answered per task for the voted pass@2 (the first is the identity)
-    eval_batch: 24, // prompts per forward pass in generation
-    constrained: true, // greedy decoding restricted to the grid grammar (the model picks shape and colours)
-    real_tasks: 4, // real ARC-AGI-1 tasks scored at most (0: skip)
-    gate_min_gain: 0.2, // cell accuracy must beat the base model's by this much
-    gate_min_token_gain: 0.15, // held-out answer token accuracy must beat the majority token's by this much
-    gate_min_majority_gain: -1, // cell accuracy minus the majority colour's must reach this; -1 (default) reports it ungated
-    gate_min_shape_acc: 0.3, // fraction of identity-view answers that must have the expected shape
-  },
+  section: ArcSection,
+
   presets: {
     // The documented configuration: this phase takes training.lr and training.batch_size.
     seed: { lr: 0, batch_size: 0 },
@@ -461,35 +443,16 @@ export const phase2: PhaseSpec = {
       gate_min_shape_acc: 0, // 110 steps of a 2-layer model rarely learn to copy the shape: reported, not gated
     },
   },
-  rules: {
-    steps: { int: true, min: 0 },
-    batch_size: { int: true, min: 0 },
-    seq_len: { int: true, min: 16 },
-    lr: { min: 0 },
-    min_size: { int: true, min: 3, max: 30 },
-    max_size: { int: true, min: 6, max: 30 },
-    demos: { int: true, min: 1, max: 10 },
-    train_tasks: { int: true, min: 1 },
-    max_shift: { int: true, min: 0, max: 10 },
-    shift_fraction: { min: 0, max: 1 },
-    eval_tasks: { int: true, min: 1 },
-    votes: { int: true, min: 1, max: 16 },
-    eval_batch: { int: true, min: 1 },
-    real_tasks: { int: true, min: 0 },
-    gate_min_gain: { min: 0 },
-    gate_min_token_gain: { min: 0, max: 1 },
-    gate_min_majority_gain: { min: -1, max: 1 },
-    gate_min_shape_acc: { min: 0, max: 1 },
-  },
+
   run,
   validate,
   report,
   stage: {
     metric: "cell_acc",
     replay: (s) => arcData(s).train,
-    seqLen: (s) => (s.phaseConfig as unknown as ArcSection).seq_len,
+    seqLen: (s) => (sectionOf(ArcSection, s.phaseConfig)).seq_len,
     evaluate: async (model, s) => {
-      const sec = s.phaseConfig as unknown as ArcSection;
+      const sec = sectionOf(ArcSection, s.phaseConfig);
       const m = summarize(await scoreModel(model, arcData(s).eval, scoreOptions(sec)));
       return { cell_acc: m.cell_acc, exact: m.exact, pass_at_2: m.pass_at_2, well_formed: m.well_formed };
     },

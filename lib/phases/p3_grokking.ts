@@ -24,7 +24,9 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
-import { epochBatch, type ModularDataset, modularDataset, type ModularOp, type ModularSplit } from "../../datasets/modular.ts";
+import { z } from "zod";
+import { epochBatch, MODULAR_OPS, type ModularDataset, modularDataset, type ModularOp, type ModularSplit } from "../../datasets/modular.ts";
+import { sectionOf } from "../config/config.ts";
 import { SMALL_DECODER } from "../nn/decoder.ts";
 import { crossEntropy } from "../nn/layers.ts";
 import { torchDefaultInit } from "../nn/torch_init.ts";
@@ -32,7 +34,7 @@ import { createModel, type RegistryModel } from "../models/registry.ts";
 import type { PhaseContext } from "./spec.ts";
 import type { StageContext } from "../eval/stage.ts";
 import { GrokkingDetector, type GrokkingReport } from "../train/detectors.ts";
-import { grokfastFromConfig, type GrokfastSection } from "../train/grokfast.ts";
+import { grokfastFromConfig, grokfastSection } from "../train/grokfast.ts";
 import { train } from "../train/trainer.ts";
 import { exists, readJson, writeJsonAtomic } from "../util/fs.ts";
 import { deriveSeed } from "../util/rng.ts";
@@ -40,33 +42,40 @@ import type { Figure } from "../viz/figures.ts";
 import { round } from "../util/numbers.ts";
 import { phaseTrainer } from "./common.ts";
 
-/** The `phases.3` keys part (a) reads (defaults and comments: p3_puzzles.ts). */
-export interface GrokkingSection {
-  mod_p: number;
-  mod_op: string;
-  mod_train_fraction: number;
-  mod_width: number;
-  mod_layers: number;
-  mod_heads: number;
-  mod_init: string;
-  mod_batch_size: number;
-  mod_lr: number;
-  mod_weight_decay: number;
-  mod_eval_every: number;
-  grokfast: GrokfastSection;
-  grok_train_threshold: number;
-  grok_val_threshold: number;
-}
+/** The modular operations' names, for the section's enum. */
+const MODULAR_OP_NAMES = Object.keys(MODULAR_OPS) as [ModularOp, ...ModularOp[]];
+
+/** The `phases.3` keys of part (a), the grokking run: type, defaults (the small preset) and validation (p3_puzzles.ts extends it with part (b)'s). */
+export const GrokkingSection = z.strictObject({
+  mod_p: z.number().int().min(3).default(47), // (a) prime modulus of the equations `x o y mod p`; chance accuracy is 1/p
+  mod_op: z.enum(MODULAR_OP_NAMES).default("add"), // (a) operation: add, sub, mul, div, sq_sum, quad, cubic (datasets/modular.ts)
+  mod_train_fraction: z.number().gt(0).max(0.95).default(0.5), // (a) share of all equations used for training; the rest is validation
+  mod_width: z.number().int().min(4).default(64), // (a) width of the fresh decoder that learns the equations
+  mod_layers: z.number().int().min(1).default(2), // (a) its transformer blocks
+  mod_heads: z.number().int().min(1).default(4), // (a) its attention heads
+  mod_init: z.enum(["torch", "registry"]).default("registry"), // (a) registry: the decoder's N(0, 0.02); torch: PyTorch's default init (the paper's, lib/nn/torch_init.ts)
+  mod_steps: z.number().int().min(2).default(600), // (a) most optimizer steps of the GrokFast run
+  mod_stop_after: z.number().int().min(-1).default(100), // (a) steps the GrokFast run continues once validation reaches grok_val_threshold (-1: never stop early)
+  mod_batch_size: z.number().int().min(1).default(512), // (a) equations per step (each epoch is a fresh shuffle cut into batches)
+  mod_lr: z.number().gt(0).default(1e-3), // (a) Adam learning rate, constant after a 10-step warmup (the Grokfast paper's)
+  mod_weight_decay: z.number().min(0).default(0.005), // (a) L2 weight decay added to the gradient (torch.optim.Adam's, as the paper)
+  mod_eval_every: z.number().int().min(1).default(20), // (a) steps between train/validation accuracy evaluations (the grokking curve)
+  mod_baseline: z.boolean().default(true), // (a) also train the same model from the same seed without GrokFast, as many steps, for comparison
+  grokfast: grokfastSection({ enabled: true, kind: "ema", alpha: 0.98, lambda: 1, window: 100, warmup: 0 }).prefault({}), // (a) GrokFast of the grokking run: on, lambda 1 (training.grokfast has 2: slower here, see the module comment)
+  grok_train_threshold: z.number().gt(0).max(1).default(0.99), // (a) detector: train accuracy that counts as memorized
+  grok_val_threshold: z.number().gt(0).max(1).default(0.95), // (a) detector: validation accuracy that counts as generalized
+});
+export type GrokkingSection = z.infer<typeof GrokkingSection>;
 
 /** Tokens of a modular equation's input (x, op, y, =): the answer is read at the last one. */
 export const MOD_LEN = 4;
 
 /** The modular dataset of a stage (the same split feeds part (a) and the text task of part (b)). */
 export function modularData(s: StageContext): ModularDataset {
-  const c = s.phaseConfig as unknown as GrokkingSection;
+  const c = sectionOf(GrokkingSection.strip(), s.phaseConfig);
   return modularDataset({
     p: c.mod_p,
-    op: c.mod_op as ModularOp,
+    op: c.mod_op,
     trainFraction: c.mod_train_fraction,
     seed: deriveSeed(s.seed, "modular"),
   });
@@ -140,7 +149,7 @@ export async function grokRun(
   budget: number,
   stopAfter: number,
 ): Promise<GrokRun> {
-  const c = ctx.phaseConfig as unknown as GrokkingSection;
+  const c = sectionOf(GrokkingSection.strip(), ctx.phaseConfig);
   const model = createModel("decoder", {
     ...SMALL_DECODER,
     vocabSize: data.vocabSize,

@@ -18,7 +18,7 @@
 import { MODEL_FILE, stageModelPath } from "../util/run_dir.ts";
 import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
-import { MODULAR_OPS, type ModularDataset, type ModularSplit } from "../../datasets/modular.ts";
+import { type ModularDataset, type ModularSplit } from "../../datasets/modular.ts";
 import {
   checkMazePath,
   checkSudoku,
@@ -35,11 +35,11 @@ import {
 import type { LmWindows } from "../../datasets/sanity.ts";
 import type { CognateOutput } from "../models/cognate.ts";
 import type { RegistryModel } from "../models/registry.ts";
-import type { Rule } from "../config/config.ts";
+import { sectionOf } from "../config/config.ts";
+import { z } from "zod";
 import { check, type PhaseContext, type PhaseOutput, type PhaseSpec } from "./spec.ts";
 import type { PhaseResultFile } from "../util/run_dir.ts";
 import type { StageContext } from "../eval/stage.ts";
-import type { GrokfastSection } from "../train/grokfast.ts";
 import { deriveSeed } from "../util/rng.ts";
 import type { Figure } from "../viz/figures.ts";
 import { esc, type PageSection } from "../viz/report.ts";
@@ -49,58 +49,32 @@ import { loadBase, loggedLosses, phaseTrainer, trainText } from "./common.ts";
 import { round } from "../util/numbers.ts";
 import { saveModel } from "../models/io.ts";
 import { type TextItem, TOKENIZER, windowsOf } from "../text/tokens.ts";
-import { COLORS, grokkingFigure, type GrokRun, grokRun, line, MOD_LEN, modularData } from "./p3_grokking.ts";
+import { COLORS, grokkingFigure, GrokkingSection, type GrokRun, grokRun, line, MOD_LEN, modularData } from "./p3_grokking.ts";
 
 /** The puzzle tasks of part (b), in table order. */
 export const PUZZLE_TASKS = ["sudoku", "maze", "listops", "modular"] as const;
 export type PuzzleTask = typeof PUZZLE_TASKS[number];
 
-/** `phases.3` in the small preset (the default); `PuzzlesSection` is its type. */
-const DEFAULTS = {
-  mod_p: 47, // (a) prime modulus of the equations `x o y mod p`; chance accuracy is 1/p
-  mod_op: "add", // (a) operation: add, sub, mul, div, sq_sum, quad, cubic (datasets/modular.ts)
-  mod_train_fraction: 0.5, // (a) share of all equations used for training; the rest is validation
-  mod_width: 64, // (a) width of the fresh decoder that learns the equations
-  mod_layers: 2, // (a) its transformer blocks
-  mod_heads: 4, // (a) its attention heads
-  mod_init: "registry", // (a) registry: the decoder's N(0, 0.02); torch: PyTorch's default init (the paper's, lib/nn/torch_init.ts)
-  mod_steps: 600, // (a) most optimizer steps of the GrokFast run
-  mod_stop_after: 100, // (a) steps the GrokFast run continues once validation reaches grok_val_threshold (-1: never stop early)
-  mod_batch_size: 512, // (a) equations per step (each epoch is a fresh shuffle cut into batches)
-  mod_lr: 1e-3, // (a) Adam learning rate, constant after a 10-step warmup (the Grokfast paper's)
-  mod_weight_decay: 0.005, // (a) L2 weight decay added to the gradient (torch.optim.Adam's, as the paper)
-  mod_eval_every: 20, // (a) steps between train/validation accuracy evaluations (the grokking curve)
-  mod_baseline: true, // (a) also train the same model from the same seed without GrokFast, as many steps, for comparison
-  grokfast: {
-    enabled: true, // (a) GrokFast on for the grokking run (the run's training.grokfast, switched on)
-    kind: "ema", // (a) ema or ma filter (lib/train/grokfast.ts)
-    alpha: 0.98, // (a) EMA decay
-    lambda: 1, // (a) amplification of the slow gradient (training.grokfast has 2: slower here, see the module comment)
-    window: 100, // (a) MA window (kind ma)
-    warmup: 0, // (a) steps before the filter amplifies
-  },
-  grok_train_threshold: 0.99, // (a) detector: train accuracy that counts as memorized
-  grok_val_threshold: 0.95, // (a) detector: validation accuracy that counts as generalized
-  tasks: ["sudoku", "maze", "listops", "modular"], // (b) puzzle tasks fine-tuned and scored (modular = the equations as text)
-  steps: 120, // (b) fine-tuning steps of the reasoning cognate (0: training.max_steps)
-  lr: 1e-3, // (b) peak learning rate (0: training.lr); warmup and cosine floor from the training section (lib/train/config.ts)
-  batch_size: 12, // (b) windows per step (0: training.batch_size)
-  seq_len: 96, // (b) tokens per training window (items are packed)
-  train_items: 1500, // (b) training items per task (modular: at most its training equations)
-  eval_items: 48, // (b) held-out items per task (unseen prompts)
-  gen_items: 8, // (b) held-out items per task also decoded greedily and checked by the puzzle checkers
-  sudoku_min_clues: 4, // (b) 4x4 Sudoku: fewest clues (difficulty = 16 - clues blanks)
-  sudoku_max_clues: 12, // (b) 4x4 Sudoku: most clues
-  maze_size: 4, // (b) maze cells per side (drawn without the outer wall ring); random start and goal
-  listops_max_depth: 3, // (b) ListOps: deepest nesting (difficulty = depth)
-  listops_max_args: 3, // (b) ListOps: most arguments per operation
-  listops_max_tokens: 24, // (b) ListOps: longest expression in ListOps tokens
-  gate_min_mod_gain: 0.15, // gate: modular validation and train accuracy above chance (1/p) by at least this
-  gate_min_gain: 0.05, // gate: puzzle answer token accuracy above the majority token and the base model by at least this
-};
-
-/** `phases.3`: the puzzles section (the config system has checked its keys and types). */
-export type PuzzlesSection = typeof DEFAULTS & { grokfast: GrokfastSection; tasks: string[] };
+/** `phases.3`: part (a)'s keys (p3_grokking.ts) and part (b)'s, with their defaults (the small preset) and validation. */
+export const PuzzlesSection = GrokkingSection.extend({
+  tasks: z.array(z.enum(PUZZLE_TASKS)).default(["sudoku", "maze", "listops", "modular"]), // (b) puzzle tasks fine-tuned and scored (modular = the equations as text)
+  steps: z.number().int().min(0).default(120), // (b) fine-tuning steps of the reasoning cognate (0: training.max_steps)
+  lr: z.number().min(0).default(1e-3), // (b) peak learning rate (0: training.lr); warmup and cosine floor from the training section (lib/train/config.ts)
+  batch_size: z.number().int().min(0).default(12), // (b) windows per step (0: training.batch_size)
+  seq_len: z.number().int().min(16).default(96), // (b) tokens per training window (items are packed)
+  train_items: z.number().int().min(1).default(1500), // (b) training items per task (modular: at most its training equations)
+  eval_items: z.number().int().min(1).default(48), // (b) held-out items per task (unseen prompts)
+  gen_items: z.number().int().min(0).default(8), // (b) held-out items per task also decoded greedily and checked by the puzzle checkers
+  sudoku_min_clues: z.number().int().min(4).max(16).default(4), // (b) 4x4 Sudoku: fewest clues (difficulty = 16 - clues blanks)
+  sudoku_max_clues: z.number().int().min(4).max(16).default(12), // (b) 4x4 Sudoku: most clues
+  maze_size: z.number().int().min(2).max(8).default(4), // (b) maze cells per side (drawn without the outer wall ring); random start and goal
+  listops_max_depth: z.number().int().min(1).max(20).default(3), // (b) ListOps: deepest nesting (difficulty = depth)
+  listops_max_args: z.number().int().min(2).max(20).default(3), // (b) ListOps: most arguments per operation
+  listops_max_tokens: z.number().int().min(4).default(24), // (b) ListOps: longest expression in ListOps tokens
+  gate_min_mod_gain: z.number().default(0.15), // gate: modular validation and train accuracy above chance (1/p) by at least this
+  gate_min_gain: z.number().default(0.05), // gate: puzzle answer token accuracy above the majority token and the base model by at least this
+});
+export type PuzzlesSection = z.infer<typeof PuzzlesSection>;
 
 /** Rows per forward pass in evaluation and generation. */
 const EVAL_BATCH = 32;
@@ -199,7 +173,7 @@ const itemTokens = (it: TextItem) => TOKENIZER.encode(it.prompt).length + TOKENI
  * never occur in training (the modular task: validation equations).
  */
 export function puzzleData(s: StageContext): PuzzleData {
-  const c = s.phaseConfig as unknown as PuzzlesSection;
+  const c = sectionOf(PuzzlesSection, s.phaseConfig);
   const tasks = puzzleTasks(c);
   const perTask: PuzzleItem[][] = [];
   const test: Record<string, PuzzleItem[]> = {}, overlapRemoved: Record<string, number> = {};
@@ -359,7 +333,7 @@ export async function evaluatePuzzles(
 // ---------------------------------------------------------------------------------------------
 // The phase
 
-const sectionOf = (s: StageContext) => s.phaseConfig as unknown as PuzzlesSection;
+const puzzlesSection = (s: StageContext) => sectionOf(PuzzlesSection, s.phaseConfig);
 
 /** Per-task numbers of an evaluation, flattened for result.json (`<prefix><task>_<key>`). */
 function taskNumbers(tasks: Record<string, TaskEval>, prefix: string): Record<string, number> {
@@ -373,7 +347,7 @@ function taskNumbers(tasks: Record<string, TaskEval>, prefix: string): Record<st
 }
 
 async function run(ctx: PhaseContext): Promise<PhaseOutput> {
-  const c = sectionOf(ctx);
+  const c = puzzlesSection(ctx);
   const t0 = performance.now();
   // (a) Grokking.
   const mod = modularData(ctx);
@@ -478,7 +452,7 @@ async function run(ctx: PhaseContext): Promise<PhaseOutput> {
 
 /** The gate: modular validation (and train) accuracy above chance; puzzle answer tokens above the majority token and the base model. */
 function validate(out: PhaseOutput, ctx: PhaseContext) {
-  const m = out.metrics as Record<string, number>, c = sectionOf(ctx);
+  const m = out.metrics as Record<string, number>, c = puzzlesSection(ctx);
   return [
     check("mod_val_acc - chance (1/p)", round(m.mod_val_acc - m.mod_chance), c.gate_min_mod_gain),
     check("mod_train_acc - chance (1/p)", round(m.mod_train_acc - m.mod_chance), c.gate_min_mod_gain),
@@ -564,15 +538,12 @@ function report(result: PhaseResultFile): PageSection[] {
   ];
 }
 
-/** Integer rules `>= min` for several keys. */
-const ints = (min: number, keys: string[]): Record<string, Rule> => Object.fromEntries(keys.map((k) => [k, { int: true, min }]));
-
 /** Phase 3: grokking with GrokFast on modular arithmetic; the reasoning cognate on Sudoku, mazes and ListOps with halting curves. */
 export const phase3: PhaseSpec = {
   id: 3,
   name: "puzzles",
   title: "algorithmic puzzles: modular arithmetic with GrokFast and grokking detection; Sudoku, mazes, ListOps with ACT halting curves",
-  defaults: DEFAULTS,
+  section: PuzzlesSection,
   presets: {
     // The Grokfast paper's regime (bench/grokfast.ts): memorization first, generalization much later.
     // The puzzle fine-tuning takes training.lr and training.batch_size, as the documented configuration.
@@ -597,39 +568,14 @@ export const phase3: PhaseSpec = {
       gate_min_gain: 0.02,
     },
   },
-  rules: {
-    ...ints(1, ["mod_layers", "mod_heads", "mod_batch_size", "mod_eval_every", "train_items", "eval_items"]),
-    ...ints(0, ["gen_items", "grokfast.warmup", "steps", "batch_size"]),
-    ...ints(4, ["mod_width", "listops_max_tokens"]),
-    mod_p: { int: true, min: 3 },
-    mod_op: { oneOf: Object.keys(MODULAR_OPS) },
-    mod_init: { oneOf: ["torch", "registry"] },
-    mod_stop_after: { int: true, min: -1 },
-    mod_steps: { int: true, min: 2 },
-    seq_len: { int: true, min: 16 },
-    "grokfast.window": { int: true, min: 1 },
-    sudoku_min_clues: { int: true, min: 4, max: 16 },
-    sudoku_max_clues: { int: true, min: 4, max: 16 },
-    maze_size: { int: true, min: 2, max: 8 },
-    listops_max_depth: { int: true, min: 1, max: 20 },
-    listops_max_args: { int: true, min: 2, max: 20 },
-    mod_train_fraction: { above: 0, max: 0.95 },
-    mod_lr: { above: 0 },
-    lr: { min: 0 },
-    mod_weight_decay: { min: 0 },
-    "grokfast.kind": { oneOf: ["ema", "ma"] },
-    "grokfast.alpha": { min: 0, max: 0.9999 },
-    "grokfast.lambda": { min: 0 },
-    grok_train_threshold: { above: 0, max: 1 },
-    grok_val_threshold: { above: 0, max: 1 },
-  },
+
   run,
   validate,
   report,
   stage: {
     metric: "token_acc",
     replay: (s) => puzzleData(s).train.map(({ prompt, answer, task }) => ({ prompt, answer, task })),
-    seqLen: (s) => sectionOf(s).seq_len,
+    seqLen: (s) => puzzlesSection(s).seq_len,
     evaluate: async (model, s) => {
       const e = await evaluatePuzzles(model, puzzleData(s));
       return { token_acc: round(e.token_acc), exact: round(e.exact), ...taskNumbers(e.tasks, "") };

@@ -40,27 +40,30 @@ import { esc, type PageSection } from "../viz/report.ts";
 import { type AnswerMetrics, answerMetrics, majorityTokenAccuracy, unigramLoss } from "../eval/answers.ts";
 import { generateGreedy, logitsOf } from "../text/generate.ts";
 import { loadBase, phaseTrainer, trainText } from "./common.ts";
+import { sectionOf } from "../config/config.ts";
+import { z } from "zod";
 import { round } from "../util/numbers.ts";
 import { saveModel } from "../models/io.ts";
 import { type TextItem, TOKENIZER, windowsOf } from "../text/tokens.ts";
 
-/** `phases.4`: the math phase's config section. */
-export interface MathSection {
-  steps: number;
-  lr: number;
-  min_lr: number;
-  batch_size: number;
-  seq_len: number;
-  train_count: number;
-  max_calc_steps: number;
-  max_value: number;
-  test_per_step: number;
-  gsm8k_count: number;
-  gsm8k_max_new: number;
-  gate_min_gain: number;
-  gate_min_loss_drop: number;
-  gate_min_exact: number;
-}
+/** `phases.4`: the math phase's config section (type, defaults and validation). */
+export const MathSection = z.strictObject({
+  steps: z.number().int().min(0).default(340), // fine-tuning steps (0: training.max_steps)
+  lr: z.number().min(0).default(3e-3), // peak learning rate (0: training.lr); warmup from the training section (lib/train/config.ts)
+  min_lr: z.number().min(0).default(3e-4), // cosine floor, a tenth of the peak (0: min(training.min_lr, lr))
+  batch_size: z.number().int().min(0).default(16), // windows per step (0: training.batch_size)
+  seq_len: z.number().int().min(32).default(192), // tokens per window (byte tokenizer); problems longer than this are left out
+  train_count: z.number().int().min(1).default(4000), // generated training problems (before the length filter)
+  max_calc_steps: z.number().int().min(1).max(MATH_MAX_STEPS).default(2), // problems have 1..max_calc_steps calculation steps
+  max_value: z.number().int().min(100).default(100), // largest number anywhere in a problem (>= 100)
+  test_per_step: z.number().int().min(1).default(16), // held-out problems per step count
+  gsm8k_count: z.number().int().min(0).default(20), // GSM8K test problems scored by greedy generation (0 = skip)
+  gsm8k_max_new: z.number().int().min(1).default(40), // most tokens generated per GSM8K problem
+  gate_min_gain: z.number().default(0.25), // gate: answer token accuracy above the base model's and the majority token's by this
+  gate_min_loss_drop: z.number().default(1), // gate: answer loss below the base model's and the unigram's by this many nats
+  gate_min_exact: z.number().min(0).max(1).default(0), // gate: greedy final-answer exact match at least this (0 = not gated: near chance at this scale)
+});
+export type MathSection = z.infer<typeof MathSection>;
 
 /** Rows per forward pass in teacher-forced evaluation and GSM8K generation. */
 const EVAL_BATCH = 32, GSM8K_BATCH = 10;
@@ -98,7 +101,7 @@ export interface MathData {
  * training problem even by chance.
  */
 export function mathData(s: StageContext): MathData {
-  const c = s.phaseConfig as unknown as MathSection;
+  const c = sectionOf(MathSection, s.phaseConfig);
   const all = mathDataset({
     count: c.train_count,
     minSteps: 1,
@@ -281,7 +284,7 @@ async function scoreGsm8k(model: RegistryModel, c: MathSection, seed: number): P
 // The phase
 
 async function run(ctx: PhaseContext) {
-  const c = ctx.phaseConfig as unknown as MathSection;
+  const c = sectionOf(MathSection, ctx.phaseConfig);
   const data = mathData(ctx);
   const trainW = windowsOf(data.train.map(mathItem), c.seq_len);
   const testW = windowsOf(data.test.flat().map(mathItem), c.seq_len, false);
@@ -373,7 +376,7 @@ async function run(ctx: PhaseContext) {
  * match at least `gate_min_exact` only when that is above 0 (a 0 threshold would check nothing).
  */
 function validate(out: { metrics: Record<string, unknown> }, ctx: PhaseContext) {
-  const m = out.metrics as Record<string, number>, c = ctx.phaseConfig as unknown as MathSection;
+  const m = out.metrics as Record<string, number>, c = sectionOf(MathSection, ctx.phaseConfig);
   const exact = c.gate_min_exact > 0 ? [check("exact (greedy, final answer)", m.exact, c.gate_min_exact)] : [];
   return [
     check("token_acc - base_token_acc", round(m.token_acc - m.base_token_acc), c.gate_min_gain),
@@ -487,22 +490,8 @@ export const phase4: PhaseSpec = {
   id: 4,
   name: "math",
   title: "math text reasoning: word problems with rationales, exact match by number of steps, GSM8K sample",
-  defaults: {
-    steps: 340, // fine-tuning steps (0: training.max_steps)
-    lr: 3e-3, // peak learning rate (0: training.lr); warmup from the training section (lib/train/config.ts)
-    min_lr: 3e-4, // cosine floor, a tenth of the peak (0: min(training.min_lr, lr))
-    batch_size: 16, // windows per step (0: training.batch_size)
-    seq_len: 192, // tokens per window (byte tokenizer); problems longer than this are left out
-    train_count: 4000, // generated training problems (before the length filter)
-    max_calc_steps: 2, // problems have 1..max_calc_steps calculation steps
-    max_value: 100, // largest number anywhere in a problem (>= 100)
-    test_per_step: 16, // held-out problems per step count
-    gsm8k_count: 20, // GSM8K test problems scored by greedy generation (0 = skip)
-    gsm8k_max_new: 40, // most tokens generated per GSM8K problem
-    gate_min_gain: 0.25, // gate: answer token accuracy above the base model's and the majority token's by this
-    gate_min_loss_drop: 1, // gate: answer loss below the base model's and the unigram's by this many nats
-    gate_min_exact: 0, // gate: greedy final-answer exact match at least this (0 = not gated: near chance at this scale)
-  },
+  section: MathSection,
+
   presets: {
     // The documented configuration: this phase takes training.lr and training.batch_size.
     seed: { lr: 0, min_lr: 0, batch_size: 0 },
@@ -518,27 +507,14 @@ export const phase4: PhaseSpec = {
       gate_min_loss_drop: 0.3,
     },
   },
-  rules: {
-    steps: { int: true, min: 0 },
-    lr: { min: 0 },
-    min_lr: { min: 0 },
-    batch_size: { int: true, min: 0 },
-    seq_len: { int: true, min: 32 },
-    train_count: { int: true, min: 1 },
-    max_calc_steps: { int: true, min: 1, max: MATH_MAX_STEPS },
-    max_value: { int: true, min: 100 },
-    test_per_step: { int: true, min: 1 },
-    gsm8k_count: { int: true, min: 0 },
-    gsm8k_max_new: { int: true, min: 1 },
-    gate_min_exact: { min: 0, max: 1 },
-  },
+
   run,
   validate,
   report,
   stage: {
     metric: "token_acc",
     replay: (s) => mathData(s).train.map(mathItem),
-    seqLen: (s) => (s.phaseConfig as unknown as MathSection).seq_len,
-    evaluate: async (model, s) => evalNumbers(await evaluateMath(model, mathData(s), (s.phaseConfig as unknown as MathSection).seq_len)),
+    seqLen: (s) => sectionOf(MathSection, s.phaseConfig).seq_len,
+    evaluate: async (model, s) => evalNumbers(await evaluateMath(model, mathData(s), sectionOf(MathSection, s.phaseConfig).seq_len)),
   },
 };

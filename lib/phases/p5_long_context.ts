@@ -22,29 +22,32 @@ import { esc, type PageSection } from "../viz/report.ts";
 import { answerMetrics, majorityTokenAccuracy } from "../eval/answers.ts";
 import { generateGreedy } from "../text/generate.ts";
 import { loadBase, phaseTrainer, trainText } from "./common.ts";
+import { sectionOf } from "../config/config.ts";
+import { z } from "zod";
 import { batchFor } from "../train/config.ts";
 import { round } from "../util/numbers.ts";
 import { type SavedModel, saveModel } from "../models/io.ts";
 import { type TextItem, windowsOf } from "../text/tokens.ts";
 
-/** Phase 5's config section (`phases.5`). */
-export interface LongContextSection {
-  factor: number;
-  key_digits: number;
-  short_steps: number;
-  long_steps: number;
-  batch_size: number;
-  lr: number;
-  min_length: number;
-  eval_length_factors: number[];
-  eval_depths: number[];
-  eval_items: number;
-  gate_min_gain: number;
-  gate_min_over_chance: number;
-}
-
 /** The shortest prompt the dataset builds (its `length` minimum). */
 const MIN_PROMPT = 32;
+
+/** Phase 5's config section (`phases.5`): type, defaults and validation. */
+export const LongContextSection = z.strictObject({
+  factor: z.number().min(1).default(2), // context extension: RoPE position interpolation scale, extended window = factor x model.max_seq_len
+  key_digits: z.number().int().min(1).max(6).default(1), // digits of the pass key (chance of an exact guess: 1 / (9 x 10^(digits - 1))); 2+ needs induction, slow from scratch
+  short_steps: z.number().int().min(0).default(200), // fine-tuning steps at the trained context (prompts min_length..max_seq_len)
+  long_steps: z.number().int().min(1).default(100), // fine-tuning steps at lengths up to the extended window
+  batch_size: z.number().int().min(0).default(8), // windows per step (0: training.batch_size)
+  lr: z.number().min(0).default(2e-3), // peak learning rate of both stages (0: training.lr); warmup and cosine floor from the training section (lib/train/config.ts)
+  min_length: z.number().int().min(MIN_PROMPT).default(32), // shortest training prompt, in tokens (bytes)
+  eval_length_factors: z.array(z.number()).default([0.5, 1, 2, 4]), // evaluation lengths as multiples of model.max_seq_len (4 is past the extended window)
+  eval_depths: z.array(z.number()).default([0, 0.25, 0.5, 0.75, 1]), // needle depths of the evaluation grid (fraction of the filler before the key)
+  eval_items: z.number().int().min(1).default(4), // items per (length, depth) cell
+  gate_min_gain: z.number().default(0.3), // gate: exact match beyond the trained context, fine-tuned - base, at least this
+  gate_min_over_chance: z.number().default(0.3), // gate: exact match beyond the trained context, fine-tuned - chance, at least this
+});
+export type LongContextSection = z.infer<typeof LongContextSection>;
 
 // ---------------------------------------------------------------------------------------------
 // Pure helpers: windows, items, chance
@@ -296,7 +299,7 @@ async function run(ctx: PhaseContext): Promise<{ metrics: Record<string, unknown
 
 /** The section with defaults under it (a stage context read from an older run may lack keys). */
 function sectionFrom(phaseConfig: Record<string, unknown>): LongContextSection {
-  return { ...DEFAULTS, ...phaseConfig } as LongContextSection;
+  return sectionOf(LongContextSection, phaseConfig);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -431,42 +434,18 @@ function report(result: PhaseResultFile): PageSection[] {
 // ---------------------------------------------------------------------------------------------
 // The spec
 
-const DEFAULTS: LongContextSection = {
-  factor: 2, // context extension: RoPE position interpolation scale, extended window = factor x model.max_seq_len
-  key_digits: 1, // digits of the pass key (chance of an exact guess: 1 / (9 x 10^(digits - 1))); 2+ needs induction, slow from scratch
-  short_steps: 200, // fine-tuning steps at the trained context (prompts min_length..max_seq_len)
-  long_steps: 100, // fine-tuning steps at lengths up to the extended window
-  batch_size: 8, // windows per step (0: training.batch_size)
-  lr: 2e-3, // peak learning rate of both stages (0: training.lr); warmup and cosine floor from the training section (lib/train/config.ts)
-  min_length: 32, // shortest training prompt, in tokens (bytes)
-  eval_length_factors: [0.5, 1, 2, 4], // evaluation lengths as multiples of model.max_seq_len (4 is past the extended window)
-  eval_depths: [0, 0.25, 0.5, 0.75, 1], // needle depths of the evaluation grid (fraction of the filler before the key)
-  eval_items: 4, // items per (length, depth) cell
-  gate_min_gain: 0.3, // gate: exact match beyond the trained context, fine-tuned - base, at least this
-  gate_min_over_chance: 0.3, // gate: exact match beyond the trained context, fine-tuned - chance, at least this
-};
-
 /** Phase 5: context extension by RoPE position interpolation and passkey fine-tuning, scored by length x depth. */
 export const phase5: PhaseSpec = {
   id: 5,
   name: "long-context",
   title: "Long context: RoPE position interpolation + passkey fine-tuning, accuracy by length x needle depth",
-  defaults: { ...DEFAULTS },
+  section: LongContextSection,
   presets: {
     // The documented configuration: this phase takes training.lr and training.batch_size.
     seed: { lr: 0, batch_size: 0 },
     tiny: { short_steps: 180, long_steps: 40, lr: 3e-3, eval_items: 3 },
   },
-  rules: {
-    factor: { min: 1 },
-    key_digits: { int: true, min: 1, max: 6 },
-    short_steps: { int: true, min: 0 },
-    long_steps: { int: true, min: 1 },
-    batch_size: { int: true, min: 0 },
-    lr: { min: 0 },
-    min_length: { int: true, min: MIN_PROMPT },
-    eval_items: { int: true, min: 1 },
-  },
+
   run,
   validate(out, ctx) {
     const m = out.metrics as Record<string, number>;

@@ -20,41 +20,25 @@ import type { PhaseResultFile, ValidationCheck } from "../util/run_dir.ts";
 import { stageContext } from "../eval/stage.ts";
 import { esc } from "../viz/report.ts";
 import { deriveSeed, Rng } from "../util/rng.ts";
-import { loadBase, loggedLosses, phaseTrainer, sectionOf, trainText } from "./common.ts";
+import { loadBase, loggedLosses, phaseTrainer, trainText } from "./common.ts";
+import { sectionOf } from "../config/config.ts";
+import { z } from "zod";
 import { loadModel, type SavedModel, saveModel } from "../models/io.ts";
 import { round, tailMean } from "../util/numbers.ts";
 import { type TextItem, windowsOf } from "../text/tokens.ts";
 
-/** `phases.6`: the integration section. */
-export interface Phase6Config {
-  /** Joint fine-tuning steps on the replay mix (0: the run's training.max_steps). */
-  steps: number;
-  /** Windows per step (0: the run's training.batch_size). */
-  batch_size: number;
-  /** Peak learning rate (0: the run's training.lr). */
-  lr: number;
-  /** Most training items replayed from each stage. */
-  replay_per_stage: number;
-  /** `task_arithmetic` merges the specialists into the base; `none` starts joint fine-tuning from the base. */
-  merge: string;
-  /** Task-arithmetic scale (0: 1 / number of merged specialists, the plain average). */
-  merge_scale: number;
-  /** Gate: mean retention (integrated / specialist) over the stages must reach this. */
-  gate_min_retention: number;
-  /** Gate: the integrated model's mean stage metric must beat the base model's by this much. */
-  gate_min_gain: number;
-}
-
-const DEFAULTS: Phase6Config = {
-  steps: 300,
-  batch_size: 16,
-  lr: 0.001,
-  replay_per_stage: 1500,
-  merge: "task_arithmetic",
-  merge_scale: 0,
-  gate_min_retention: 0.6,
-  gate_min_gain: 0.02,
-};
+/** `phases.6`: the integration section (type, defaults and validation). */
+export const Phase6Section = z.strictObject({
+  steps: z.number().int().min(0).default(300), // Joint fine-tuning steps on the replay mix (0: the run's training.max_steps).
+  batch_size: z.number().int().min(0).default(16), // Windows per step (0: the run's training.batch_size).
+  lr: z.number().min(0).default(0.001), // Peak learning rate (0: the run's training.lr).
+  replay_per_stage: z.number().int().min(1).default(1500), // Most training items replayed from each stage.
+  merge: z.enum(["task_arithmetic", "none"]).default("task_arithmetic"), // `task_arithmetic` merges the specialists into the base; `none` starts joint fine-tuning from the base.
+  merge_scale: z.number().min(0).default(0), // Task-arithmetic scale (0: 1 / number of merged specialists, the plain average).
+  gate_min_retention: z.number().min(0).default(0.6), // Gate: mean retention (integrated / specialist) over the stages must reach this.
+  gate_min_gain: z.number().default(0.02), // Gate: the integrated model's mean stage metric must beat the base model's by this much.
+});
+export type Phase6Config = z.infer<typeof Phase6Section>;
 
 /** Task arithmetic over host tensors: base + scale * sum_i (t_i - base), per parameter. */
 export function taskArithmetic(base: Map<string, HostTensor>, others: Map<string, HostTensor>[], scale: number): Map<string, HostTensor> {
@@ -101,7 +85,7 @@ export function integrationPhase(stages: readonly PhaseSpec[]): PhaseSpec {
   }
 
   async function run(ctx: PhaseContext): Promise<PhaseOutput> {
-    const c = sectionOf<Phase6Config>(ctx);
+    const c = sectionOf(Phase6Section, ctx.phaseConfig);
     // Stages that completed in this run, with their specialists' metrics.
     const live: PhaseSpec[] = [];
     const results = new Map<number, PhaseResultFile>();
@@ -218,7 +202,7 @@ export function integrationPhase(stages: readonly PhaseSpec[]): PhaseSpec {
   }
 
   function validate(out: PhaseOutput, ctx: PhaseContext): ValidationCheck[] {
-    const c = sectionOf<Phase6Config>(ctx);
+    const c = sectionOf(Phase6Section, ctx.phaseConfig);
     const m = out.metrics as { mean_retention: number; mean_integrated: number; mean_base: number };
     return [
       check("mean_retention", m.mean_retention, c.gate_min_retention),
@@ -255,20 +239,11 @@ export function integrationPhase(stages: readonly PhaseSpec[]): PhaseSpec {
     id: 6,
     name: "integration",
     title: "integration: task-arithmetic merge of the specialists, joint fine-tuning with replay, retention table",
-    defaults: { ...DEFAULTS },
+    section: Phase6Section,
     presets: {
       // The documented configuration: joint fine-tuning takes training.lr and training.batch_size.
       seed: { lr: 0, batch_size: 0 },
       tiny: { steps: 80, replay_per_stage: 400, gate_min_retention: 0.3, gate_min_gain: 0 },
-    },
-    rules: {
-      steps: { int: true, min: 0 },
-      batch_size: { int: true, min: 0 },
-      lr: { min: 0 },
-      replay_per_stage: { int: true, min: 1 },
-      merge: { oneOf: ["task_arithmetic", "none"] },
-      merge_scale: { min: 0 },
-      gate_min_retention: { min: 0 },
     },
     run,
     validate,

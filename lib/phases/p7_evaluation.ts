@@ -23,55 +23,32 @@ import { deriveSeed } from "../util/rng.ts";
 import { loadModel, type SavedModel } from "../models/io.ts";
 import { phase1ModelPath } from "../util/run_dir.ts";
 import { round } from "../util/numbers.ts";
-import { sectionOf } from "./common.ts";
-import { type Phase1Config, sanitySplit } from "./p1_cognate.ts";
+import { sectionOf } from "../config/config.ts";
+import { z } from "zod";
+import { Phase1Section, sanitySplit } from "./p1_cognate.ts";
 import { generateExamples } from "../../datasets/manager.ts";
 import { stageContext } from "../eval/stage.ts";
 
-/** `phases.7`: the evaluation section. */
-export interface Phase7Config {
-  /** Items per (task, size) cell of the memory and generalization suites. */
-  eval_items: number;
-  /** Sizes past the largest training size probed for length generalization. */
-  generalization_extra: number;
-  /** Most key-value pairs probed by the recall suite. */
-  max_pairs: number;
-  /** Forward passes timed for latency percentiles. */
-  latency_repeats: number;
-  /** Evaluate the baselines (untrained model, phase-1 cognates) on every suite. */
-  baselines: boolean;
-  /** Compress the integrated model to compression.target_size_mb. */
-  compress: boolean;
-  /** Export formats written under phase-7-evaluation/export. */
-  exports: string[];
-  /** Gate: fraction of safety cases passed. */
-  gate_min_safety: number;
-  /** Gate: the integrated model's reasoning score must beat the untrained model's by this much. */
-  gate_min_gain_over_chance: number;
-  /** Gate: the compressed model's mean stage metric over the integrated model's. */
-  gate_min_compression_retention: number;
-  /** Gate: largest |ONNX logits - ours| accepted. */
-  gate_max_onnx_diff: number;
-}
-
-const DEFAULTS: Phase7Config = {
-  eval_items: 40,
-  generalization_extra: 3,
-  max_pairs: 12,
-  latency_repeats: 20,
-  baselines: true,
-  compress: true,
-  exports: ["hf", "onnx", "tfjs"],
-  gate_min_safety: 1,
-  gate_min_gain_over_chance: 0.02,
-  gate_min_compression_retention: 0.8,
-  gate_max_onnx_diff: 1e-4,
-};
+/** `phases.7`: the evaluation section (type, defaults and validation). */
+export const Phase7Section = z.strictObject({
+  eval_items: z.number().int().min(1).default(40), // Items per (task, size) cell of the memory and generalization suites.
+  generalization_extra: z.number().int().min(0).default(3), // Sizes past the largest training size probed for length generalization.
+  max_pairs: z.number().int().min(2).max(26).default(12), // Most key-value pairs probed by the recall suite.
+  latency_repeats: z.number().int().min(1).default(20), // Forward passes timed for latency percentiles.
+  baselines: z.boolean().default(true), // Evaluate the baselines (untrained model, phase-1 cognates) on every suite.
+  compress: z.boolean().default(true), // Compress the integrated model to compression.target_size_mb.
+  exports: z.array(z.string()).default(["hf", "onnx", "tfjs"]), // Export formats written under phase-7-evaluation/export.
+  gate_min_safety: z.number().min(0).max(1).default(1), // Gate: fraction of safety cases passed.
+  gate_min_gain_over_chance: z.number().default(0.02), // Gate: the integrated model's reasoning score must beat the untrained model's by this much.
+  gate_min_compression_retention: z.number().default(0.8), // Gate: the compressed model's mean stage metric over the integrated model's.
+  gate_max_onnx_diff: z.number().default(1e-4), // Gate: largest |ONNX logits - ours| accepted.
+});
+export type Phase7Config = z.infer<typeof Phase7Section>;
 
 /** What one model scores on every suite (the rows of the relative-performance table). */
 async function suitesFor(model: RegistryModel, ctx: PhaseContext, stages: readonly PhaseSpec[], seen: ReadonlySet<string>) {
-  const c = sectionOf<Phase7Config>(ctx);
-  const p1 = ctx.config.phases["1"] as unknown as Phase1Config;
+  const c = sectionOf(Phase7Section, ctx.phaseConfig);
+  const p1 = sectionOf(Phase1Section, ctx.config.phases["1"] ?? {});
   const stageScores = await stageSuite(model, ctx.config, stages.filter((s) => s.id >= 2));
   const recall = await memorySuite(model, {
     trainMax: p1.max_size,
@@ -107,7 +84,7 @@ async function suitesFor(model: RegistryModel, ctx: PhaseContext, stages: readon
 /** The evaluation phase over the registry's stages (phases 1-6). */
 export function evaluationPhase(stages: readonly PhaseSpec[]): PhaseSpec {
   async function run(ctx: PhaseContext): Promise<PhaseOutput> {
-    const c = sectionOf<Phase7Config>(ctx);
+    const c = sectionOf(Phase7Section, ctx.phaseConfig);
     const p6 = await ctx.previous(6);
     if (!p6) {
       throw new Error(
@@ -229,7 +206,7 @@ export function evaluationPhase(stages: readonly PhaseSpec[]): PhaseSpec {
   }
 
   function validate(out: PhaseOutput, ctx: PhaseContext): ValidationCheck[] {
-    const c = sectionOf<Phase7Config>(ctx);
+    const c = sectionOf(Phase7Section, ctx.phaseConfig);
     const m = out.metrics as {
       scores: { safety: number; reasoning: number };
       untrained_reasoning: number | null;
@@ -254,7 +231,7 @@ export function evaluationPhase(stages: readonly PhaseSpec[]): PhaseSpec {
     id: 7,
     name: "evaluation",
     title: "evaluation suites and baselines, compression to target, exports checked by real runtimes",
-    defaults: { ...DEFAULTS },
+    section: Phase7Section,
     presets: {
       tiny: {
         eval_items: 12,
@@ -264,13 +241,6 @@ export function evaluationPhase(stages: readonly PhaseSpec[]): PhaseSpec {
         gate_min_gain_over_chance: 0,
         gate_min_compression_retention: 0.5,
       },
-    },
-    rules: {
-      eval_items: { int: true, min: 1 },
-      generalization_extra: { int: true, min: 0 },
-      max_pairs: { int: true, min: 2, max: 26 },
-      latency_repeats: { int: true, min: 1 },
-      gate_min_safety: { min: 0, max: 1 },
     },
     run,
     validate,

@@ -1,5 +1,5 @@
 /** What a phase is, what it is given, and what it returns. */
-import type { PipelineConfig, Preset, Rule } from "../config/config.ts";
+import type { PipelineConfig, Preset, SectionSchema } from "../config/config.ts";
 import type { StageContext, StageSpec } from "../eval/stage.ts";
 import type { PhaseResultFile, ValidationCheck } from "../util/run_dir.ts";
 import type { PageSection } from "../viz/report.ts";
@@ -38,11 +38,10 @@ export interface PhaseSpec {
   name: string;
   /** One line for --help and the report. */
   title: string;
-  /** This phase's config section defaults and per-preset overrides. */
-  defaults: Record<string, unknown>;
+  /** This phase's config section `phases.<id>`: type, defaults and validation in one zod object. */
+  section: SectionSchema;
+  /** Per-preset overrides of the section. */
   presets?: Partial<Record<Preset, Record<string, unknown>>>;
-  /** Constraints on this phase's config keys, e.g. `{ steps: { int: true, min: 1 } }`. */
-  rules?: Record<string, Rule>;
   run(ctx: PhaseContext): Promise<PhaseOutput>;
   /** The validation gate, run after the phase. */
   validate(out: PhaseOutput, ctx: PhaseContext): ValidationCheck[];

@@ -1,3 +1,4 @@
+import { z } from "zod";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { readJson, writeJsonAtomic } from "../util/fs.ts";
@@ -27,7 +28,7 @@ function fakePhases(ids = [1, 2, 3]) {
     id,
     name: `fake${id}`,
     title: `fake phase ${id}`,
-    defaults: { steps: 2, fail: false, crash: false },
+    section: z.strictObject({ steps: z.number().int().default(2), fail: z.boolean().default(false), crash: z.boolean().default(false) }),
     presets: { tiny: { steps: 1 } },
     async run(ctx: PhaseContext) {
       runs[id] = (runs[id] ?? 0) + 1;

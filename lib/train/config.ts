@@ -13,40 +13,30 @@
  * - `grad_accum`, `weight_decay`, `beta1`, `beta2`, `grad_clip`, `eval_every`, `save_every`
  *   and `log_every` go to the trainer unchanged.
  */
-import type { GrokfastSection } from "./grokfast.ts";
+import { z } from "zod";
+import { GrokfastSection } from "./grokfast.ts";
 import type { TrainConfig } from "./trainer.ts";
 
-export type { GrokfastSection };
+export { GrokfastSection };
 
-/** `training`: the optimizer and schedule every phase shares. */
-export interface TrainingSection {
-  /** Windows per optimizer step for phases whose `batch_size` is 0. */
-  batch_size: number;
-  /** Micro-batches summed into one optimizer step. */
-  grad_accum: number;
-  /** Peak learning rate for phases whose `lr` is 0. */
-  lr: number;
-  /** Cosine floor: every phase decays to min(min_lr, its peak lr). */
-  min_lr: number;
-  /** Linear warmup steps (scaled down for runs shorter than it; see above). */
-  warmup_steps: number;
-  /** Steps of a phase whose `steps` is 0 (phase 1's pretraining at the seed preset); the run warmup_steps is measured against. */
-  max_steps: number;
-  /** AdamW decoupled weight decay. */
-  weight_decay: number;
-  beta1: number;
-  beta2: number;
-  /** Max global gradient norm; 0 turns clipping off. */
-  grad_clip: number;
-  /** Evaluate every N steps (0: only at the end). */
-  eval_every: number;
-  /** Checkpoint every N steps (0: only at the end). */
-  save_every: number;
-  /** A metrics.jsonl record every N steps. */
-  log_every: number;
-  /** GrokFast gradient filter of phase 1's pretraining (lib/train/grokfast.ts). */
-  grokfast: GrokfastSection;
-}
+/** `training`: the optimizer and schedule every phase shares; defaults are the `small` preset's. */
+export const TrainingSection = z.strictObject({
+  batch_size: z.number().int().min(1).default(32), // windows per optimizer step for phases whose batch_size is 0
+  grad_accum: z.number().int().min(1).default(1), // micro-batches summed into one optimizer step
+  lr: z.number().gt(0).default(1e-3), // peak learning rate for phases whose lr is 0
+  min_lr: z.number().min(0).default(1e-4), // cosine floor: every phase decays to min(min_lr, its peak lr)
+  warmup_steps: z.number().int().min(0).default(50), // linear warmup steps (scaled down for runs shorter than it)
+  max_steps: z.number().int().min(1).default(1000), // steps of a phase whose steps is 0; the run warmup_steps is measured against
+  weight_decay: z.number().min(0).default(0.01), // AdamW decoupled weight decay
+  beta1: z.number().min(0).max(0.999999).default(0.9),
+  beta2: z.number().min(0).max(0.999999).default(0.95),
+  grad_clip: z.number().min(0).default(1), // max global gradient norm; 0 turns clipping off
+  eval_every: z.number().int().min(0).default(100), // evaluate every N steps (0: only at the end)
+  save_every: z.number().int().min(0).default(100), // checkpoint every N steps (0: only at the end)
+  log_every: z.number().int().min(1).default(10), // a metrics.jsonl record every N steps
+  grokfast: GrokfastSection.prefault({}), // GrokFast gradient filter of phase 1's pretraining (lib/train/grokfast.ts)
+});
+export type TrainingSection = z.infer<typeof TrainingSection>;
 
 /** A phase's own run: 0 in any field inherits the training section's value. */
 export interface PhaseRun {

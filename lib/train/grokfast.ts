@@ -10,6 +10,7 @@
  * wraps one as the trainer's `gradFilter` hook, with its state kept between steps.
  */
 import * as tf from "@tensorflow/tfjs";
+import { z } from "zod";
 import type { GradMap } from "./optim.ts";
 import type { HostTensor } from "../nn/params.ts";
 import type { GradFilter, PersistentGradFilter } from "./trainer.ts";
@@ -180,10 +181,26 @@ export function makeGradFilter(opts: GrokfastOptions): StatefulGradFilter {
   };
 }
 
-/** The `training.grokfast` section of the pipeline config. */
-export interface GrokfastSection extends GrokfastOptions {
-  enabled: boolean;
+/** The `training.grokfast` section's defaults (the paper's EMA: alpha 0.98, lambda 2), off. */
+export const GROKFAST_SECTION_DEFAULTS = { enabled: false, kind: "ema", alpha: 0.98, lambda: 2, window: 100, warmup: 0 } as const;
+
+/** A grokfast config section (`training.grokfast`, phase 3's `grokfast`) with its own defaults. */
+export function grokfastSection(
+  d: { enabled: boolean; kind: "ema" | "ma"; alpha: number; lambda: number; window: number; warmup: number },
+) {
+  return z.strictObject({
+    enabled: z.boolean().default(d.enabled), // filter the gradients at all
+    kind: z.enum(["ema", "ma"]).default(d.kind), // exponential or windowed moving average
+    alpha: z.number().min(0).max(0.9999).default(d.alpha), // EMA decay
+    lambda: z.number().min(0).default(d.lambda), // amplification of the slow gradient
+    window: z.number().int().min(1).default(d.window), // MA window in steps
+    warmup: z.number().int().min(0).default(d.warmup), // steps before the filter amplifies (its state still accumulates)
+  });
 }
+
+/** The `training.grokfast` section of the pipeline config. */
+export const GrokfastSection = grokfastSection(GROKFAST_SECTION_DEFAULTS);
+export type GrokfastSection = z.infer<typeof GrokfastSection>;
 
 /** The filter a config section asks for, or undefined when it is disabled: what phases pass to `train`. */
 export function grokfastFromConfig(section: GrokfastSection): StatefulGradFilter | undefined {
