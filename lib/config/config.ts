@@ -68,7 +68,8 @@ const PRESET_PATCHES: Record<Preset, ConfigPatch> = {
   tiny: {
     run: { preset: "tiny" },
     model: MODEL_PRESET_PATCHES.tiny,
-    training: { batch_size: 16, max_steps: 60, warmup_steps: 5, eval_every: 20, save_every: 20, log_every: 5 },
+    // max_steps: the longest run of a tiny phase (phase 3's grokking); it only matters to phases whose steps are 0.
+    training: { batch_size: 16, max_steps: 200, warmup_steps: 5, eval_every: 20, save_every: 20, log_every: 5 },
     compression: { target_size_mb: 0.25 },
   },
   small: {},

@@ -8,10 +8,10 @@ import { phase2 } from "./p2_arc.ts";
 import { phase3 } from "./p3_puzzles.ts";
 import { phase4 } from "./p4_math.ts";
 import { phase5 } from "./p5_long_context.ts";
-import { integrationPhase } from "./p6_integration.ts";
-import { evaluationPhase } from "./p7_evaluation.ts";
+import { phase6 } from "./p6_integration.ts";
+import { phase7 } from "./p7_evaluation.ts";
 
 /** The stages that phases 6 and 7 integrate and evaluate (each offers its replay data and evaluation). */
 const STAGES: readonly PhaseSpec[] = [phase1, phase2, phase3, phase4, phase5];
 
-export const PHASES: readonly PhaseSpec[] = [...STAGES, integrationPhase(STAGES), evaluationPhase(STAGES)];
+export const PHASES: readonly PhaseSpec[] = [...STAGES, phase6(STAGES), phase7(STAGES)];

@@ -49,7 +49,7 @@ export const Phase1Section = z.strictObject({
   gate_loss_margin: z.number().default(0.5), // gate: every variant's answer loss at least this far below the unigram loss (nats)
   gate_acc_margin: z.number().default(0.05), // gate: every variant's answer-token accuracy above the majority token's by this much
 });
-export type Phase1Config = z.infer<typeof Phase1Section>;
+export type Phase1Section = z.infer<typeof Phase1Section>;
 
 /** The sanity items of a run, split by content hash (no prompt is in both splits). */
 export function sanitySplit(s: StageContext): { train: TextItem[]; val: TextItem[] } {

@@ -38,7 +38,7 @@ import { type TextItem, TOKENIZER, windowsOf } from "../text/tokens.ts";
 import { arcItem, type EvalTask, majorityGrid, scoreBaseline, scoreModel, summarize, type TaskScore } from "../eval/arc_answers.ts";
 
 /** `phases.2`: the ARC section (type, defaults and validation). */
-export const ArcSection = z.strictObject({
+export const Phase2Section = z.strictObject({
   steps: z.number().int().min(0).default(260), // optimizer steps of fine-tuning (0: training.max_steps)
   batch_size: z.number().int().min(0).default(16), // windows per step (0: training.batch_size)
   seq_len: z.number().int().min(16).default(192), // tokens per window; longer tasks are left out (counted in train_too_long)
@@ -61,7 +61,7 @@ export const ArcSection = z.strictObject({
   gate_min_majority_gain: z.number().min(-1).max(1).default(-1), // cell accuracy minus the majority colour's must reach this; -1 (default) reports it ungated
   gate_min_shape_acc: z.number().min(0).max(1).default(0.3), // fraction of identity-view answers that must have the expected shape
 });
-export type ArcSection = z.infer<typeof ArcSection>;
+export type Phase2Section = z.infer<typeof Phase2Section>;
 
 // ---------------------------------------------------------------------------------------------
 // Text rendering
@@ -94,13 +94,13 @@ export function outputWindows(items: readonly TextItem[], seqLen: number, demoOu
 // ---------------------------------------------------------------------------------------------
 // Data: augmented training tasks, held-out tasks (by seed and by hash), real ARC tasks
 
-function generatorConfig(sec: ArcSection): Partial<GeneratorConfig> {
+function generatorConfig(sec: Phase2Section): Partial<GeneratorConfig> {
   if (sec.min_size > sec.max_size) throw new Error(`phases.2.min_size = ${sec.min_size} exceeds phases.2.max_size = ${sec.max_size}`);
   return { minSize: sec.min_size, maxSize: sec.max_size, trainPairs: sec.demos, testPairs: 1 };
 }
 
 /** The generator families of `families` ("all" or a comma-separated list); throws naming the key. */
-export function familiesOf(sec: ArcSection): string[] {
+export function familiesOf(sec: Phase2Section): string[] {
   if (sec.families.trim() === "all") return FAMILIES.map((f) => f.name);
   const names = sec.families.split(",").map((s) => s.trim()).filter(Boolean);
   if (names.length === 0) throw new Error(`phases.2.families = "${sec.families}": expected "all" or generator family names`);
@@ -115,7 +115,7 @@ export function familiesOf(sec: ArcSection): string[] {
 }
 
 /** A random augmentation: dihedral + colours always, a translation (up to max_shift) for a shift_fraction of draws. */
-function drawAugmentation(rng: Rng, task: ArcTask, sec: ArcSection): Augmentation {
+function drawAugmentation(rng: Rng, task: ArcTask, sec: Phase2Section): Augmentation {
   const shift = rng.next() < sec.shift_fraction ? sec.max_shift : 0;
   return randomAugmentation(rng, task, { colours: true, maxShift: shift });
 }
@@ -139,14 +139,14 @@ const fits = (task: ArcTask, views: readonly Augmentation[], seqLen: number) =>
   views.every((v) => itemTokens(arcItem(augmentTask(task, v))) <= seqLen + 1);
 
 /** Views of a held-out task: the identity, then votes - 1 random augmentations. */
-function viewsOf(task: ArcTask, sec: ArcSection, seed: number): Augmentation[] {
+function viewsOf(task: ArcTask, sec: Phase2Section, seed: number): Augmentation[] {
   const rng = new Rng(seed);
   return [IDENTITY_AUGMENTATION, ...Array.from({ length: sec.votes - 1 }, () => drawAugmentation(rng, task, sec))];
 }
 
 /** Builds the training items and the held-out tasks (held out by seed, then checked by task hash). */
 export function arcData(s: StageContext): ArcData {
-  const sec = sectionOf(ArcSection, s.phaseConfig);
+  const sec = sectionOf(Phase2Section, s.phaseConfig);
   const names = familiesOf(sec), gen = generatorConfig(sec);
   const train: TextItem[] = [], trainHashes = new Set<string>();
   const rng = new Rng(deriveSeed(s.seed, "train-augment"));
@@ -184,7 +184,7 @@ export function arcData(s: StageContext): ArcData {
 
 /** Real ARC tasks cut to `demos` demonstrations and the first test pair, those that fit `seq_len` (file-name order), at most `real_tasks`. */
 export async function realArcTasks(
-  sec: ArcSection,
+  sec: Phase2Section,
   seed: number,
   dir = ARC_TRAINING_DIR,
 ): Promise<{ tasks: EvalTask[]; skipped?: string }> {
@@ -213,10 +213,10 @@ export async function realArcTasks(
 /** The held-out identity views as teacher-forced windows (for the loss / token accuracy during training). */
 const heldoutWindows = (data: ArcData, seqLen: number) => windowsOf(data.eval.map((t) => arcItem(t.task, t.family)), seqLen, false);
 
-const scoreOptions = (sec: ArcSection) => ({ seqLen: sec.seq_len, batchSize: sec.eval_batch, constrained: sec.constrained });
+const scoreOptions = (sec: Phase2Section) => ({ seqLen: sec.seq_len, batchSize: sec.eval_batch, constrained: sec.constrained });
 
 async function run(ctx: PhaseContext) {
-  const sec = sectionOf(ArcSection, ctx.phaseConfig);
+  const sec = sectionOf(Phase2Section, ctx.phaseConfig);
   const t0 = performance.now();
   const data = arcData(ctx);
   const real = await realArcTasks(sec, ctx.seed);
@@ -329,7 +329,7 @@ type Summary = ReturnType<typeof summarize>;
  * +0.06 from a random init, -0.03 from phase 1's small base), so a margin there would gate on luck.
  */
 function validate(out: { metrics: Record<string, unknown> }, ctx: PhaseContext) {
-  const sec = sectionOf(ArcSection, ctx.phaseConfig), m = out.metrics as Record<string, number> & { base: Summary; majority: Summary };
+  const sec = sectionOf(Phase2Section, ctx.phaseConfig), m = out.metrics as Record<string, number> & { base: Summary; majority: Summary };
   return [
     check("cell_acc - base model cell_acc", round(m.cell_acc - m.base.cell_acc), sec.gate_min_gain),
     ...(sec.gate_min_majority_gain > -1
@@ -425,7 +425,7 @@ export const phase2: PhaseSpec = {
   id: 2,
   name: "arc",
   title: "ARC visual reasoning: augmented generated tasks, voted pass@2 and cell accuracy",
-  section: ArcSection,
+  section: Phase2Section,
 
   presets: {
     // The documented configuration: this phase takes training.lr and training.batch_size.
@@ -450,9 +450,9 @@ export const phase2: PhaseSpec = {
   stage: {
     metric: "cell_acc",
     replay: (s) => arcData(s).train,
-    seqLen: (s) => (sectionOf(ArcSection, s.phaseConfig)).seq_len,
+    seqLen: (s) => (sectionOf(Phase2Section, s.phaseConfig)).seq_len,
     evaluate: async (model, s) => {
-      const sec = sectionOf(ArcSection, s.phaseConfig);
+      const sec = sectionOf(Phase2Section, s.phaseConfig);
       const m = summarize(await scoreModel(model, arcData(s).eval, scoreOptions(sec)));
       return { cell_acc: m.cell_acc, exact: m.exact, pass_at_2: m.pass_at_2, well_formed: m.well_formed };
     },

@@ -56,7 +56,7 @@ export const PUZZLE_TASKS = ["sudoku", "maze", "listops", "modular"] as const;
 export type PuzzleTask = typeof PUZZLE_TASKS[number];
 
 /** `phases.3`: part (a)'s keys (p3_grokking.ts) and part (b)'s, with their defaults (the small preset) and validation. */
-export const PuzzlesSection = GrokkingSection.extend({
+export const Phase3Section = GrokkingSection.extend({
   tasks: z.array(z.enum(PUZZLE_TASKS)).default(["sudoku", "maze", "listops", "modular"]), // (b) puzzle tasks fine-tuned and scored (modular = the equations as text)
   steps: z.number().int().min(0).default(120), // (b) fine-tuning steps of the reasoning cognate (0: training.max_steps)
   lr: z.number().min(0).default(1e-3), // (b) peak learning rate (0: training.lr); warmup and cosine floor from the training section (lib/train/config.ts)
@@ -74,7 +74,7 @@ export const PuzzlesSection = GrokkingSection.extend({
   gate_min_mod_gain: z.number().default(0.15), // gate: modular validation and train accuracy above chance (1/p) by at least this
   gate_min_gain: z.number().default(0.05), // gate: puzzle answer token accuracy above the majority token and the base model by at least this
 });
-export type PuzzlesSection = z.infer<typeof PuzzlesSection>;
+export type Phase3Section = z.infer<typeof Phase3Section>;
 
 /** Rows per forward pass in evaluation and generation. */
 const EVAL_BATCH = 32;
@@ -91,7 +91,7 @@ export interface PuzzleItem extends TextItem {
 }
 
 /** The configured tasks, checked. */
-export function puzzleTasks(c: PuzzlesSection): PuzzleTask[] {
+export function puzzleTasks(c: Phase3Section): PuzzleTask[] {
   if (!Array.isArray(c.tasks) || c.tasks.length === 0) {
     throw new Error(`phases.3.tasks: expected a non-empty list of ${PUZZLE_TASKS.join(", ")}`);
   }
@@ -102,7 +102,7 @@ export function puzzleTasks(c: PuzzlesSection): PuzzleTask[] {
 }
 
 /** Item `index` of `task`: a pure function of (section, seed, task, index). */
-function puzzleItem(task: Exclude<PuzzleTask, "modular">, c: PuzzlesSection, seed: number, index: number): PuzzleItem {
+function puzzleItem(task: Exclude<PuzzleTask, "modular">, c: Phase3Section, seed: number, index: number): PuzzleItem {
   const s = deriveSeed(seed, task);
   if (task === "sudoku") {
     const it = generateSudoku(sudokuConfig({ size: 4, minClues: c.sudoku_min_clues, maxClues: c.sudoku_max_clues, seed: s }), index);
@@ -173,7 +173,7 @@ const itemTokens = (it: TextItem) => TOKENIZER.encode(it.prompt).length + TOKENI
  * never occur in training (the modular task: validation equations).
  */
 export function puzzleData(s: StageContext): PuzzleData {
-  const c = sectionOf(PuzzlesSection, s.phaseConfig);
+  const c = sectionOf(Phase3Section, s.phaseConfig);
   const tasks = puzzleTasks(c);
   const perTask: PuzzleItem[][] = [];
   const test: Record<string, PuzzleItem[]> = {}, overlapRemoved: Record<string, number> = {};
@@ -333,7 +333,7 @@ export async function evaluatePuzzles(
 // ---------------------------------------------------------------------------------------------
 // The phase
 
-const puzzlesSection = (s: StageContext) => sectionOf(PuzzlesSection, s.phaseConfig);
+const puzzlesSection = (s: StageContext) => sectionOf(Phase3Section, s.phaseConfig);
 
 /** Per-task numbers of an evaluation, flattened for result.json (`<prefix><task>_<key>`). */
 function taskNumbers(tasks: Record<string, TaskEval>, prefix: string): Record<string, number> {
@@ -543,7 +543,7 @@ export const phase3: PhaseSpec = {
   id: 3,
   name: "puzzles",
   title: "algorithmic puzzles: modular arithmetic with GrokFast and grokking detection; Sudoku, mazes, ListOps with ACT halting curves",
-  section: PuzzlesSection,
+  section: Phase3Section,
   presets: {
     // The Grokfast paper's regime (bench/grokfast.ts): memorization first, generalization much later.
     // The puzzle fine-tuning takes training.lr and training.batch_size, as the documented configuration.

@@ -47,7 +47,7 @@ import { saveModel } from "../models/io.ts";
 import { type TextItem, TOKENIZER, windowsOf } from "../text/tokens.ts";
 
 /** `phases.4`: the math phase's config section (type, defaults and validation). */
-export const MathSection = z.strictObject({
+export const Phase4Section = z.strictObject({
   steps: z.number().int().min(0).default(340), // fine-tuning steps (0: training.max_steps)
   lr: z.number().min(0).default(3e-3), // peak learning rate (0: training.lr); warmup from the training section (lib/train/config.ts)
   min_lr: z.number().min(0).default(3e-4), // cosine floor, a tenth of the peak (0: min(training.min_lr, lr))
@@ -63,7 +63,7 @@ export const MathSection = z.strictObject({
   gate_min_loss_drop: z.number().default(1), // gate: answer loss below the base model's and the unigram's by this many nats
   gate_min_exact: z.number().min(0).max(1).default(0), // gate: greedy final-answer exact match at least this (0 = not gated: near chance at this scale)
 });
-export type MathSection = z.infer<typeof MathSection>;
+export type Phase4Section = z.infer<typeof Phase4Section>;
 
 /** Rows per forward pass in teacher-forced evaluation and GSM8K generation. */
 const EVAL_BATCH = 32, GSM8K_BATCH = 10;
@@ -101,7 +101,7 @@ export interface MathData {
  * training problem even by chance.
  */
 export function mathData(s: StageContext): MathData {
-  const c = sectionOf(MathSection, s.phaseConfig);
+  const c = sectionOf(Phase4Section, s.phaseConfig);
   const all = mathDataset({
     count: c.train_count,
     minSteps: 1,
@@ -243,7 +243,7 @@ function evalNumbers(e: MathEval): Record<string, number> {
 }
 
 /** Scores a seeded sample of `gsm8k_count` GSM8K test problems by greedy generation, or says why it was skipped. */
-async function scoreGsm8k(model: RegistryModel, c: MathSection, seed: number): Promise<Record<string, unknown>> {
+async function scoreGsm8k(model: RegistryModel, c: Phase4Section, seed: number): Promise<Record<string, unknown>> {
   const test = join(GSM8K_DIR, "test.jsonl"), train = join(GSM8K_DIR, "train.jsonl");
   if (c.gsm8k_count === 0) return { gsm8k_status: "skipped", gsm8k_reason: "phases.4.gsm8k_count = 0" };
   if (!(await exists(test))) return { gsm8k_status: "skipped", gsm8k_reason: `${test} not found` };
@@ -284,7 +284,7 @@ async function scoreGsm8k(model: RegistryModel, c: MathSection, seed: number): P
 // The phase
 
 async function run(ctx: PhaseContext) {
-  const c = sectionOf(MathSection, ctx.phaseConfig);
+  const c = sectionOf(Phase4Section, ctx.phaseConfig);
   const data = mathData(ctx);
   const trainW = windowsOf(data.train.map(mathItem), c.seq_len);
   const testW = windowsOf(data.test.flat().map(mathItem), c.seq_len, false);
@@ -376,7 +376,7 @@ async function run(ctx: PhaseContext) {
  * match at least `gate_min_exact` only when that is above 0 (a 0 threshold would check nothing).
  */
 function validate(out: { metrics: Record<string, unknown> }, ctx: PhaseContext) {
-  const m = out.metrics as Record<string, number>, c = sectionOf(MathSection, ctx.phaseConfig);
+  const m = out.metrics as Record<string, number>, c = sectionOf(Phase4Section, ctx.phaseConfig);
   const exact = c.gate_min_exact > 0 ? [check("exact (greedy, final answer)", m.exact, c.gate_min_exact)] : [];
   return [
     check("token_acc - base_token_acc", round(m.token_acc - m.base_token_acc), c.gate_min_gain),
@@ -490,7 +490,7 @@ export const phase4: PhaseSpec = {
   id: 4,
   name: "math",
   title: "math text reasoning: word problems with rationales, exact match by number of steps, GSM8K sample",
-  section: MathSection,
+  section: Phase4Section,
 
   presets: {
     // The documented configuration: this phase takes training.lr and training.batch_size.
@@ -514,7 +514,7 @@ export const phase4: PhaseSpec = {
   stage: {
     metric: "token_acc",
     replay: (s) => mathData(s).train.map(mathItem),
-    seqLen: (s) => sectionOf(MathSection, s.phaseConfig).seq_len,
-    evaluate: async (model, s) => evalNumbers(await evaluateMath(model, mathData(s), sectionOf(MathSection, s.phaseConfig).seq_len)),
+    seqLen: (s) => sectionOf(Phase4Section, s.phaseConfig).seq_len,
+    evaluate: async (model, s) => evalNumbers(await evaluateMath(model, mathData(s), sectionOf(Phase4Section, s.phaseConfig).seq_len)),
   },
 };

@@ -33,7 +33,7 @@ import { type TextItem, windowsOf } from "../text/tokens.ts";
 const MIN_PROMPT = 32;
 
 /** Phase 5's config section (`phases.5`): type, defaults and validation. */
-export const LongContextSection = z.strictObject({
+export const Phase5Section = z.strictObject({
   factor: z.number().min(1).default(2), // context extension: RoPE position interpolation scale, extended window = factor x model.max_seq_len
   key_digits: z.number().int().min(1).max(6).default(1), // digits of the pass key (chance of an exact guess: 1 / (9 x 10^(digits - 1))); 2+ needs induction, slow from scratch
   short_steps: z.number().int().min(0).default(200), // fine-tuning steps at the trained context (prompts min_length..max_seq_len)
@@ -47,13 +47,13 @@ export const LongContextSection = z.strictObject({
   gate_min_gain: z.number().default(0.3), // gate: exact match beyond the trained context, fine-tuned - base, at least this
   gate_min_over_chance: z.number().default(0.3), // gate: exact match beyond the trained context, fine-tuned - chance, at least this
 });
-export type LongContextSection = z.infer<typeof LongContextSection>;
+export type Phase5Section = z.infer<typeof Phase5Section>;
 
 // ---------------------------------------------------------------------------------------------
 // Pure helpers: windows, items, chance
 
 /** The context windows of a run: trained (the base's `model.max_seq_len`) and extended (factor x trained). */
-export function windowsFor(config: PipelineConfig, s: LongContextSection): { trained: number; extended: number } {
+export function windowsFor(config: PipelineConfig, s: Phase5Section): { trained: number; extended: number } {
   const trained = config.model.max_seq_len;
   return { trained, extended: Math.round(s.factor * trained) };
 }
@@ -76,7 +76,7 @@ export function chanceExact(digits: number): number {
 }
 
 /** The evaluation lengths: `eval_length_factors` x trained context, in tokens (bytes). */
-export function evalLengths(s: LongContextSection, trained: number): number[] {
+export function evalLengths(s: Phase5Section, trained: number): number[] {
   if (s.eval_length_factors.length === 0) throw new Error("phases.5.eval_length_factors is empty: expected factors such as [0.5, 1, 2, 4]");
   return s.eval_length_factors.map((f) => {
     const L = Math.round(f * trained);
@@ -90,7 +90,7 @@ export function evalLengths(s: LongContextSection, trained: number): number[] {
 }
 
 /** The held-out grid: `eval_items` passkey items per (length, depth), seeded apart from training. */
-export function evalItems(s: LongContextSection, lengths: number[], seed: number): LongContextItem[] {
+export function evalItems(s: Phase5Section, lengths: number[], seed: number): LongContextItem[] {
   if (s.eval_depths.some((d) => !(d >= 0 && d <= 1))) {
     throw new Error(`phases.5.eval_depths = [${s.eval_depths}]: expected fractions in [0, 1]`);
   }
@@ -106,7 +106,7 @@ export function evalItems(s: LongContextSection, lengths: number[], seed: number
  * `count` training items whose prompts are `min_length`..`seqLen - key_digits - 3` tokens (so
  * BOS + prompt + key + EOS fit a window of seqLen), at uniform random depths.
  */
-export function trainItems(s: LongContextSection, seqLen: number, count: number, seed: number): TextItem[] {
+export function trainItems(s: Phase5Section, seqLen: number, count: number, seed: number): TextItem[] {
   const top = seqLen - s.key_digits - 3;
   if (top < s.min_length) {
     throw new Error(`phases.5.min_length = ${s.min_length}: training windows of ${seqLen} tokens hold prompts up to ${top}; lower it`);
@@ -128,7 +128,7 @@ export function trainItems(s: LongContextSection, seqLen: number, count: number,
 }
 
 /** The two fine-tuning stages: at the trained context, then up to the extended window. */
-function stages(config: PipelineConfig, s: LongContextSection, seed: number) {
+function stages(config: PipelineConfig, s: Phase5Section, seed: number) {
   const { trained, extended } = windowsFor(config, s);
   return [
     { name: "short", seqLen: trained, steps: s.short_steps, seed: deriveSeed(seed, "train-short") },
@@ -298,8 +298,8 @@ async function run(ctx: PhaseContext): Promise<{ metrics: Record<string, unknown
 }
 
 /** The section with defaults under it (a stage context read from an older run may lack keys). */
-function sectionFrom(phaseConfig: Record<string, unknown>): LongContextSection {
-  return sectionOf(LongContextSection, phaseConfig);
+function sectionFrom(phaseConfig: Record<string, unknown>): Phase5Section {
+  return sectionOf(Phase5Section, phaseConfig);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -439,7 +439,7 @@ export const phase5: PhaseSpec = {
   id: 5,
   name: "long-context",
   title: "Long context: RoPE position interpolation + passkey fine-tuning, accuracy by length x needle depth",
-  section: LongContextSection,
+  section: Phase5Section,
   presets: {
     // The documented configuration: this phase takes training.lr and training.batch_size.
     seed: { lr: 0, batch_size: 0 },

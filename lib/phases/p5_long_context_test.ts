@@ -5,7 +5,7 @@ import { initBackend } from "../backend/mod.ts";
 import { stageContext } from "../eval/stage.ts";
 import { loadModel } from "../models/io.ts";
 import { windowsOf } from "../text/tokens.ts";
-import { chanceExact, evalLengths, extendedConfig, LongContextSection, phase5 } from "./p5_long_context.ts";
+import { chanceExact, evalLengths, extendedConfig, phase5, Phase5Section } from "./p5_long_context.ts";
 import { fakePhase1, testContext, testRun } from "./testing.ts";
 
 await initBackend("wasm");
@@ -30,7 +30,7 @@ Deno.test("phase 5 (tiny): extended + fine-tuned model retrieves the key past th
   assert.equal(m.chance_exact, Math.round(chanceExact(1) * 1e6) / 1e6);
 
   // The mechanism: the saved specialist is the base with interpolated RoPE positions and a doubled window.
-  const s = LongContextSection.parse(config.phases["5"]);
+  const s = Phase5Section.parse(config.phases["5"]);
   const trained = config.model.max_seq_len;
   assert.deepEqual([m.trained_context, m.extended_context, m.rope_scale], [trained, s.factor * trained, s.factor]);
   const { model, meta } = await loadModel(join(runDir, "phase-5-long-context", "model.safetensors"));
@@ -85,7 +85,7 @@ Deno.test("phase 5: config errors name the key", () => {
     ropeScale: 2,
     maxSeqLen: 128,
   });
-  const s = LongContextSection.parse({});
+  const s = Phase5Section.parse({});
   assert.throws(
     () => evalLengths({ ...s, eval_length_factors: [0.25] }, 64),
     /phases.5.eval_length_factors: 0.25 x model.max_seq_len 64 = 16/,

@@ -38,7 +38,7 @@ export const Phase6Section = z.strictObject({
   gate_min_retention: z.number().min(0).default(0.6), // Gate: mean retention (integrated / specialist) over the stages must reach this.
   gate_min_gain: z.number().default(0.02), // Gate: the integrated model's mean stage metric must beat the base model's by this much.
 });
-export type Phase6Config = z.infer<typeof Phase6Section>;
+export type Phase6Section = z.infer<typeof Phase6Section>;
 
 /** Task arithmetic over host tensors: base + scale * sum_i (t_i - base), per parameter. */
 export function taskArithmetic(base: Map<string, HostTensor>, others: Map<string, HostTensor>[], scale: number): Map<string, HostTensor> {
@@ -77,7 +77,7 @@ interface StageRow {
 }
 
 /** The integration phase over the stages of `stages` (the registry's phases 1-5). */
-export function integrationPhase(stages: readonly PhaseSpec[]): PhaseSpec {
+export function phase6(stages: readonly PhaseSpec[]): PhaseSpec {
   async function evaluateAll(model: RegistryModel, ctx: PhaseContext, live: PhaseSpec[]): Promise<Map<number, Record<string, number>>> {
     const out = new Map<number, Record<string, number>>();
     for (const p of live) out.set(p.id, await p.stage!.evaluate(model, stageContext(ctx.config, p.id)));

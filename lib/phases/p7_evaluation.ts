@@ -43,7 +43,7 @@ export const Phase7Section = z.strictObject({
   gate_min_compression_retention: z.number().default(0.8), // Gate: the compressed model's mean stage metric over the integrated model's.
   gate_max_onnx_diff: z.number().default(1e-4), // Gate: largest |ONNX logits - ours| accepted.
 });
-export type Phase7Config = z.infer<typeof Phase7Section>;
+export type Phase7Section = z.infer<typeof Phase7Section>;
 
 /** What one model scores on every suite (the rows of the relative-performance table). */
 async function suitesFor(model: RegistryModel, ctx: PhaseContext, stages: readonly PhaseSpec[], seen: ReadonlySet<string>) {
@@ -82,7 +82,7 @@ async function suitesFor(model: RegistryModel, ctx: PhaseContext, stages: readon
 }
 
 /** The evaluation phase over the registry's stages (phases 1-6). */
-export function evaluationPhase(stages: readonly PhaseSpec[]): PhaseSpec {
+export function phase7(stages: readonly PhaseSpec[]): PhaseSpec {
   async function run(ctx: PhaseContext): Promise<PhaseOutput> {
     const c = sectionOf(Phase7Section, ctx.phaseConfig);
     const p6 = await ctx.previous(6);
