@@ -11,6 +11,8 @@ import { BACKEND_ENV, type BackendRequest, initBackend, parseBackend } from "./b
 import { checkResolved, ConfigError, type PipelineConfig, type Preset, PRESETS, resolveConfig } from "./config/config.ts";
 import { PhaseController } from "./pipeline/controller.ts";
 import { isRunDir, RUN_FILES } from "./util/run_dir.ts";
+import { acquireRunLock, type RunLock, RunLockedError } from "./util/run_lock.ts";
+import { beforeHardExit, exitCodeFor, installStopHandlers, StopRequested } from "./util/stop.ts";
 import { PHASE_NAMES, type PhaseSpec } from "./phases/spec.ts";
 import { PHASES } from "./phases/mod.ts";
 import { readJson } from "./util/fs.ts";
@@ -35,7 +37,10 @@ Options:
   --help                     this text
 
 Exit codes: 0 all requested phases completed and validated, 1 a phase failed,
-2 bad usage or config.`;
+2 bad usage or config, or the run directory is locked by another writer,
+130 / 143 stopped by SIGINT / SIGTERM: the current optimizer step finished, a checkpoint
+was written and the phase is marked interrupted (--resume continues it); a second signal
+exits at once.`;
 
 class UsageError extends Error {}
 
@@ -84,6 +89,8 @@ function timestamp(): string {
 
 /** Runs the CLI; returns the exit code. `phases` is the registry (tests pass their own). */
 export async function main(args: string[], phases: readonly PhaseSpec[] = PHASES): Promise<number> {
+  let lock: RunLock | undefined;
+  let removeHandlers: (() => void) | undefined;
   try {
     const { values } = parseArgs({
       args,
@@ -151,6 +158,20 @@ export async function main(args: string[], phases: readonly PhaseSpec[] = PHASES
     }
     const ids = resume ? [] : phaseRange(phases, parsePhaseNumber("--from", values.from), parsePhaseNumber("--to", values.to));
 
+    // One writer per run directory: a second one is refused before it writes anything.
+    lock = acquireRunLock(runDir, `deno task pipeline ${args.join(" ")}`.trim());
+    if (!resume && await isRunDir(runDir)) {
+      throw new UsageError(`--out ${runDir} already holds a run; use --resume ${runDir} to continue it or choose another folder`);
+    }
+    // SIGTERM / SIGINT: finish the current optimizer step, checkpoint, mark the phase interrupted.
+    const held = lock;
+    const forgetHook = beforeHardExit(() => held.release());
+    const removeSignals = installStopHandlers();
+    removeHandlers = () => {
+      removeSignals();
+      forgetHook();
+    };
+
     await initBackend(backend ?? config.run.backend);
     const controller = new PhaseController(phases, runDir, config, {
       onFinish: async (dir) => {
@@ -163,6 +184,11 @@ export async function main(args: string[], phases: readonly PhaseSpec[] = PHASES
     const ok = await controller.run(state);
     return ok ? 0 : 1;
   } catch (e) {
+    if (e instanceof StopRequested) return exitCodeFor(e.signal);
+    if (e instanceof RunLockedError) {
+      console.error(`error: ${e.message}`);
+      return 2;
+    }
     if (e instanceof ConfigError || e instanceof UsageError) {
       console.error(`error: ${e.message}`);
       console.error("run with --help for usage");
@@ -179,6 +205,9 @@ export async function main(args: string[], phases: readonly PhaseSpec[] = PHASES
     }
     console.error(`error: ${(e as Error).stack ?? e}`);
     return 1;
+  } finally {
+    removeHandlers?.();
+    lock?.release();
   }
 }
 

@@ -9,6 +9,7 @@ import type { PipelineConfig } from "../config/config.ts";
 import { phaseSeed } from "../eval/stage.ts";
 import type { PhaseContext, PhaseSpec } from "../phases/spec.ts";
 import { exists, readJson, writeJsonAtomic } from "../util/fs.ts";
+import { StopRequested, stopRequested } from "../util/stop.ts";
 import {
   appendMetric,
   newRunState,
@@ -74,7 +75,9 @@ export class PhaseController {
 
   /**
    * Runs every phase of `state` in order; completed ones are skipped, an interrupted or
-   * failed one continues with `resume` set. Returns true when all completed and passed.
+   * failed one continues with `resume` set. Returns true when all completed and passed. After a
+   * stop request (lib/util/stop.ts) it marks the phase and the run `interrupted` and rethrows
+   * `StopRequested`.
    */
   async run(state: RunState): Promise<boolean> {
     const ids = Object.keys(state.phases).map(Number).sort((a, b) => a - b);
@@ -87,14 +90,33 @@ export class PhaseController {
         this.#log(`phase ${id} (${ps.name}) already completed, skipped`);
         continue;
       }
-      const resume = ps.status === "running" || ps.status === "failed";
-      ok = await this.#runPhase(this.#phase(id), state, resume);
+      const stop = stopRequested();
+      if (stop) {
+        // A signal arrived while the previous phase finished: stop before starting this one.
+        await this.#interrupted(state, stop);
+        throw new StopRequested(stop);
+      }
+      const resume = ps.status === "running" || ps.status === "failed" || ps.status === "interrupted";
+      try {
+        ok = await this.#runPhase(this.#phase(id), state, resume);
+      } catch (e) {
+        if (e instanceof StopRequested) await this.#interrupted(state, e.signal);
+        throw e;
+      }
       if (!ok) break;
     }
     state.status = ok ? "completed" : "failed";
     await this.#save(state);
     await this.opts.onFinish?.(this.runDir);
     return ok;
+  }
+
+  /** Marks the run interrupted, writes the report, and logs how to continue. */
+  async #interrupted(state: RunState, signal: string): Promise<void> {
+    state.status = "interrupted";
+    await this.#save(state);
+    await this.opts.onFinish?.(this.runDir);
+    this.#log(`run interrupted by ${signal}; continue it with --resume ${this.runDir}`);
   }
 
   async #runPhase(phase: PhaseSpec, state: RunState, resume: boolean): Promise<boolean> {
@@ -104,6 +126,8 @@ export class PhaseController {
     await Deno.mkdir(dir, { recursive: true });
     Object.assign(ps, { status: "running", started_at: new Date().toISOString(), attempts: (ps.attempts ?? 0) + 1 });
     delete ps.error;
+    delete ps.interrupted_by;
+    delete ps.interrupted_at_step;
     await this.#save(state);
     this.#log(`phase ${phase.id} (${phase.name}): ${resume ? "resuming" : "starting"} - ${phase.title}`);
 
@@ -139,6 +163,15 @@ export class PhaseController {
         result.error = `validation failed: ${failed.join("; ")}`;
       }
     } catch (e) {
+      if (e instanceof StopRequested) {
+        // Interrupted: no result.json; the phase's checkpoints are where --resume continues.
+        mem.stop();
+        Object.assign(ps, { status: "interrupted", ended_at: new Date().toISOString(), interrupted_by: e.signal });
+        if (e.step !== undefined) ps.interrupted_at_step = e.step;
+        await this.#save(state);
+        this.#log(`phase ${phase.id} (${phase.name}) interrupted by ${e.signal}${e.step !== undefined ? ` at step ${e.step}` : ""}`);
+        throw e;
+      }
       const err = e as Error;
       result = {
         phase: phase.id,

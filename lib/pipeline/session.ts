@@ -31,9 +31,13 @@ import {
   writeRunConfig,
   writeState,
 } from "../util/run_dir.ts";
+import { RunLockedError, withRunLock } from "../util/run_lock.ts";
 import { settle } from "../viz/notebook.ts";
 import { type PageSection, phaseSections, writeReport } from "../viz/report.ts";
 import { PhaseController } from "./controller.ts";
+
+/** How a notebook names itself in run.lock. */
+const NOTEBOOK_COMMAND = `notebook session (lib/pipeline/session.ts, ${Deno.args.length ? Deno.args.join(" ") : "Jupyter kernel"})`;
 
 /** The repository root (where the CLI runs, and what relative config paths are relative to). */
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -131,19 +135,23 @@ export async function openRun(opts: OpenRunOptions): Promise<Run> {
     config = resolveConfig({ preset, file: { path: cfgFile, data: stored }, sets: opts.sets, phases });
     const changes = configChanges(stored, config);
     if (changes.length) {
-      await writeRunConfig(runDir, config);
+      await withRunLock(runDir, NOTEBOOK_COMMAND, () => writeRunConfig(runDir, config), log);
       log(`config.json updated (${changes.join("; ")}); phases already run keep the results of their old config`);
     }
     log(`run directory ${runDir} (preset ${preset}, reopened)`);
   } else {
     config = resolveConfig({ preset, sets: opts.sets, phases });
-    await Deno.mkdir(runDir, { recursive: true });
-    await writeRunConfig(runDir, config);
+    await withRunLock(runDir, NOTEBOOK_COMMAND, () => writeRunConfig(runDir, config), log);
     log(`run directory ${runDir} (preset ${preset}, new)`);
   }
   await initBackend(opts.backend ?? config.run.backend);
   const run: Run = { runDir, preset, config, phases, log };
-  await saveState(run, await runState(run));
+  try {
+    await withRunLock(runDir, NOTEBOOK_COMMAND, async () => await saveState(run, await runState(run)), log);
+  } catch (e) {
+    if (!(e instanceof RunLockedError)) throw e;
+    log(`opened for reading only: ${e.message}`);
+  }
   await settle();
   return run;
 }
@@ -213,8 +221,14 @@ async function saveState(run: Run, state: RunState): Promise<void> {
  * Runs phases `ids` (in order) through the controller, with the other phases' state kept, and
  * rewrites report.html. Phases marked `fresh` lose their folder and metrics first and train from
  * scratch; the others continue from their checkpoints when they were interrupted or failed.
+ * Holds the run's lock meanwhile: a run that a CLI (or another notebook) is writing is refused,
+ * naming its holder.
  */
-async function runIds(run: Run, ids: number[], fresh: Set<number>): Promise<boolean> {
+function runIds(run: Run, ids: number[], fresh: Set<number>): Promise<boolean> {
+  return withRunLock(run.runDir, NOTEBOOK_COMMAND, () => runIdsLocked(run, ids, fresh), run.log);
+}
+
+async function runIdsLocked(run: Run, ids: number[], fresh: Set<number>): Promise<boolean> {
   const full = await runState(run);
   for (const id of ids) {
     const key = String(id);

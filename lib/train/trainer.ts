@@ -1,7 +1,9 @@
 /**
  * The training loop every phase uses: gradient accumulation, optional gradient filter
  * (GrokFast plugs in here), global-norm clipping, AdamW with warmup + cosine, evaluation
- * every N steps, atomic checkpoints every N steps, resume, NaN guard, progress.
+ * every N steps, atomic checkpoints every N steps, resume, NaN guard, progress, and graceful
+ * stops (after a SIGTERM / SIGINT the current step finishes, a checkpoint is written and
+ * `StopRequested` is thrown; lib/util/stop.ts).
  *
  * Batches are a pure function of (step, micro-batch), so a resumed run sees exactly the
  * data an uninterrupted run would have seen.
@@ -9,6 +11,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { HostTensor, ParamSet } from "../nn/params.ts";
 import { Progress } from "../util/progress.ts";
+import { StopRequested, stopRequested } from "../util/stop.ts";
 import { hasCheckpoint, loadLatestCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { AdamW, clipByGlobalNorm, type GradMap, warmupCosine } from "./optim.ts";
 
@@ -185,6 +188,12 @@ export async function train<B>(task: TrainTask<B>, cfg: TrainConfig, opts: Train
 
   try {
     while (step < cfg.steps) {
+      const signal = stopRequested();
+      if (signal) {
+        // A graceful stop: the last step is complete; checkpoint it so a resume continues here.
+        if (opts.checkpointDir && (step > resumedFrom || !(await hasCheckpoint(opts.checkpointDir)))) await save(step);
+        throw new StopRequested(signal, step);
+      }
       const stepStart = performance.now();
       // Accumulate gradients of loss / gradAccum over the micro-batches.
       let grads: GradMap | undefined;

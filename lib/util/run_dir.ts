@@ -12,7 +12,14 @@ import { join } from "node:path";
 import { appendJsonl, exists, readJson, writeAtomic, writeJsonAtomic } from "./fs.ts";
 
 /** Files of the run directory contract (relative to the run directory). */
-export const RUN_FILES = { config: "config.json", state: "state.json", metrics: "metrics.jsonl", report: "report.html" } as const;
+export const RUN_FILES = {
+  config: "config.json",
+  state: "state.json",
+  metrics: "metrics.jsonl",
+  report: "report.html",
+  /** Held by the one process writing the run (lib/util/run_lock.ts). */
+  lock: "run.lock",
+} as const;
 
 /** The file a phase writes into its own folder when it ends. */
 export const RESULT_FILE = "result.json";
@@ -63,7 +70,8 @@ export interface PhaseResultFile {
   warning?: string;
 }
 
-export type PhaseStatus = "pending" | "running" | "completed" | "failed";
+/** `interrupted`: stopped by a signal after a checkpoint (lib/util/stop.ts); `--resume` continues it. */
+export type PhaseStatus = "pending" | "running" | "completed" | "failed" | "interrupted";
 
 /** One phase's entry in state.json. */
 export interface PhaseState {
@@ -78,12 +86,15 @@ export interface PhaseState {
   warning?: string;
   /** How many times the phase was started (more than 1 after a resume). */
   attempts?: number;
+  /** interrupted: the signal, and the optimizer step of the checkpoint it stopped at (absent when it stopped outside training). */
+  interrupted_by?: string;
+  interrupted_at_step?: number;
 }
 
 /** `state.json`. */
 export interface RunState {
   run_id: string;
-  status: "running" | "completed" | "failed";
+  status: "running" | "completed" | "failed" | "interrupted";
   created_at: string;
   updated_at: string;
   phases: Record<string, PhaseState>;
