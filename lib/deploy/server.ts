@@ -27,6 +27,7 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { loadModel, type SavedModel } from "../models/io.ts";
 import { phase1ModelPath, readResult, stageModelPath } from "../util/run_dir.ts";
+import { watchShim } from "../util/stop.ts";
 import { TOKENIZER } from "../text/tokens.ts";
 import type { RegistryModel } from "../models/registry.ts";
 import { type BackendRequest, describeBackend, initBackend, parseBackend } from "../backend/mod.ts";
@@ -317,7 +318,13 @@ async function main(args: string[]): Promise<number> {
     server.close();
   };
   for (const sig of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(sig, stop);
+  // Started through npm's deno shim, which forwards no signal: its exit is our SIGTERM.
+  const unwatch = watchShim((pid) => {
+    console.error(`the deno shim (pid ${pid}) that started the server is gone: treating it as SIGTERM`);
+    stop();
+  });
   await server.finished;
+  unwatch();
   await server.close();
   model.dispose();
   console.error("stopped");

@@ -14,7 +14,7 @@ import { saveModel } from "../models/io.ts";
 import { TOKENIZER } from "../text/tokens.ts";
 import { parseGrid } from "../../datasets/arc/text.ts";
 import { arcItem, greedyGrids } from "../eval/arc_answers.ts";
-import { writeJsonAtomic } from "../util/fs.ts";
+import { exists, writeJsonAtomic } from "../util/fs.ts";
 import { exportHfFolder } from "./hf.ts";
 import { createServer, type InferenceServer, loadServedModel, type ServedModel, type ServerOptions } from "./server.ts";
 import { metricValue } from "./server_metrics.ts";
@@ -514,54 +514,79 @@ async function waitForLine(stream: ReadableStream<Uint8Array>, re: RegExp, sink:
   }
 }
 
-Deno.test("serve CLI: SIGTERM stops accepting, finishes the in-flight request and exits 0", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "af-serve-cli-" });
-  const tiny = tinyCognate();
-  const file = join(dir, "model.safetensors");
-  await saveModel(file, tiny.model, tiny.meta);
-  tiny.model.dispose();
-  // A long batch wait keeps the request in flight long enough to signal while it is.
-  const args = [
-    "run",
-    "-A",
-    "--unstable-no-legacy-abort",
-    "lib/deploy/server.ts",
-    "--model",
-    file,
-    "--port",
-    "0",
-    "--batch-wait-ms",
-    "1500",
-    "--backend",
-    "wasm",
-  ];
-  const child = new Deno.Command(Deno.execPath(), { args, cwd: ROOT, stdout: "piped", stderr: "piped" }).spawn();
-  const out: string[] = [], err: string[] = [];
-  const errDone = (async () => {
-    for await (const c of child.stderr.pipeThrough(new TextDecoderStream())) err.push(c);
-  })();
-  const [, url] = await waitForLine(child.stdout, /listening on (http:\/\/\S+)/, out);
-  const inFlight = fetch(`${url}/v1/completions`, { method: "POST", body: JSON.stringify({ prompt: "Hello", max_tokens: 8 }) });
+/** npm's deno shim (bin.cjs) beside the installed package, when node and npm are there. */
+async function npmShim(): Promise<string | undefined> {
+  try {
+    const out = await new Deno.Command("npm", { args: ["root", "-g"], stdout: "piped", stderr: "null" }).output();
+    const shim = join(new TextDecoder().decode(out.stdout).trim(), "deno", "bin.cjs");
+    return out.success && await exists(shim) ? shim : undefined;
+  } catch {
+    return undefined;
+  }
+}
+const SHIM = await npmShim();
+if (!SHIM) console.log("skipping the serve-through-the-shim test: no npm-installed deno package (deno/bin.cjs) found");
+
+/** Processes whose command line mentions `marker` (ps), waiting up to 10 s for them to go. */
+async function leftRunning(marker: string): Promise<string[]> {
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const m = await (await fetch(`${url}/metrics`)).text();
-    if (metricValue(m, "af_http_requests_in_flight", { endpoint: "/v1/completions" }) === 1) break;
-    assert.ok(Date.now() < deadline, "the completion request never showed as in flight");
-    await new Promise((r) => setTimeout(r, 20));
+    const ps = await new Deno.Command("ps", { args: ["-eo", "pid,args"], stdout: "piped" }).output();
+    const left = new TextDecoder().decode(ps.stdout).split("\n").filter((l) => l.includes(marker) && !l.includes("ps -eo"));
+    if (!left.length || Date.now() > deadline) return left;
+    await new Promise((r) => setTimeout(r, 200));
   }
-  child.kill("SIGTERM");
-  const res = await inFlight;
-  assert.equal(res.status, 200);
-  const body = await res.json();
-  assert.equal(body.choices.length, 1);
-  assert.equal(typeof body.choices[0].text, "string");
-  const status = await child.status;
-  await errDone;
-  assert.equal(status.code, 0, err.join(""));
-  assert.match(err.join(""), /shutting down/);
-  await assert.rejects(fetch(`${url}/healthz`), "nothing listens after the exit");
-  await Deno.remove(dir, { recursive: true });
-});
+}
+
+// The ways README starts the server: `deno task serve`, through npm's deno shim (a SIGTERM to
+// it reaches no child: the server watches for its exit), and `deno run` directly.
+for (const via of ["deno run", "deno task serve", "npm shim + deno task serve"] as const) {
+  Deno.test({
+    name: `serve CLI (${via}): SIGTERM stops accepting, finishes the in-flight request, exits 0 and leaves no process (ps)`,
+    ignore: via.startsWith("npm") && !SHIM,
+    fn: async () => {
+      const dir = await Deno.makeTempDir({ prefix: "af-serve-cli-" });
+      const tiny = tinyCognate();
+      const file = join(dir, "model.safetensors");
+      await saveModel(file, tiny.model, tiny.meta);
+      tiny.model.dispose();
+      // A long batch wait keeps the request in flight long enough to signal while it is.
+      const flags = ["--model", file, "--port", "0", "--batch-wait-ms", "1500", "--backend", "wasm"];
+      const [cmd, args] = via === "deno run"
+        ? [Deno.execPath(), ["run", "-A", "--unstable-no-legacy-abort", "lib/deploy/server.ts", ...flags]]
+        : via === "deno task serve"
+        ? [Deno.execPath(), ["task", "serve", ...flags]]
+        : ["node", [SHIM!, "task", "serve", ...flags]];
+      const child = new Deno.Command(cmd, { args, cwd: ROOT, stdout: "piped", stderr: "piped" }).spawn();
+      const out: string[] = [], err: string[] = [];
+      const errDone = (async () => {
+        for await (const c of child.stderr.pipeThrough(new TextDecoderStream())) err.push(c);
+      })();
+      const [, url] = await waitForLine(child.stdout, /listening on (http:\/\/\S+)/, out);
+      const inFlight = fetch(`${url}/v1/completions`, { method: "POST", body: JSON.stringify({ prompt: "Hello", max_tokens: 8 }) });
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const m = await (await fetch(`${url}/metrics`)).text();
+        if (metricValue(m, "af_http_requests_in_flight", { endpoint: "/v1/completions" }) === 1) break;
+        assert.ok(Date.now() < deadline, "the completion request never showed as in flight");
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      child.kill("SIGTERM");
+      const res = await inFlight;
+      assert.equal(res.status, 200);
+      const body = await res.json();
+      assert.equal(body.choices.length, 1);
+      assert.equal(typeof body.choices[0].text, "string");
+      const status = await child.status;
+      if (!via.startsWith("npm")) assert.equal(status.code, 0, err.join("")); // the shim itself dies of the signal
+      assert.deepEqual(await leftRunning(file), [], "no server process is left running");
+      await errDone;
+      assert.match(err.join(""), /shutting down/);
+      await assert.rejects(fetch(`${url}/healthz`), "nothing listens after the exit");
+      await Deno.remove(dir, { recursive: true });
+    },
+  });
+}
 
 Deno.test("serve CLI: bad usage exits 2 with a message naming the flag", async () => {
   const run = async (args: string[]) => {

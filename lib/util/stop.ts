@@ -92,6 +92,23 @@ export function shimAncestor(pid = Deno.pid): { pid: number; start: string } | u
 }
 
 /**
+ * Calls `onGone` once if npm's deno shim that started this process (an ancestor) exits, checked
+ * twice a second; returns the function that stops watching. Does nothing without such a shim.
+ */
+export function watchShim(onGone: (shimPid: number) => void): () => void {
+  const shim = Deno.build.os === "linux" ? shimAncestor() : undefined;
+  if (!shim) return () => {};
+  const timer = setInterval(() => {
+    if (procStat(shim.pid)?.start !== shim.start) {
+      clearInterval(timer);
+      onGone(shim.pid);
+    }
+  }, 500);
+  Deno.unrefTimer(timer);
+  return () => clearInterval(timer);
+}
+
+/**
  * Installs the SIGTERM / SIGINT handlers (and the watch on a deno shim ancestor) for the life
  * of a run; returns the function that removes them.
  */
@@ -100,20 +117,13 @@ export function installStopHandlers(log: (line: string) => void = (l) => console
   const int = () => onSignal("SIGINT", log);
   Deno.addSignalListener("SIGTERM", term);
   Deno.addSignalListener("SIGINT", int);
-  const shim = Deno.build.os === "linux" ? shimAncestor() : undefined;
-  const timer = shim
-    ? setInterval(() => {
-      if (procStat(shim.pid)?.start !== shim.start) {
-        clearInterval(timer);
-        log(`the deno shim (pid ${shim.pid}) that started this process is gone: treating it as SIGTERM`);
-        if (!requested) onSignal("SIGTERM", log);
-      }
-    }, 500)
-    : undefined;
-  if (timer !== undefined) Deno.unrefTimer(timer);
+  const unwatch = watchShim((pid) => {
+    log(`the deno shim (pid ${pid}) that started this process is gone: treating it as SIGTERM`);
+    if (!requested) onSignal("SIGTERM", log);
+  });
   return () => {
     Deno.removeSignalListener("SIGTERM", term);
     Deno.removeSignalListener("SIGINT", int);
-    if (timer !== undefined) clearInterval(timer);
+    unwatch();
   };
 }
