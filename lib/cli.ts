@@ -15,7 +15,7 @@ import { acquireRunLock, type RunLock, RunLockedError } from "./util/run_lock.ts
 import { beforeHardExit, exitCodeFor, installStopHandlers, StopRequested } from "./util/stop.ts";
 import { PHASE_NAMES, type PhaseSpec } from "./phases/spec.ts";
 import { PHASES } from "./phases/mod.ts";
-import { readJson } from "./util/fs.ts";
+import { readJson, WriteError } from "./util/fs.ts";
 import { phaseSections, writeReport } from "./viz/report.ts";
 
 const HELP = `Agent Forge pipeline: trains small reasoning models through the seven phases.
@@ -91,6 +91,7 @@ function timestamp(): string {
 export async function main(args: string[], phases: readonly PhaseSpec[] = PHASES): Promise<number> {
   let lock: RunLock | undefined;
   let removeHandlers: (() => void) | undefined;
+  let runDir = "";
   try {
     const { values } = parseArgs({
       args,
@@ -119,7 +120,6 @@ export async function main(args: string[], phases: readonly PhaseSpec[] = PHASES
     if (envBackend) backendArg(BACKEND_ENV, envBackend);
 
     let config: PipelineConfig;
-    let runDir: string;
     let resume = false;
     if (values.resume) {
       for (const flag of ["preset", "config", "set", "from", "to", "out", "seed"] as const) {
@@ -188,6 +188,11 @@ export async function main(args: string[], phases: readonly PhaseSpec[] = PHASES
     if (e instanceof RunLockedError) {
       console.error(`error: ${e.message}`);
       return 2;
+    }
+    if (e instanceof WriteError) {
+      console.error(`error: ${e.message}`);
+      console.error(`the last good checkpoint is intact: once the path is writable again, continue with --resume ${runDir}`);
+      return 1;
     }
     if (e instanceof ConfigError || e instanceof UsageError) {
       console.error(`error: ${e.message}`);

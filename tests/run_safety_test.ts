@@ -226,3 +226,57 @@ for (const via of ["deno task", "the npm shim running deno task"] as const) {
     },
   });
 }
+
+/**
+ * Makes `dir` read-only and returns the function that makes it writable again: a tmpfs mount
+ * remounted read-only when running as root (root writes through file modes), file modes
+ * otherwise; undefined (with the reason printed) where neither can be done.
+ */
+async function readOnlyFolder(dir: string): Promise<{ ro(): Promise<void>; rw(): Promise<void>; cleanup(): Promise<void> } | undefined> {
+  const sh = async (cmd: string, ...args: string[]) =>
+    (await new Deno.Command(cmd, { args, stderr: "null", stdout: "null" }).output()).success;
+  if (Deno.uid() === 0) {
+    await Deno.mkdir(dir, { recursive: true });
+    if (!(await sh("mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", dir))) {
+      console.log("skipping the read-only test: running as root and cannot mount a tmpfs to make read-only");
+      return undefined;
+    }
+    return {
+      ro: async () => assert.ok(await sh("mount", "-o", "remount,ro", dir), "remount ro"),
+      rw: async () => assert.ok(await sh("mount", "-o", "remount,rw", dir), "remount rw"),
+      cleanup: async () => void (await sh("umount", dir)),
+    };
+  }
+  const chmod = (mode: string) => sh("chmod", "-R", mode, dir);
+  return {
+    ro: async () => assert.ok(await chmod("a-w"), "chmod a-w"),
+    rw: async () => assert.ok(await chmod("u+w"), "chmod u+w"),
+    cleanup: async () => {},
+  };
+}
+
+Deno.test("a run directory that turns read-only during a phase: a clear error naming the path, then --resume once writable gives the uninterrupted metrics", async () => {
+  await uninterrupted();
+  const { base } = await tempBase();
+  const mnt = join(base, "mnt");
+  const folder = await readOnlyFolder(mnt);
+  if (!folder) return;
+  const dir = join(mnt, "run");
+  try {
+    const p = spawn(Deno.execPath(), ["run", "-A", SCRIPT, ...runArgs(dir, base, 100)]);
+    await waitForStep(dir, 7);
+    await folder.ro();
+    const r = await output(p);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`error: cannot write ${dir.replaceAll("/", "\\/")}\\/\\S+: .*(Read-only|Permission denied)`));
+    assert.match(r.stderr, new RegExp(`the last good checkpoint is intact: .*--resume ${dir.replaceAll("/", "\\/")}`));
+    await folder.rw();
+    const latest = await readJson<{ step: number }>(join(dir, "phase-2-train", "checkpoints", "latest.json"));
+    assert.ok(latest.step >= 5, `a checkpoint survived (step ${latest.step})`);
+    await resumeMatches(dir);
+  } finally {
+    await folder.rw().catch(() => {});
+    await folder.cleanup();
+    await Deno.remove(base, { recursive: true });
+  }
+});

@@ -6,7 +6,8 @@
  */
 import { join } from "node:path";
 import type { HostTensor, ParamSet } from "../nn/params.ts";
-import { exists, readJson, writeJsonAtomic } from "../util/fs.ts";
+import { faultPoint } from "../util/fault.ts";
+import { exists, readJson, writeJsonAtomic, writing } from "../util/fs.ts";
 import { decodeSafetensors, encodeSafetensors } from "./safetensors.ts";
 import type { AdamW } from "./optim.ts";
 
@@ -46,10 +47,8 @@ export async function saveCheckpoint(
   config: unknown,
   opts: { keep?: number; extra?: Record<string, unknown>; gradFilter?: Map<string, HostTensor> } = {},
 ): Promise<string> {
-  await Deno.mkdir(dir, { recursive: true });
   const final = join(dir, stepDir(step));
   const tmp = join(dir, `.tmp-${stepDir(step)}-${crypto.randomUUID().slice(0, 8)}`);
-  await Deno.mkdir(tmp);
   const meta: CheckpointMeta = {
     format: "agent-forge-checkpoint/1",
     step,
@@ -59,12 +58,18 @@ export async function saveCheckpoint(
     extra: opts.extra,
     savedAt: new Date().toISOString(),
   };
-  await Deno.writeFile(join(tmp, "model.safetensors"), encodeSafetensors(await params.toHost(), { step: String(step) }));
-  await Deno.writeFile(join(tmp, "optimizer.safetensors"), encodeSafetensors(await opt.stateToHost()));
-  if (opts.gradFilter) await Deno.writeFile(join(tmp, "gradfilter.safetensors"), encodeSafetensors(opts.gradFilter));
-  await Deno.writeTextFile(join(tmp, "meta.json"), JSON.stringify(meta, null, 2));
-  if (await exists(final)) await Deno.remove(final, { recursive: true });
-  await Deno.rename(tmp, final);
+  // Everything goes into a temp folder renamed into place: a kill or a failed write leaves the older checkpoints as they were.
+  await writing(tmp, async () => {
+    await Deno.mkdir(tmp, { recursive: true });
+    await Deno.writeFile(join(tmp, "model.safetensors"), encodeSafetensors(await params.toHost(), { step: String(step) }));
+    const optimizer = encodeSafetensors(await opt.stateToHost());
+    faultPoint("checkpoint", () => Deno.writeFileSync(join(tmp, "optimizer.safetensors"), optimizer.subarray(0, optimizer.length >> 1)));
+    await Deno.writeFile(join(tmp, "optimizer.safetensors"), optimizer);
+    if (opts.gradFilter) await Deno.writeFile(join(tmp, "gradfilter.safetensors"), encodeSafetensors(opts.gradFilter));
+    await Deno.writeTextFile(join(tmp, "meta.json"), JSON.stringify(meta, null, 2));
+    if (await exists(final)) await Deno.remove(final, { recursive: true });
+    await Deno.rename(tmp, final);
+  });
   await writeJsonAtomic(join(dir, "latest.json"), { step, path: stepDir(step) });
   await prune(dir, opts.keep ?? 2);
   return final;

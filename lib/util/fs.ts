@@ -1,13 +1,33 @@
 /** File helpers: every write that other tools read is atomic (temp file + rename). */
 import { dirname } from "node:path";
+import { faultPoint, writeKind } from "./fault.ts";
+
+/** A write that failed (a full disk, a read-only or vanished folder); the message names the path. */
+export class WriteError extends Error {
+  constructor(readonly path: string, cause: unknown) {
+    super(`cannot write ${path}: ${(cause as Error).message ?? cause}`, { cause });
+  }
+}
+
+/** Runs a write of `path`, turning its failure into a WriteError naming the path. */
+export async function writing<T>(path: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw e instanceof WriteError ? e : new WriteError(path, e);
+  }
+}
 
 /** Writes bytes or text to `path` atomically: a reader sees the old file or the new one, never half. */
-export async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  await Deno.mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
-  if (typeof data === "string") await Deno.writeTextFile(tmp, data);
-  else await Deno.writeFile(tmp, data);
-  await Deno.rename(tmp, path);
+export function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  return writing(path, async () => {
+    await Deno.mkdir(dirname(path), { recursive: true });
+    const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+    const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+    await Deno.writeFile(tmp, bytes);
+    faultPoint(writeKind(path), () => Deno.truncateSync(tmp, Math.floor(bytes.length / 2)));
+    await Deno.rename(tmp, path);
+  });
 }
 
 /** Writes `value` as pretty JSON, atomically. */
@@ -42,7 +62,11 @@ export async function exists(path: string): Promise<boolean> {
 }
 
 /** Appends one JSON line to a JSONL file (one write call, so lines never interleave). */
-export async function appendJsonl(path: string, value: unknown): Promise<void> {
-  await Deno.mkdir(dirname(path), { recursive: true });
-  await Deno.writeTextFile(path, JSON.stringify(value) + "\n", { append: true });
+export function appendJsonl(path: string, value: unknown): Promise<void> {
+  return writing(path, async () => {
+    await Deno.mkdir(dirname(path), { recursive: true });
+    const line = JSON.stringify(value) + "\n";
+    faultPoint(writeKind(path), () => Deno.writeTextFileSync(path, line.slice(0, Math.floor(line.length / 2)), { append: true }));
+    await Deno.writeTextFile(path, line, { append: true });
+  });
 }

@@ -88,7 +88,9 @@ export function acquireRunLock(runDir: string, command: string, log: (line: stri
           release() {
             if (released) return;
             released = true;
-            if (readHolder(path)?.pid === holder.pid) Deno.removeSync(path);
+            try {
+              if (readHolder(path)?.pid === holder.pid) Deno.removeSync(path);
+            } catch { /* a read-only or vanished folder: the next writer finds the lock stale */ }
           },
         };
       } catch (e) {
