@@ -1,3 +1,4 @@
+import { acquireRunLock } from "../util/run_lock.ts";
 import { z } from "zod";
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -181,6 +182,27 @@ Deno.test("a phase that throws makes runPhase throw with its error", async () =>
     ...quiet(base, ["phases.1.crash=true"]),
   });
   await assert.rejects(() => runPhase(run, 1), /phase 1 \(fake1\) failed: Error: fake 1 crashed/);
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("a run another process is writing: openRun opens it for reading, runPhase and ensurePhases are refused and write nothing", async () => {
+  const base = await tempDir();
+  const { phases, runs } = fakePhases();
+  const runDir = join(base, "run");
+  await openRun({ runDir, preset: "tiny", phases, ...quiet(base) });
+  const held = acquireRunLock(runDir, "deno task pipeline --resume (another terminal)", () => {});
+  try {
+    const lines: string[] = [];
+    const run = await openRun({ runDir, preset: "tiny", phases, ...quiet(base), log: (l) => lines.push(l) });
+    assert.match(lines.join("\n"), /opened for reading only: .*being written by pid \d+ .*another terminal/);
+    const before = await Deno.readTextFile(join(runDir, "state.json"));
+    await assert.rejects(() => runPhase(run, 2), /run\.lock: the run is being written by pid \d+ .*another terminal/);
+    await assert.rejects(() => ensurePhases(run, 3), /being written by/);
+    assert.equal(await Deno.readTextFile(join(runDir, "state.json")), before);
+    assert.deepEqual(runs, {}, "no phase ran");
+  } finally {
+    held.release();
+  }
   await Deno.remove(base, { recursive: true });
 });
 
