@@ -1,51 +1,27 @@
 /**
- * Everything a notebook or script imports, one namespace per module:
+ * Everything a notebook or script imports, one namespace per layer (README's layer map), lowest
+ * first:
  *
- *     import { backend, decoder, trainer, models, datasets } from "./mod.ts";
- *     await backend.initBackend();
- *     const m = models.createModel("cognate-reasoning", {}, 0);
+ *     import * as af from "../lib/mod.ts";
+ *     await af.backend.initBackend();
+ *     const m = af.models.createModel("cognate-reasoning", {}, 0);
+ *     const run = await af.pipeline.openRun({ preset: "tiny" });
  */
+export * as util from "./util/mod.ts";
 export * as backend from "./backend/mod.ts";
-export * as params from "./nn/params.ts";
-export * as layers from "./nn/layers.ts";
-export * as attention from "./nn/attention.ts";
-export * as decoder from "./nn/decoder.ts";
-export * as grad from "./nn/grad.ts";
-export * as optim from "./train/optim.ts";
-export * as trainer from "./train/trainer.ts";
-export * as checkpoint from "./train/checkpoint.ts";
-export * as grokfast from "./train/grokfast.ts";
-export * as detectors from "./train/detectors.ts";
-export * as models from "./models/registry.ts";
-export * as act from "./models/act.ts";
-export * as refinement from "./models/refinement.ts";
-export * as gatedLtm from "./models/gated_ltm.ts";
-export * as cognate from "./models/cognate.ts";
-export * as cogment from "./models/cogment.ts";
-export * as hrrm from "./models/hrrm.ts";
-export * as compress from "./compress/pipeline.ts";
-export * as bitnet from "./compress/bitnet.ts";
-export * as seedlm from "./compress/seedlm.ts";
-export * as vptq from "./compress/vptq.ts";
-export * as inference from "./compress/inference.ts";
+export * as nn from "./nn/mod.ts";
+export * as train from "./train/mod.ts";
+export * as models from "./models/mod.ts";
+export * as compress from "./compress/mod.ts";
 export * as config from "./config/config.ts";
-export * as session from "./pipeline/session.ts";
-export * as phases from "./phases/mod.ts";
-export * as phaseTools from "./phases/common.ts";
-export * as text from "./text/tokens.ts";
-export * as generate from "./text/generate.ts";
-export * as modelIo from "./models/io.ts";
-export * as answers from "./eval/answers.ts";
-export * as arcAnswers from "./eval/arc_answers.ts";
-export * as stage from "./eval/stage.ts";
-export * as runDir from "./util/run_dir.ts";
-export * as suites from "./eval/suites.ts";
-export * as safety from "./eval/safety.ts";
+export * as text from "./text/mod.ts";
+/** lib/eval (named `evaluation`: `eval` cannot be imported by name). */
+export * as evaluation from "./eval/mod.ts";
 export * as deploy from "./deploy/mod.ts";
-export * as notebook from "./viz/notebook.ts";
-export * as figures from "./viz/figures.ts";
-export * as report from "./viz/report.ts";
-export * as rng from "./util/rng.ts";
+export * as phases from "./phases/mod.ts";
+export * as pipeline from "./pipeline/mod.ts";
+export * as viz from "./viz/mod.ts";
+// Data, beside the layers (datasets/ sits at rank 1).
 export * as datasets from "../datasets/manager.ts";
 export * as arc from "../datasets/arc/mod.ts";
 export * as puzzles from "../datasets/puzzles/mod.ts";
