@@ -47,7 +47,7 @@ Deno.test("parameter counts from configs equal the built ParamSets (tiny preset 
   }
 });
 
-Deno.test("parity: at tiny, small and 25m the three variants are within 10% of each other", () => {
+Deno.test("parity: at tiny, small and 25m the three variants are within 0.1% of each other (as README states)", () => {
   const rows: string[] = [];
   for (const preset of Object.keys(COGNATE_PRESETS) as CognatePresetName[]) {
     const p = COGNATE_PRESETS[preset];
@@ -63,7 +63,7 @@ Deno.test("parity: at tiny, small and 25m the three variants are within 10% of e
     });
     const spread = Math.max(...counts) / Math.min(...counts) - 1;
     rows.push(`${preset}: spread ${(100 * spread).toFixed(3)}% (${p.source})`);
-    assert.ok(spread < 0.1, `${preset}: ${counts}`);
+    assert.ok(spread < 0.001, `${preset}: spread ${(100 * spread).toFixed(3)}% (${counts})`);
     if (p.targetParams) {
       for (const n of counts) assert.ok(Math.abs(n / p.targetParams - 1) < 0.02, `${preset}: ${n} vs ${p.targetParams}`);
     }
