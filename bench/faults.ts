@@ -73,7 +73,7 @@ async function pipeline(dir: string, opts: { resume?: boolean; env?: Record<stri
 }
 
 /** Keys whose values are times or speeds (they differ between any two runs). */
-const TIMING = /(^|_)(s|ms|seconds|sec)$|per_s|tokens_per|latency|speed|timing|peak_rss|_at$|^p\d\d/;
+const TIMING = /(^|_)(s|ms|seconds|sec)(_|$)|per_s|tokens_per|latency|speed|timing|peak_rss|_at$|^p\d\d/;
 
 /** A result's metrics without timings, flattened to `path: value`. */
 function flatMetrics(x: unknown, path = "", out: Map<string, string> = new Map()): Map<string, string> {

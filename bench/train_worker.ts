@@ -46,7 +46,10 @@ if (Deno.args.includes("--profile")) {
 
 console.log(JSON.stringify({
   impl: "agent-forge",
-  backend: info.name,
+  // Our threads: tfjs-wasm runs on one JS thread; its matmuls on OpenBLAS's threads when found.
+  backend: info.name === "wasm"
+    ? `wasm 1t, ${info.blas ? `OpenBLAS ${/(\d+) threads/.exec(info.blas)?.[1] ?? "?"}t` : "XNNPACK (no BLAS)"}`
+    : info.name,
   adapter: info.adapter,
   step_ms: median,
   step_ms_min: sorted[0],
