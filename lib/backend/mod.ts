@@ -11,6 +11,7 @@ import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-backend-webgpu";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { fileURLToPath } from "node:url";
+import { BLAS_ENV } from "./blas.ts";
 import { installWasmKernels } from "./wasm_kernels.ts";
 
 export const BACKENDS = ["webgpu", "wasm", "cpu"] as const;
@@ -133,11 +134,21 @@ export async function initBackend(
   throw new Error(`backend '${want}' could not be initialised (tried ${order.join(", ")})`);
 }
 
-/** One line for logs: `backend: wasm (auto; adapter llvmpipe ..., fallback)`. */
+/**
+ * How much slower a training step of the reference model is on wasm without OpenBLAS (XNNPACK
+ * and tfjs's scalar loops) than with it, measured by bench/train_worker.ts on a 2-core machine:
+ * 1017 / 180 ms and 1021 / 184 ms, medians of one run each.
+ */
+export const NO_BLAS_SLOWDOWN = 5.6;
+
+/** One line for logs: `backend: wasm (auto; adapter llvmpipe ..., fallback)`, plus a warning on wasm without OpenBLAS. */
 export function describeBackend(info: BackendInfo): string {
   const adapter = info.adapter ? `adapter ${info.adapter}${info.fallbackAdapter ? ", software fallback" : ""}` : "no WebGPU adapter";
   const blas = info.name === "wasm" ? `; matmuls on ${info.blas ?? "XNNPACK (no native BLAS found)"}` : "";
-  return `backend: ${info.name} (${info.reason}; ${adapter}${blas})`;
+  const line = `backend: ${info.name} (${info.reason}; ${adapter}${blas})`;
+  if (info.name !== "wasm" || info.blas || Deno.env.get(BLAS_ENV) === "off") return line;
+  return `${line}\nwarning: no OpenBLAS found: training will run about ${NO_BLAS_SLOWDOWN}x slower than with it ` +
+    `(the reference model's step); on Debian/Ubuntu: apt-get install libopenblas0-pthread`;
 }
 
 /** The backend chosen by `initBackend`, or undefined before it ran. */
