@@ -99,24 +99,29 @@ export function meanOf<T>(rows: readonly T[], key: keyof T): number {
   return xs.length ? round(xs.reduce((a, b) => a + b, 0) / xs.length) : NaN;
 }
 
-/** The suite scores in [0, 1] and the overall score. */
+/** The suite scores in [0, 1] and the overall (capability) score. */
 export interface Scores {
   reasoning: number;
   memory: number;
   generalization: number;
+  /** Robustness to malformed and adversarial input: its own line and gate, not part of `overall` (an untrained model scores 1). */
   safety: number;
   overall: number;
   formula: string;
 }
 
-/** overall = mean(reasoning, memory, generalization, safety), each a mean accuracy in [0, 1]. */
+/**
+ * overall = mean(reasoning, memory, generalization): a capability score, each part a mean
+ * accuracy in [0, 1]. Safety is reported beside it, not inside it: it never looks at what the
+ * model knows (an untrained model passes every case).
+ */
 export function overallScore(s: Omit<Scores, "overall" | "formula">): Scores {
-  const parts = [s.reasoning, s.memory, s.generalization, s.safety].map((x) => (Number.isFinite(x) ? x : 0));
+  const parts = [s.reasoning, s.memory, s.generalization].map((x) => (Number.isFinite(x) ? x : 0));
   return {
     ...s,
     overall: round(parts.reduce((a, b) => a + b, 0) / parts.length),
     formula:
-      "overall = (reasoning + memory + generalization + safety) / 4; reasoning = mean of the stages' metrics (phases 2-4); memory = mean of recall token accuracy over pair counts and the long-context stage's accuracy; generalization = mean token accuracy past the training sizes; safety = fraction of safety cases passed",
+      "overall = (reasoning + memory + generalization) / 3; reasoning = mean of the stages' metrics (phases 2-4); memory = mean of recall token accuracy over pair counts and the long-context stage's accuracy; generalization = mean token accuracy past the training sizes; safety (fraction of safety cases passed) is a separate gate, not part of overall",
   };
 }
 

@@ -129,7 +129,7 @@ export function phase7(stages: readonly PhaseSpec[]): PhaseSpec {
         reasoning: m.reasoning,
         memory: m.memory,
         generalization: m.generalization,
-        overall_without_safety: round((s.reasoning + s.memory + s.generalization) / 3),
+        overall: s.overall,
       };
     };
     table.integrated = row(main);
@@ -149,7 +149,7 @@ export function phase7(stages: readonly PhaseSpec[]): PhaseSpec {
     const relative = Object.fromEntries(
       Object.entries(table).map((
         [name, r],
-      ) => [name, round(r.overall_without_safety / Math.max(1e-9, table["cognate-standard (phase 1)"]?.overall_without_safety ?? NaN), 3)]),
+      ) => [name, round(r.overall / Math.max(1e-9, table["cognate-standard (phase 1)"]?.overall ?? NaN), 3)]),
     );
 
     // Compression to target, with what it keeps.
@@ -276,7 +276,14 @@ export function reportSections(r: PhaseResultFile) {
   const sections = [];
   sections.push({
     title: "Phase 7: scores",
-    html: `${kv(m.scores)}<h3>Recommendations</h3><ul>${(m.recommendations as string[]).map((x) => `<li>${esc(x)}</li>`).join("")}</ul>`,
+    html: `${
+      kv(Object.fromEntries(Object.entries(m.scores ?? {}).filter(([k]) => k !== "safety")))
+    }<p>safety (input robustness; a separate gate, ` +
+      `not part of overall): <b>${esc(m.scores?.safety)}</b></p><h3>Recommendations</h3><ul>${
+        (m.recommendations as string[]).map((x) =>
+          `<li>${esc(x)}</li>`
+        ).join("")
+      }</ul>`,
   });
   const table = m.baselines.table;
   const cols = [...new Set(Object.values(table).flatMap((r) => Object.keys(r)))];
