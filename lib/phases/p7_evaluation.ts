@@ -238,7 +238,6 @@ export function phase7(stages: readonly PhaseSpec[]): PhaseSpec {
         generalization_extra: 2,
         max_pairs: 8,
         latency_repeats: 8,
-        gate_min_gain_over_chance: 0,
         gate_min_compression_retention: 0.5,
       },
     },
