@@ -9,6 +9,7 @@ import { join } from "node:path";
 import type { RunState } from "../lib/util/run_dir.ts";
 import type { PhaseResultFile } from "../lib/util/run_dir.ts";
 import { exists, readJson } from "../lib/util/fs.ts";
+import { PHASES } from "../lib/phases/mod.ts";
 
 const CLI = new URL("../lib/cli.ts", import.meta.url).pathname;
 const base = await Deno.makeTempDir({ prefix: "af-e2e-" });
@@ -89,6 +90,44 @@ Deno.test("tiny pipeline: phases 1-7 complete, every gate passes, report has eve
   }
   const exp = results.get(7)!.metrics.exports as { onnx_max_abs_diff: number; hf_max_abs_diff: number; tfjs_max_abs_diff: number };
   assert.ok(exp.onnx_max_abs_diff <= 1e-4 && exp.hf_max_abs_diff === 0 && exp.tfjs_max_abs_diff === 0);
+});
+
+/**
+ * The numbers of a model that did not learn, in place of each phase's own: its base (or an
+ * untrained / input-blind model) scored as if it were the trained one. Every gate must fail them.
+ */
+// deno-lint-ignore no-explicit-any
+const DID_NOT_LEARN: Record<number, (m: Record<string, any>) => Record<string, unknown>> = {
+  1: (m) => ({
+    ...m,
+    variants: Object.fromEntries(
+      Object.entries(m.variants).map((
+        [v, r],
+      ) => [v, { ...(r as object), val_loss: m.baselines.unigram_loss, val_token_acc: m.baselines.majority_token_acc }]),
+    ),
+  }),
+  2: (m) => ({ ...m, cell_acc: m.base.cell_acc, heldout_token_acc: m.base_heldout_token_acc }),
+  3: (m) => ({ ...m, mod_val_acc: m.mod_chance, mod_train_acc: m.mod_chance, token_acc: m.base_token_acc }),
+  4: (m) => ({ ...m, token_acc: m.base_token_acc, loss: m.base_loss }),
+  5: (m) => ({ ...m, gain_beyond: 0, beyond_exact: m.beyond_exact - m.gain_beyond }),
+  6: (m) => ({ ...m, mean_integrated: m.mean_base }),
+  7: (m) => ({ ...m, scores: { ...m.scores, reasoning: m.untrained_reasoning } }),
+};
+
+Deno.test("every phase's gate fails for a model that did not learn (its base or an untrained model's numbers)", async () => {
+  const config = await readJson<{ phases: Record<string, Record<string, unknown>> }>(join(fullRun, "config.json"));
+  const results = await phaseResults(fullRun);
+  assert.deepEqual([...results.keys()].sort(), [1, 2, 3, 4, 5, 6, 7]);
+  for (const p of PHASES) {
+    const ctx = { phase: p.id, phaseConfig: config.phases[String(p.id)] } as unknown as Parameters<typeof p.validate>[1];
+    const real = results.get(p.id)!;
+    assert.ok(p.validate({ metrics: real.metrics }, ctx).every((c) => c.passed), `phase ${p.id} passes on its own numbers`);
+    const failed = p.validate({ metrics: DID_NOT_LEARN[p.id](real.metrics) }, ctx).filter((c) => !c.passed);
+    assert.ok(failed.length > 0, `phase ${p.id}: a model that did not learn passed every check`);
+    console.log(
+      `phase ${p.id}: a model that did not learn fails ${failed.map((c) => `"${c.name}" (${c.value} < ${c.threshold})`).join(", ")}`,
+    );
+  }
 });
 
 Deno.test("a run killed during phase 3 resumes to completion, with the uninterrupted run's results", async () => {
