@@ -103,7 +103,7 @@ const DID_NOT_LEARN: Record<number, (m: Record<string, any>) => Record<string, u
     variants: Object.fromEntries(
       Object.entries(m.variants).map((
         [v, r],
-      ) => [v, { ...(r as object), val_loss: m.baselines.unigram_loss, val_token_acc: m.baselines.majority_token_acc }]),
+      ) => [v, { ...(r as object), test_loss: m.baselines.unigram_loss, test_token_acc: m.baselines.majority_token_acc }]),
     ),
   }),
   2: (m) => ({ ...m, cell_acc: m.base.cell_acc, heldout_token_acc: m.base_heldout_token_acc }),

@@ -6,6 +6,8 @@
  * GrokFast and early stopping on converged validation loss. Reports each variant's losses,
  * parameters and answer accuracy, and how different the three came out: prediction
  * disagreement, symmetric KL and linear CKA of their final hidden states on held-out items.
+ * Early stopping watches a validation split; everything reported and gated is measured on a
+ * separate test split that no training decision saw.
  * Hands on all three models; `base_variant` names the one later phases fine-tune.
  */
 import * as tf from "@tensorflow/tfjs";
@@ -39,25 +41,25 @@ export const Phase1Section = z.strictObject({
   seq_len: z.number().int().min(16).default(128), // tokens per window (sanity items are packed several to a window)
   lr: z.number().min(0).default(0.002), // peak learning rate (0: training.lr)
   items: z.number().int().min(20).default(8000), // sanity items generated before the split (train gets the rest after validation)
-  val_fraction: z.number().gt(0).max(0.5).default(0.05), // fraction of items held out for validation, early stopping and diversity
+  val_fraction: z.number().gt(0).max(0.3).default(0.05), // fraction of items held out for early stopping (validation), and the same again as the test split that is reported and gated
   max_size: z.number().int().min(2).max(26).default(8), // largest sanity problem size
   corpus: z.string().default(""), // plain-text corpus mixed into training ("" = none), e.g. ../shared/data/tinyshakespeare.txt
   corpus_ratio: z.number().min(0).default(0.5), // corpus windows per sanity window in the mix
   patience: z.number().int().min(0).default(4), // evaluations without improvement before early stopping (0 = off)
   min_delta: z.number().min(0).default(0.005), // smallest validation-loss improvement that counts
   base_variant: z.enum(COGNATE_VARIANTS).default("standard"), // which variant later phases start from
-  gate_loss_margin: z.number().default(0.5), // gate: every variant's answer loss at least this far below the unigram loss (nats)
-  gate_acc_margin: z.number().default(0.05), // gate: every variant's answer-token accuracy above the majority token's by this much
+  gate_loss_margin: z.number().default(0.5), // gate: every variant's test answer loss at least this far below the unigram loss (nats)
+  gate_acc_margin: z.number().default(0.05), // gate: every variant's test answer-token accuracy above the majority token's by this much
 });
 export type Phase1Section = z.infer<typeof Phase1Section>;
 
 /** The sanity items of a run, split by content hash (no prompt is in both splits). */
-export function sanitySplit(s: StageContext): { train: TextItem[]; val: TextItem[] } {
+export function sanitySplit(s: StageContext): { train: TextItem[]; val: TextItem[]; test: TextItem[] } {
   const c = sectionOf(Phase1Section, s.phaseConfig);
   const items: Example[] = sanityItems(c.items, { ...DEFAULT_SANITY, maxSize: c.max_size, seed: deriveSeed(s.seed, "sanity") })
     .map((it) => ({ dataset: "sanity", prompt: it.prompt, answer: it.answer }));
-  const sp = splitExamples(items, { val: c.val_fraction, test: 0 }, s.seed);
-  return { train: sp.train, val: sp.val };
+  const sp = splitExamples(items, { val: c.val_fraction, test: c.val_fraction }, s.seed);
+  return { train: sp.train, val: sp.val, test: sp.test };
 }
 
 /** Corpus chunks as answer-only items (the whole chunk is scored: plain language modelling). */
@@ -144,7 +146,8 @@ async function run(ctx: PhaseContext): Promise<PhaseOutput> {
   if (!COGNATE_VARIANTS.includes(c.base_variant)) {
     throw new Error(`phases.1.base_variant = '${c.base_variant}': expected one of ${COGNATE_VARIANTS.join(", ")}`);
   }
-  const { train: trainItems, val: valItems } = sanitySplit(ctx);
+  // Early stopping watches `val`; what is reported and gated is `test`, which no decision saw.
+  const { train: trainItems, val: valItems, test: testItems } = sanitySplit(ctx);
   let mix: TextItem[] = trainItems;
   let corpus: { path: string; windows: number } | undefined;
   if (c.corpus) {
@@ -155,9 +158,10 @@ async function run(ctx: PhaseContext): Promise<PhaseOutput> {
   }
   const trainW = windowsOf(mix, c.seq_len);
   const valW = windowsOf(valItems, c.seq_len);
+  const testW = windowsOf(testItems, c.seq_len);
   const baselines = {
-    majority_token_acc: round(majorityTokenAccuracy(trainW, valW).accuracy),
-    unigram_loss: round(unigramLoss(trainW, valW)),
+    majority_token_acc: round(majorityTokenAccuracy(trainW, testW).accuracy),
+    unigram_loss: round(unigramLoss(trainW, testW)),
   };
   const { train: cfg, batchSize } = phaseTrainer(ctx, c);
 
@@ -184,7 +188,7 @@ async function run(ctx: PhaseContext): Promise<PhaseOutput> {
       },
       shouldStop: (step, _loss, evals) => detector !== undefined && evals !== undefined && detector.update(step, evals.val_loss),
     });
-    const m = await answerMetrics(model, valW);
+    const m = await answerMetrics(model, testW);
     await saveModel(join(ctx.runDir, phase1ModelPath(variant)), model, { key, config: { ...config } });
     const logged = await loggedLosses(ctx, variant);
     variants[variant] = {
@@ -194,9 +198,9 @@ async function run(ctx: PhaseContext): Promise<PhaseOutput> {
       steps: res.steps,
       stopped_early: res.stoppedEarly || (detector?.convergedAt !== undefined),
       train_loss: round(tailMean(logged)),
-      val_loss: round(m.loss),
-      val_token_acc: round(m.token_acc),
-      val_exact: round(m.exact),
+      test_loss: round(m.loss),
+      test_token_acc: round(m.token_acc),
+      test_exact: round(m.exact),
       seconds: round(res.seconds, 1),
     };
     models.set(variant, model);
@@ -204,7 +208,7 @@ async function run(ctx: PhaseContext): Promise<PhaseOutput> {
 
   // Diversity between the variants on the same held-out answer positions.
   const outs = new Map<CognateVariant, Awaited<ReturnType<typeof answerOutputs>>>();
-  for (const [v, m] of models) outs.set(v, await answerOutputs(m, valW, 32));
+  for (const [v, m] of models) outs.set(v, await answerOutputs(m, testW, 32));
   const diversity: { a: string; b: string; disagreement: number; sym_kl: number; cka: number }[] = [];
   for (let i = 0; i < COGNATE_VARIANTS.length; i++) {
     for (let j = i + 1; j < COGNATE_VARIANTS.length; j++) {
@@ -220,7 +224,7 @@ async function run(ctx: PhaseContext): Promise<PhaseOutput> {
     }
   }
   const base = models.get(c.base_variant)!;
-  const sample = valItems.slice(0, 6);
+  const sample = testItems.slice(0, 6);
   const got = await generateGreedy(base, sample.map((s) => s.prompt), 24);
   for (const m of models.values()) m.dispose();
   return {
@@ -228,13 +232,14 @@ async function run(ctx: PhaseContext): Promise<PhaseOutput> {
       base_variant: c.base_variant,
       train_items: trainItems.length,
       val_items: valItems.length,
+      test_items: testItems.length,
       train_windows: trainW.count,
       corpus: corpus ?? null,
       baselines,
       variants,
       diversity,
       samples: sample.map((s, i) => ({ prompt: s.prompt, expected: s.answer, got: got[i] })),
-      [STAGE_METRIC]: (variants[c.base_variant] as { val_token_acc: number }).val_token_acc,
+      [STAGE_METRIC]: (variants[c.base_variant] as { test_token_acc: number }).test_token_acc,
     },
     artifacts: COGNATE_VARIANTS.map(phase1ModelPath),
   };
@@ -247,14 +252,14 @@ function validate(out: PhaseOutput, ctx: PhaseContext) {
   const c = sectionOf(Phase1Section, ctx.phaseConfig);
   const m = out.metrics as {
     baselines: { majority_token_acc: number; unigram_loss: number };
-    variants: Record<string, { val_loss: number; val_token_acc: number }>;
+    variants: Record<string, { test_loss: number; test_token_acc: number }>;
   };
   const checks = [];
   for (const v of COGNATE_VARIANTS) {
     const r = m.variants[v];
-    checks.push(check(`${v}: unigram_loss - val_loss`, round(m.baselines.unigram_loss - r.val_loss), c.gate_loss_margin));
+    checks.push(check(`${v}: unigram_loss - test_loss`, round(m.baselines.unigram_loss - r.test_loss), c.gate_loss_margin));
     checks.push(
-      check(`${v}: val_token_acc - majority_token_acc`, round(r.val_token_acc - m.baselines.majority_token_acc), c.gate_acc_margin),
+      check(`${v}: test_token_acc - majority_token_acc`, round(r.test_token_acc - m.baselines.majority_token_acc), c.gate_acc_margin),
     );
   }
   return checks;
@@ -268,7 +273,7 @@ function report(r: PhaseResultFile) {
     samples: { prompt: string; expected: string; got: string }[];
   };
   if (!m.variants) return [];
-  const cols = ["params", "layers", "steps", "stopped_early", "train_loss", "val_loss", "val_token_acc", "val_exact", "seconds"];
+  const cols = ["params", "layers", "steps", "stopped_early", "train_loss", "test_loss", "test_token_acc", "test_exact", "seconds"];
   const rows = Object.entries(m.variants).map(([v, x]) =>
     `<tr><td>${esc(v)}</td>${cols.map((k) => `<td>${esc(x[k])}</td>`).join("")}</tr>`
   );
@@ -312,7 +317,7 @@ export const phase1: PhaseSpec = {
     seqLen: (s) => sectionOf(Phase1Section, s.phaseConfig).seq_len,
     evaluate: async (model, s) => {
       const c = sectionOf(Phase1Section, s.phaseConfig);
-      const m = await answerMetrics(model, windowsOf(sanitySplit(s).val, c.seq_len));
+      const m = await answerMetrics(model, windowsOf(sanitySplit(s).test, c.seq_len));
       return { [STAGE_METRIC]: round(m.token_acc), sanity_exact: round(m.exact), sanity_loss: round(m.loss) };
     },
   },

@@ -34,10 +34,11 @@ Deno.test("prediction diversity: zero for identical log-probs, counts argmax dis
   assert.ok(Math.abs(d.sym_kl - kl / 2) < 1e-6, `${d.sym_kl} vs ${kl / 2}`);
 });
 
-Deno.test("the sanity split is deterministic in the seed and leaks no prompt into validation", () => {
+Deno.test("the sanity split is deterministic in the seed; validation (early stopping) and test (reported, gated) share no prompt with training or each other", () => {
   const config = resolveConfig({ preset: "tiny", phases: [phase1] });
   const a = sanitySplit(stageContext(config, 1)), b = sanitySplit(stageContext(config, 1));
   assert.deepEqual(a, b);
-  const train = new Set(a.train.map((i) => i.prompt));
+  const train = new Set(a.train.map((i) => i.prompt)), val = new Set(a.val.map((i) => i.prompt));
   assert.ok(a.val.length > 50 && a.val.every((i) => !train.has(i.prompt)));
+  assert.ok(a.test.length > 50 && a.test.every((i) => !train.has(i.prompt) && !val.has(i.prompt)));
 });
