@@ -16,10 +16,12 @@
  * 0.003, not the model's 0.01: at 0.01 (seed 0, 800 steps) halting collapsed to 1 step by the
  * end and the reasoning model fell below the standard one.
  *
- * Report, per length: accuracy of the final parity for both models (held-out strings) and
- * the reasoning model's mean refinement steps at the last position.
+ * Report, per length: accuracy of the final parity for both models and the reasoning model's
+ * mean refinement steps at the last position, on distinct strings never trained on: within the
+ * training lengths a fifth of each length's strings (by hash) is held out of training, and
+ * lengths past --max-len (up to --test-max-len, default max-len + 4) are reported separately.
  *
- * Options: --steps N  --batch N  --min-len N  --max-len N  --width N  --layers N  --heads N
+ * Options: --steps N  --batch N  --min-len N  --max-len N  --test-max-len N  --width N  --layers N  --heads N
  *          --max-refine N  --tau X  --halt-bias=X (an = for negative values)  --lr X
  *          --eval N (strings per length)  --seed N  --json FILE
  */
@@ -46,6 +48,7 @@ const { values } = parseArgs({
     "halt-bias": { type: "string", default: "-3" },
     lr: { type: "string", default: "0.003" },
     eval: { type: "string", default: "256" },
+    "test-max-len": { type: "string" },
     seed: { type: "string", default: "0" },
     json: { type: "string" },
   },
@@ -62,29 +65,75 @@ function num(name: keyof typeof values, integer: boolean, min: number): number {
 const steps = num("steps", true, 1), batchSize = num("batch", true, 1);
 const minLen = num("min-len", true, 1), maxLen = num("max-len", true, 1);
 if (minLen > maxLen) throw new Error(`--min-len ${minLen} exceeds --max-len ${maxLen}`);
+const testMax = values["test-max-len"] === undefined ? maxLen + 4 : num("test-max-len", true, maxLen);
 const evalN = num("eval", true, 1), seed = num("seed", true, 0);
 const PAD = 2; // tokens: 0, 1 bits; 2 padding
+/** Lengths below this have at most 8 distinct strings: none can be held out, every one is seen in training. */
+const HOLD_FROM = 4;
 
-/** A batch of bit strings: ids, running-parity targets and a mask over the real positions, all [B, maxLen]. */
-function parityBatch(rng: Rng, rows: number, length?: number) {
-  const x = new Int32Array(rows * maxLen).fill(PAD), y = new Int32Array(rows * maxLen).fill(PAD);
-  const mask = new Float32Array(rows * maxLen);
-  for (let r = 0; r < rows; r++) {
-    const n = length ?? minLen + rng.int(maxLen - minLen + 1);
-    let parity = 0;
-    for (let i = 0; i < n; i++) {
-      const bit = rng.int(2);
-      parity ^= bit;
-      x[r * maxLen + i] = bit;
-      y[r * maxLen + i] = parity;
-      mask[r * maxLen + i] = 1;
-    }
+/** FNV-1a of a bit string: a fifth of the strings of each length >= HOLD_FROM are held out of training by it. */
+function heldOut(bits: readonly number[]): boolean {
+  if (bits.length < HOLD_FROM) return false;
+  let h = 0x811c9dc5;
+  for (const b of bits) h = Math.imul(h ^ (b + 1), 0x01000193) >>> 0;
+  return Math.imul(h ^ bits.length, 0x01000193) % 5 === 0;
+}
+
+/** A random bit string of length n that is not held out. */
+function trainingString(rng: Rng, n: number): number[] {
+  for (;;) {
+    const bits = Array.from({ length: n }, () => rng.int(2));
+    if (!heldOut(bits)) return bits;
   }
+}
+
+/**
+ * The evaluation strings of length n, distinct: within the training lengths only held-out ones
+ * (never trained on), beyond them any; all of them when there are at most `evalN`.
+ */
+function evalStrings(n: number): number[][] {
+  const rng = new Rng(deriveSeed(seed, `eval.${n}`));
+  const keep = (bits: number[]) => n > maxLen || n < HOLD_FROM || heldOut(bits);
+  const out = new Map<string, number[]>();
+  if (2 ** n <= 4 * evalN) {
+    for (let v = 0; v < 2 ** n; v++) {
+      const bits = Array.from({ length: n }, (_, i) => (v >> i) & 1);
+      if (keep(bits)) out.set(bits.join(""), bits);
+    }
+    const all = [...out.values()];
+    return Array.from(rng.permutation(all.length), (i) => all[i]).slice(0, evalN);
+  }
+  for (let tries = 0; out.size < evalN && tries < 100 * evalN; tries++) {
+    const bits = Array.from({ length: n }, () => rng.int(2));
+    if (keep(bits)) out.set(bits.join(""), bits);
+  }
+  return [...out.values()];
+}
+
+/** Bit strings as ids, running-parity targets and a mask over the real positions, all [B, width]. */
+function parityTensors(strings: readonly number[][], width: number) {
+  const rows = strings.length;
+  const x = new Int32Array(rows * width).fill(PAD), y = new Int32Array(rows * width).fill(PAD);
+  const mask = new Float32Array(rows * width);
+  strings.forEach((bits, r) => {
+    let parity = 0;
+    bits.forEach((bit, i) => {
+      parity ^= bit;
+      x[r * width + i] = bit;
+      y[r * width + i] = parity;
+      mask[r * width + i] = 1;
+    });
+  });
   return {
-    x: tf.tensor2d(x, [rows, maxLen], "int32"),
-    y: tf.tensor2d(y, [rows, maxLen], "int32"),
-    mask: tf.tensor2d(mask, [rows, maxLen]),
+    x: tf.tensor2d(x, [rows, width], "int32"),
+    y: tf.tensor2d(y, [rows, width], "int32"),
+    mask: tf.tensor2d(mask, [rows, width]),
   };
+}
+
+/** A training batch: lengths uniform in [min-len, max-len], no held-out string. */
+function parityBatch(rng: Rng, rows: number) {
+  return parityTensors(Array.from({ length: rows }, () => trainingString(rng, minLen + rng.int(maxLen - minLen + 1))), maxLen);
 }
 
 const base: CognateConfig = cognateConfig({
@@ -93,7 +142,7 @@ const base: CognateConfig = cognateConfig({
   nHeads: num("heads", true, 1),
   nLayers: num("layers", true, 1),
   mlpRatio: 4,
-  maxSeqLen: maxLen,
+  maxSeqLen: testMax, // positions past max-len exist (untrained) so longer strings can be scored
   positions: "learned",
   maxRefinementSteps: num("max-refine", true, 1),
   ponderTau: num("tau", false, 0),
@@ -116,6 +165,10 @@ const trainCfg: TrainConfig = {
 
 interface Row {
   length: number;
+  /** held-out: within the training lengths, never trained on; seen: a length whose every string is trained on; beyond: longer than training. */
+  kind: "held-out" | "seen" | "beyond";
+  /** Distinct strings scored. */
+  strings: number;
   standardAccuracy: number;
   reasoningAccuracy: number;
   reasoningMeanSteps: number;
@@ -160,15 +213,16 @@ for (const v of ["standard", "reasoning"] as const) {
   );
 }
 
-/** Final-parity accuracy (and mean ACT steps at the last position) of `m` on held-out strings of length n. */
-async function score(m: Cognate, n: number): Promise<{ accuracy: number; meanSteps: number }> {
-  const b = parityBatch(new Rng(deriveSeed(seed, `eval.${n}`)), evalN, n);
+/** Final-parity accuracy (and mean ACT steps at the last position) of `m` on the evaluation strings of length n. */
+async function score(m: Cognate, n: number, strings: number[][]): Promise<{ accuracy: number; meanSteps: number }> {
+  const N = strings.length;
+  const b = parityTensors(strings, n);
   const [right, stepsAt] = tf.tidy(() => {
     const o = m.forward(b.x);
-    const pred = tf.slice(tf.argMax(o.logits, -1), [0, n - 1], [evalN, 1]); // [N, 1] prediction at the last bit
-    const want = tf.slice(b.y, [0, n - 1], [evalN, 1]); // [N, 1]
+    const pred = tf.slice(tf.argMax(o.logits, -1), [0, n - 1], [N, 1]); // [N, 1] prediction at the last bit
+    const want = tf.slice(b.y, [0, n - 1], [N, 1]); // [N, 1]
     const ok = tf.mean(tf.cast(tf.equal(pred, want), "float32"));
-    const st = o.extras.steps ? tf.mean(tf.slice(o.extras.steps, [0, n - 1], [evalN, 1])) : tf.scalar(0);
+    const st = o.extras.steps ? tf.mean(tf.slice(o.extras.steps, [0, n - 1], [N, 1])) : tf.scalar(0);
     return [ok, st];
   });
   const [accuracy, meanSteps] = [(await right.data())[0], (await stepsAt.data())[0]];
@@ -177,26 +231,45 @@ async function score(m: Cognate, n: number): Promise<{ accuracy: number; meanSte
 }
 
 const rows: Row[] = [];
-for (let n = minLen; n <= maxLen; n++) {
-  const s = await score(models.standard, n), r = await score(models.reasoning, n);
-  rows.push({ length: n, standardAccuracy: s.accuracy, reasoningAccuracy: r.accuracy, reasoningMeanSteps: r.meanSteps });
+for (let n = minLen; n <= testMax; n++) {
+  const kind: Row["kind"] = n > maxLen ? "beyond" : n < HOLD_FROM ? "seen" : "held-out";
+  const strings = evalStrings(n);
+  if (!strings.length) continue;
+  const s = await score(models.standard, n, strings), r = await score(models.reasoning, n, strings);
+  rows.push({
+    length: n,
+    kind,
+    strings: strings.length,
+    standardAccuracy: s.accuracy,
+    reasoningAccuracy: r.accuracy,
+    reasoningMeanSteps: r.meanSteps,
+  });
 }
 
 const maxRefine = configs.reasoning.maxRefinementSteps;
-console.log(`\nfinal-parity accuracy on ${evalN} held-out strings per length (chance 0.50); reasoning steps out of ${maxRefine}`);
-console.log("length | standard acc | reasoning acc | reasoning mean steps");
-console.log("-------|--------------|---------------|---------------------");
-for (const r of rows) {
-  console.log(
-    `${String(r.length).padStart(6)} | ${r.standardAccuracy.toFixed(3).padStart(12)} | ${r.reasoningAccuracy.toFixed(3).padStart(13)} | ` +
-      `${r.reasoningMeanSteps.toFixed(2).padStart(20)}`,
-  );
-}
-const mean = (k: keyof Row) => rows.reduce((a, r) => a + r[k], 0) / rows.length;
 console.log(
-  `  mean | ${mean("standardAccuracy").toFixed(3).padStart(12)} | ${mean("reasoningAccuracy").toFixed(3).padStart(13)} | ` +
-    `${mean("reasoningMeanSteps").toFixed(2).padStart(20)}`,
+  `\nfinal-parity accuracy (chance 0.50) on distinct strings per length: held-out = never in training (a fifth of each ` +
+    `length's strings, by hash), seen = lengths under ${HOLD_FROM} (every string is trained on), beyond = longer than any ` +
+    `training string; reasoning steps out of ${maxRefine}`,
 );
+console.log("length | kind     | strings | standard acc | reasoning acc | reasoning mean steps");
+console.log("-------|----------|---------|--------------|---------------|---------------------");
+const line = (label: string, kind: string, count: string, r: Pick<Row, "standardAccuracy" | "reasoningAccuracy" | "reasoningMeanSteps">) =>
+  console.log(
+    `${label.padStart(6)} | ${kind.padEnd(8)} | ${count.padStart(7)} | ${r.standardAccuracy.toFixed(3).padStart(12)} | ` +
+      `${r.reasoningAccuracy.toFixed(3).padStart(13)} | ${r.reasoningMeanSteps.toFixed(2).padStart(20)}`,
+  );
+for (const r of rows) line(String(r.length), r.kind, String(r.strings), r);
+for (const kind of ["held-out", "beyond"] as const) {
+  const sel = rows.filter((r) => r.kind === kind);
+  if (!sel.length) continue;
+  const mean = (k: "standardAccuracy" | "reasoningAccuracy" | "reasoningMeanSteps") => sel.reduce((a, r) => a + r[k], 0) / sel.length;
+  line("mean", kind, String(sel.reduce((a, r) => a + r.strings, 0)), {
+    standardAccuracy: mean("standardAccuracy"),
+    reasoningAccuracy: mean("reasoningAccuracy"),
+    reasoningMeanSteps: mean("reasoningMeanSteps"),
+  });
+}
 
 if (values.json) {
   await writeJsonAtomic(values.json, {
@@ -204,6 +277,7 @@ if (values.json) {
     backend: info.name,
     seed,
     lengths: [minLen, maxLen],
+    testMaxLen: testMax,
     evalPerLength: evalN,
     budget,
     training: trainCfg,
