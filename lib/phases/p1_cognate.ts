@@ -41,7 +41,7 @@ export const Phase1Section = z.strictObject({
   seq_len: z.number().int().min(16).default(128), // tokens per window (sanity items are packed several to a window)
   lr: z.number().min(0).default(0.002), // peak learning rate (0: training.lr)
   items: z.number().int().min(20).default(8000), // sanity items generated before the split (train gets the rest after validation)
-  val_fraction: z.number().gt(0).max(0.3).default(0.05), // fraction of items held out for early stopping (validation), and the same again as the test split that is reported and gated
+  val_fraction: z.number().gt(0).max(0.5).default(0.05), // fraction of items held out: half validation (early stopping), half test (reported and gated)
   max_size: z.number().int().min(2).max(26).default(8), // largest sanity problem size
   corpus: z.string().default(""), // plain-text corpus mixed into training ("" = none), e.g. ../shared/data/tinyshakespeare.txt
   corpus_ratio: z.number().min(0).default(0.5), // corpus windows per sanity window in the mix
@@ -58,7 +58,8 @@ export function sanitySplit(s: StageContext): { train: TextItem[]; val: TextItem
   const c = sectionOf(Phase1Section, s.phaseConfig);
   const items: Example[] = sanityItems(c.items, { ...DEFAULT_SANITY, maxSize: c.max_size, seed: deriveSeed(s.seed, "sanity") })
     .map((it) => ({ dataset: "sanity", prompt: it.prompt, answer: it.answer }));
-  const sp = splitExamples(items, { val: c.val_fraction, test: c.val_fraction }, s.seed);
+  // The held-out fraction is halved: validation for early stopping, test for what is reported (the training set is the same).
+  const sp = splitExamples(items, { val: c.val_fraction / 2, test: c.val_fraction / 2 }, s.seed);
   return { train: sp.train, val: sp.val, test: sp.test };
 }
 
