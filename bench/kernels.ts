@@ -4,12 +4,11 @@
  * - dense: the tiled f32 WGSL matmul (`kernels/matmul.ts`), the baseline of every ratio;
  * - ternary: 2-bit packed BitNet codes with a per-column scale (`kernels/ternary_matmul.ts`);
  * - VQ: u32 indices into a [k, v] codebook (`kernels/vq_matmul.ts`);
- * - tfjs: tfjs-webgpu's `tf.matMul` on the same x and W (its own device), each call timed
- *   with `await t.data()`, so its times include the read-back of y; ours do not.
+ * - tfjs: tfjs-webgpu's `tf.matMul` on the same x and W (its own device).
  *
- * Our kernels are timed by submitting `--iters` dispatches in one command buffer and awaiting
- * `queue.onSubmittedWorkDone()`: ms = elapsed / iters, median over `--reps` submissions,
- * after one warm-up submission (which also compiles the pipeline). Before timing, the
+ * Both sides are timed the same way: `--iters` matmuls queued (ours: dispatches in one command
+ * buffer; tfjs: calls, which it batches), then one read-back of y; ms = elapsed / iters, median
+ * over `--reps`, after one warm-up (which also compiles the pipelines). Before timing, the
  * ternary and VQ outputs are checked against the dense kernel on their decoded weights
  * (tolerance (1e-4 + 1e-4 |y|) * max(1, K / 32), as the kernel tests).
  *
@@ -67,13 +66,19 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-/** Median ms per dispatch of `d`: `reps` submissions of `iters` dispatches, after one warm-up submission. */
-async function timeDispatch(d: Dispatch): Promise<number> {
+/**
+ * Median ms per dispatch of `d` writing `y` (`words` floats): `reps` times, `iters` dispatches
+ * in one submission and then one read-back of y (as the tfjs side ends with `await data()`),
+ * after one warm-up (which also compiles the pipeline).
+ */
+async function timeDispatch(d: Dispatch, y: GPUBuffer, words: number): Promise<number> {
   await run(device, d);
+  await readF32(device, y, words);
   const ms: number[] = [];
   for (let i = 0; i < reps; i++) {
     const t0 = performance.now();
     await run(device, d, iters);
+    await readF32(device, y, words);
     ms.push((performance.now() - t0) / iters);
   }
   return median(ms);
@@ -136,9 +141,9 @@ async function benchShape(dims: MatmulDims, rng: Rng): Promise<Row> {
 
   const row: Row = {
     shape: `${M}x${K}x${N}`,
-    dense_ms: await timeDispatch(dense),
-    ternary_ms: await timeDispatch(ternary),
-    vq_ms: await timeDispatch(vq),
+    dense_ms: await timeDispatch(dense, y, M * N),
+    ternary_ms: await timeDispatch(ternary, y, M * N),
+    vq_ms: await timeDispatch(vq, y, M * N),
     dense_gflops: 0,
   };
   row.dense_gflops = (2 * M * K * N) / (row.dense_ms * 1e6);
@@ -147,17 +152,18 @@ async function benchShape(dims: MatmulDims, rng: Rng): Promise<Row> {
 
   if (!values["no-tfjs"]) {
     const a = tf.tensor2d(x, [M, K]), b = tf.tensor2d(w, [K, N]);
-    const once = async () => {
-      const c = tf.matMul(a, b);
-      await c.data();
-      c.dispose();
+    // The same pattern as ours: `iters` matmuls queued, then one read-back of the last result.
+    const submission = async (n: number) => {
+      const cs = Array.from({ length: n }, () => tf.matMul(a, b));
+      await cs[n - 1].data();
+      tf.dispose(cs);
     };
-    await once();
+    await submission(1);
     const ms: number[] = [];
     for (let i = 0; i < reps; i++) {
       const t0 = performance.now();
-      await once();
-      ms.push(performance.now() - t0);
+      await submission(iters);
+      ms.push((performance.now() - t0) / iters);
     }
     row.tfjs_ms = median(ms);
     tf.dispose([a, b]);
@@ -196,7 +202,9 @@ const line = (cells: string[]) => "| " + cells.map((c, i) => (i ? c.padStart(wid
 console.log(line(header));
 console.log("|" + widths.map((w, i) => (i ? "-".repeat(w + 1) + ":" : "-".repeat(w + 2))).join("|") + "|");
 for (const t of table) console.log(line(t));
-console.log("ternary and VQ outputs checked against the dense kernel on their decoded weights; tfjs times include await t.data().");
+console.log(
+  `ternary and VQ outputs checked against the dense kernel on their decoded weights; every column: ${iters} matmuls, then one read-back of y.`,
+);
 
 if (values.json) {
   await writeJsonAtomic(values.json, {
