@@ -5,6 +5,8 @@
  * compressed at 4 bits (SeedLM C 8 P 3, VPTQ v 2 k 256), 3 bits, or ternary (BitNet
  * post-training, and BitNet after quantization-aware fine-tuning with the straight-through
  * estimator), and held-out answer-token accuracy is measured with the reconstructed weights.
+ * QAT's extra steps get a control: the dense model trained as many steps on the same batches,
+ * unquantized, so QAT is read against what the extra training alone gives.
  * Prints accuracy, retention (compressed / dense) and the serialized size of every variant, and
  * the speed of compressed inference against dense (`measureInference`, lib/compress/inference.ts):
  * median ms of one forward pass on the same batch (8 x 48 tokens, logits read back), dense and
@@ -182,30 +184,49 @@ const ternary: CompressionOption = {
 await evaluate("BitNet b1.58 post-training", dense, ternary);
 
 // Quantization-aware fine-tuning: the forward pass and gradients at the ternary weights, the
-// update applied to the latent float weights (the straight-through estimator).
-console.error(`BitNet quantization-aware fine-tuning (${qatSteps} steps)...`);
-model.params.load(dense, { source: "dense" });
+// update applied to the latent float weights (the straight-through estimator). Its control is
+// the dense model trained the same extra steps, on the same batches, with the same optimizer,
+// without quantization: QAT's gain must be read against what those steps give anyway.
 const quantized = [...dense].filter(([, t]) => t.shape.length === 2 && t.data.length >= 4096).map(([n]) => n);
-const opt = new AdamW({ beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 });
 const vars = [...model.params.vars.values()];
-for (let s = 0; s < qatSteps; s++) {
-  const latent = new Map<string, tf.Tensor>();
-  for (const name of quantized) {
-    const v = model.params.get(name);
-    latent.set(name, tf.clone(v));
-    const host = { rows: v.shape[0], cols: v.shape[1]!, data: (await v.data()) as Float32Array };
-    v.assign(tf.tensor(ternary.compress(host).decompress(), v.shape));
+async function fineTune(label: string, quantize: boolean): Promise<void> {
+  console.error(`${label} (${qatSteps} steps)...`);
+  model.params.load(dense, { source: "dense" });
+  const opt = new AdamW({ beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 });
+  for (let s = 0; s < qatSteps; s++) {
+    const latent = new Map<string, tf.Tensor>();
+    if (quantize) {
+      for (const name of quantized) {
+        const v = model.params.get(name);
+        latent.set(name, tf.clone(v));
+        const host = { rows: v.shape[0], cols: v.shape[1]!, data: (await v.data()) as Float32Array };
+        v.assign(tf.tensor(ternary.compress(host).decompress(), v.shape));
+      }
+    }
+    const { value, grads } = tf.tidy(() => tf.variableGrads(() => lossOf(rowsOf(trainSet, (steps + s) * BATCH, BATCH)) as tf.Scalar, vars));
+    for (const [name, t] of latent) model.params.get(name).assign(t);
+    tf.dispose([...latent.values()]);
+    const named: GradMap = new Map();
+    for (const [name, v] of model.params.vars) named.set(name, grads[v.name]);
+    opt.step(model.params.vars, named, 1e-3);
+    if (s % 50 === 0) console.error(`  ${quantize ? "qat" : "control"} ${s}: loss ${(await value.data())[0].toFixed(4)}`);
+    tf.dispose([value, ...Object.values(grads)]);
   }
-  const { value, grads } = tf.tidy(() => tf.variableGrads(() => lossOf(rowsOf(trainSet, (steps + s) * BATCH, BATCH)) as tf.Scalar, vars));
-  for (const [name, t] of latent) model.params.get(name).assign(t);
-  tf.dispose([...latent.values()]);
-  const named: GradMap = new Map();
-  for (const [name, v] of model.params.vars) named.set(name, grads[v.name]);
-  opt.step(model.params.vars, named, 1e-3);
-  if (s % 50 === 0) console.error(`  qat ${s}: loss ${(await value.data())[0].toFixed(4)}`);
-  tf.dispose([value, ...Object.values(grads)]);
+  opt.dispose();
 }
+await fineTune("control: the dense model trained the QAT's extra steps, unquantized", false);
+const controlAcc = await accuracy(model);
+rows.push({
+  variant: `dense f32 + ${qatSteps} steps (QAT's control)`,
+  accuracy: controlAcc,
+  retention: controlAcc / denseAcc,
+  bytes: denseBytes,
+  ratio: 1,
+});
+await fineTune("BitNet quantization-aware fine-tuning", true);
 await evaluate("BitNet b1.58 after QAT", await model.params.toHost(), ternary);
+const qat = rows.at(-1)!;
+console.error(`  QAT against its control (the dense model trained as long): ${(qat.accuracy / controlAcc).toFixed(3)} of its accuracy`);
 
 console.log(`\naccuracy retention on held-out sanity tasks (answer tokens), ${describeBackend(info)}`);
 const mode = rows.find((r) => r.speed)?.speed?.mode ?? "-";
@@ -215,18 +236,22 @@ console.log(
   } (${mode})`,
 );
 console.log(
-  "variant".padEnd(30) + "accuracy".padStart(10) + "retention".padStart(11) + "bytes".padStart(10) + "x smaller".padStart(11) +
+  "variant".padEnd(40) + "accuracy".padStart(10) + "retention".padStart(11) + "bytes".padStart(10) + "x smaller".padStart(11) +
     "dense ms".padStart(10) + "compr. ms".padStart(11) + "speedup".padStart(9) + "prepare ms".padStart(12),
 );
 for (const r of rows) {
   const s = r.speed;
   console.log(
-    r.variant.padEnd(30) + r.accuracy.toFixed(4).padStart(10) + `${(r.retention * 100).toFixed(1)}%`.padStart(11) +
+    r.variant.padEnd(40) + r.accuracy.toFixed(4).padStart(10) + `${(r.retention * 100).toFixed(1)}%`.padStart(11) +
       r.bytes.toLocaleString("en-US").padStart(10) + r.ratio.toFixed(2).padStart(11) +
       (s ? s.denseMs.toFixed(1) : "").padStart(10) + (s ? s.compressedMs.toFixed(1) : "").padStart(11) +
       (s ? `x${s.speedup.toFixed(2)}` : "").padStart(9) + (s ? s.prepareMs.toFixed(0) : "").padStart(12),
   );
 }
+console.log(
+  `BitNet after QAT keeps ${(qat.accuracy / controlAcc * 100).toFixed(1)}% of its control's accuracy (the dense model trained the same ` +
+    `${qatSteps} extra steps); the retention column compares every row with the dense model before those steps.`,
+);
 if (values["webgpu-speed"]) await webgpuSpeed();
 if (values.json) await writeJsonAtomic(values.json, { backend: info, rows: rows.map(({ file: _, ...r }) => r) });
 
@@ -254,13 +279,13 @@ async function webgpuSpeed(): Promise<void> {
     const first = rows.find((r) => r.webgpu)?.webgpu;
     console.log(`\nWebGPU (${first?.mode ?? "-"}), batch ${SPEED_BATCH} x ${SEQ} tokens, median of ${speedReps}: forward ms`);
     console.log(
-      "variant".padEnd(30) + "dense ms".padStart(10) + "kernels ms".padStart(12) + "speedup".padStart(9) + "prepare ms".padStart(12),
+      "variant".padEnd(40) + "dense ms".padStart(10) + "kernels ms".padStart(12) + "speedup".padStart(9) + "prepare ms".padStart(12),
     );
     for (const r of rows) {
       if (!r.webgpu) continue;
       const s = r.webgpu;
       console.log(
-        r.variant.padEnd(30) + s.denseMs.toFixed(1).padStart(10) + s.compressedMs.toFixed(1).padStart(12) +
+        r.variant.padEnd(40) + s.denseMs.toFixed(1).padStart(10) + s.compressedMs.toFixed(1).padStart(12) +
           `x${s.speedup.toFixed(2)}`.padStart(9) + s.prepareMs.toFixed(0).padStart(12),
       );
     }
