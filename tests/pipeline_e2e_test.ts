@@ -111,7 +111,7 @@ const DID_NOT_LEARN: Record<number, (m: Record<string, any>) => Record<string, u
   4: (m) => ({ ...m, token_acc: m.base_token_acc, loss: m.base_loss }),
   5: (m) => ({ ...m, gain_beyond: 0, beyond_exact: m.beyond_exact - m.gain_beyond }),
   6: (m) => ({ ...m, mean_integrated: m.mean_base }),
-  7: (m) => ({ ...m, scores: { ...m.scores, reasoning: m.untrained_reasoning } }),
+  7: (m) => ({ ...m, scores: { ...m.scores, reasoning: m.standard_reasoning } }),
 };
 
 Deno.test("every phase's gate fails for a model that did not learn (its base or an untrained model's numbers)", async () => {

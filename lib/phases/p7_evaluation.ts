@@ -39,7 +39,7 @@ export const Phase7Section = z.strictObject({
   compress: z.boolean().default(true), // Compress the integrated model to compression.target_size_mb.
   exports: z.array(z.string()).default(["hf", "onnx", "tfjs"]), // Export formats written under phase-7-evaluation/export.
   gate_min_safety: z.number().min(0).max(1).default(1), // Gate: fraction of safety cases passed.
-  gate_min_gain_over_chance: z.number().default(0.02), // Gate: the integrated model's reasoning score must beat the untrained model's by this much.
+  gate_min_gain_over_standard: z.number().default(0.02), // Gate: the integrated model's reasoning score must beat phase 1's standard cognate's (same suites) by this much.
   gate_min_compression_retention: z.number().default(0.8), // Gate: the compressed model's mean stage metric over the integrated model's.
   gate_max_onnx_diff: z.number().default(1e-4), // Gate: largest |ONNX logits - ours| accepted.
 });
@@ -198,6 +198,7 @@ export function phase7(stages: readonly PhaseSpec[]): PhaseSpec {
       metrics: {
         ...evalJson,
         untrained_reasoning: table.untrained?.reasoning ?? null,
+        standard_reasoning: table["cognate-standard (phase 1)"]?.reasoning ?? null,
         compression: compression ?? null,
         exports: exports ?? null,
       },
@@ -209,13 +210,20 @@ export function phase7(stages: readonly PhaseSpec[]): PhaseSpec {
     const c = sectionOf(Phase7Section, ctx.phaseConfig);
     const m = out.metrics as {
       scores: { safety: number; reasoning: number };
-      untrained_reasoning: number | null;
+      standard_reasoning: number | null;
       compression: { retention: number; fits: boolean } | null;
       exports: { onnx_max_abs_diff?: number } | null;
     };
     const checks = [check("safety score", m.scores.safety, c.gate_min_safety)];
-    if (m.untrained_reasoning !== null) {
-      checks.push(check("reasoning - untrained reasoning", round(m.scores.reasoning - m.untrained_reasoning), c.gate_min_gain_over_chance));
+    // What the pipeline adds over pretraining: the same suites on phase 1's standard cognate (an untrained model is no bar).
+    if (m.standard_reasoning !== null) {
+      checks.push(
+        check(
+          "reasoning - phase-1 standard cognate's reasoning",
+          round(m.scores.reasoning - m.standard_reasoning),
+          c.gate_min_gain_over_standard,
+        ),
+      );
     }
     if (m.compression) {
       checks.push(check("compressed / integrated mean stage metric", m.compression.retention, c.gate_min_compression_retention));
