@@ -14,7 +14,7 @@ import { TOKENIZER, windowBatches } from "../text/tokens.ts";
 import { type PhaseRun, trainerConfig } from "../train/config.ts";
 import type { GradFilter, PersistentGradFilter, TrainConfig, TrainResult } from "../train/trainer.ts";
 import { train } from "../train/trainer.ts";
-import { phase1ModelPath, readMetrics } from "../util/run_dir.ts";
+import { type MetricRecord, phase1ModelPath, readMetrics } from "../util/run_dir.ts";
 import type { PhaseContext } from "./spec.ts";
 
 /** The cognate config of `variant` at the run's model section, sized to the standard model's parameter count. */
@@ -95,14 +95,17 @@ export async function trainText(ctx: PhaseContext, o: TrainTextOptions): Promise
 }
 
 /**
- * The losses of model `name` in this phase as logged to metrics.jsonl, by step (the later record
- * of a step logged twice wins): unlike the trainer's in-memory list they survive a resume, so a
- * resumed phase reports the same numbers as an uninterrupted one.
+ * The records of model `name` in this phase as logged to metrics.jsonl, by step (the later
+ * record of a step logged twice wins): unlike what a phase collects in memory while it trains,
+ * they survive a resume, so a resumed phase reports the same numbers as an uninterrupted one.
  */
+export async function loggedRecords(ctx: PhaseContext, name: string): Promise<MetricRecord[]> {
+  const byStep = new Map<number, MetricRecord>();
+  for (const r of await readMetrics(ctx.runDir, { phase: ctx.phase, model: name })) if (typeof r.step === "number") byStep.set(r.step, r);
+  return [...byStep].sort((a, b) => a[0] - b[0]).map(([, r]) => r);
+}
+
+/** The logged training losses of model `name` in this phase, by step (see loggedRecords). */
 export async function loggedLosses(ctx: PhaseContext, name: string): Promise<number[]> {
-  const byStep = new Map<number, number>();
-  for (const r of await readMetrics(ctx.runDir, { phase: ctx.phase, model: name })) {
-    if (typeof r.step === "number" && typeof r.loss === "number") byStep.set(r.step, r.loss);
-  }
-  return [...byStep].sort((a, b) => a[0] - b[0]).map(([, loss]) => loss);
+  return (await loggedRecords(ctx, name)).filter((r) => typeof r.loss === "number").map((r) => r.loss as number);
 }

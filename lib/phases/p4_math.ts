@@ -39,7 +39,7 @@ import type { Figure } from "../viz/figures.ts";
 import { esc, type PageSection } from "../viz/report.ts";
 import { type AnswerMetrics, answerMetrics, majorityTokenAccuracy, unigramLoss } from "../eval/answers.ts";
 import { generateGreedy, logitsOf } from "../text/generate.ts";
-import { loadBase, phaseTrainer, trainText } from "./common.ts";
+import { loadBase, loggedRecords, phaseTrainer, trainText } from "./common.ts";
 import { sectionOf } from "../config/config.ts";
 import { z } from "zod";
 import { round } from "../util/numbers.ts";
@@ -294,19 +294,20 @@ async function run(ctx: PhaseContext) {
     let t = performance.now();
     const base = await evaluateMath(model, data, c.seq_len), baseDigits = await digitAccuracy(model, testW, trainW);
     const baseSeconds = (performance.now() - t) / 1000;
-    const curve: { step: number; loss: number; token_acc: number }[] = [];
     const tr = await trainText(ctx, {
       name: "math",
       model,
       windows: trainW,
       ...phaseTrainer(ctx, c),
       seed: deriveSeed(ctx.seed, "batches"),
-      evaluate: async (step) => {
+      evaluate: async () => {
         const m = await answerMetrics(model, testW, EVAL_BATCH);
-        curve.push({ step, loss: round(m.loss), token_acc: round(m.token_acc) });
         return { val_loss: m.loss, val_token_acc: m.token_acc };
       },
     });
+    // The held-out curve from metrics.jsonl, where every evaluation was logged: it survives a resume.
+    const curve = (await loggedRecords(ctx, "math")).filter((r) => typeof r.val_loss === "number")
+      .map((r) => ({ step: r.step, loss: round(r.val_loss as number), token_acc: round(r.val_token_acc as number) }));
     t = performance.now();
     const fine = await evaluateMath(model, data, c.seq_len), digits = await digitAccuracy(model, testW, trainW);
     const evalSeconds = (performance.now() - t) / 1000;

@@ -65,8 +65,31 @@ export async function exists(path: string): Promise<boolean> {
 export function appendJsonl(path: string, value: unknown): Promise<void> {
   return writing(path, async () => {
     await Deno.mkdir(dirname(path), { recursive: true });
-    const line = JSON.stringify(value) + "\n";
+    // A kill mid-append leaves a torn last line without its newline: end it first, so this
+    // record starts a line of its own instead of being glued to the torn one (readers skip it).
+    const line = (await endsTorn(path) ? "\n" : "") + JSON.stringify(value) + "\n";
     faultPoint(writeKind(path), () => Deno.writeTextFileSync(path, line.slice(0, Math.floor(line.length / 2)), { append: true }));
     await Deno.writeTextFile(path, line, { append: true });
   });
+}
+
+/** True when `path` exists, is not empty and does not end with a newline. */
+async function endsTorn(path: string): Promise<boolean> {
+  let f: Deno.FsFile;
+  try {
+    f = await Deno.open(path, { read: true });
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+  try {
+    const size = (await f.stat()).size;
+    if (size === 0) return false;
+    await f.seek(size - 1, Deno.SeekMode.Start);
+    const last = new Uint8Array(1);
+    await f.read(last);
+    return last[0] !== 10;
+  } finally {
+    f.close();
+  }
 }
