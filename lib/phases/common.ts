@@ -15,6 +15,7 @@ import { type PhaseRun, trainerConfig } from "../train/config.ts";
 import type { GradFilter, PersistentGradFilter, TrainConfig, TrainResult } from "../train/trainer.ts";
 import { train } from "../train/trainer.ts";
 import { type MetricRecord, phase1ModelPath, readMetrics } from "../util/run_dir.ts";
+import { throwIfStopRequested } from "../util/stop.ts";
 import type { PhaseContext } from "./spec.ts";
 
 /** The cognate config of `variant` at the run's model section, sized to the standard model's parameter count. */
@@ -62,6 +63,8 @@ export interface TrainTextOptions {
   seed: number;
   evaluate?: (step: number) => Promise<Record<string, number>>;
   shouldStop?: (step: number, loss: number, evals?: Record<string, number>) => boolean;
+  /** On a resume, with the checkpoint's step (rebuild state kept outside the trainer; see TrainOptions.onResume). */
+  onResume?: (step: number) => void | Promise<void>;
   gradFilter?: GradFilter | PersistentGradFilter;
 }
 
@@ -73,7 +76,7 @@ export interface TrainTextOptions {
 export async function trainText(ctx: PhaseContext, o: TrainTextOptions): Promise<TrainResult> {
   const batch = windowBatches(o.windows, o.batchSize, o.seed);
   const model = o.model;
-  return await train(
+  const result = await train(
     {
       params: model.params,
       batch: (step, micro) => batch(step, micro, o.train.gradAccum),
@@ -88,10 +91,14 @@ export async function trainText(ctx: PhaseContext, o: TrainTextOptions): Promise
       onLog: (rec) => ctx.log({ model: o.name, ...rec }),
       evaluate: o.evaluate,
       shouldStop: o.shouldStop,
+      onResume: o.onResume,
       gradFilter: o.gradFilter,
       label: `phase ${ctx.phase} ${o.name}`,
     },
   );
+  // A safe point: the model is checkpointed; a stop asked for during the last step ends the phase here.
+  throwIfStopRequested();
+  return result;
 }
 
 /**

@@ -26,7 +26,7 @@ import { grokfastFromConfig } from "../train/grokfast.ts";
 import { esc } from "../viz/report.ts";
 import { deriveSeed } from "../util/rng.ts";
 import { answerMetrics, majorityTokenAccuracy, unigramLoss } from "../eval/answers.ts";
-import { cognateFor, loggedLosses, phaseTrainer, trainText } from "./common.ts";
+import { cognateFor, loggedLosses, loggedRecords, phaseTrainer, trainText } from "./common.ts";
 import { sectionOf } from "../config/config.ts";
 import { generateGreedy } from "../text/generate.ts";
 import { phase1ModelPath } from "../util/run_dir.ts";
@@ -188,6 +188,13 @@ async function run(ctx: PhaseContext): Promise<PhaseOutput> {
         return { val_loss: m.loss, val_token_acc: m.token_acc };
       },
       shouldStop: (step, _loss, evals) => detector !== undefined && evals !== undefined && detector.update(step, evals.val_loss),
+      // A resumed variant's detector sees the evaluations it logged up to the checkpoint, as the uninterrupted run's did.
+      onResume: async (step) => {
+        if (!detector) return;
+        for (const r of await loggedRecords(ctx, variant)) {
+          if (r.step <= step && typeof r.val_loss === "number") detector.update(r.step, r.val_loss);
+        }
+      },
     });
     const m = await answerMetrics(model, testW);
     await saveModel(join(ctx.runDir, phase1ModelPath(variant)), model, { key, config: { ...config } });

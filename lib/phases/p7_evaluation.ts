@@ -6,6 +6,7 @@
  * writes `eval.json`, `compression.json` and the exports (HF-style folder, ONNX checked in
  * onnxruntime, tfjs) with each deployment target's verdict.
  */
+import { throwIfStopRequested } from "../util/stop.ts";
 import { stageModelPath } from "../util/run_dir.ts";
 import { join } from "node:path";
 import { COGNATE_VARIANTS } from "../models/cognate.ts";
@@ -134,6 +135,7 @@ export function phase7(stages: readonly PhaseSpec[]): PhaseSpec {
     };
     table.integrated = row(main);
     let chance: Record<string, number> = {};
+    throwIfStopRequested(); // safe points between the suites: phase 7 trains nothing, so a stop ends it here (a resume re-runs it)
     if (c.baselines) {
       const untrained = createModel(meta.key, meta.config, deriveSeed(ctx.seed, "untrained"));
       const u = await suitesFor(untrained, ctx, live, seen);
@@ -154,6 +156,7 @@ export function phase7(stages: readonly PhaseSpec[]): PhaseSpec {
 
     // Compression to target, with what it keeps.
     let compression: Record<string, unknown> | undefined;
+    throwIfStopRequested();
     if (c.compress) {
       compression = await compressModel(model, meta, {
         targetBytes: ctx.config.compression.target_size_mb * 1e6,
@@ -166,6 +169,7 @@ export function phase7(stages: readonly PhaseSpec[]): PhaseSpec {
     }
 
     // Exports and deployment targets.
+    throwIfStopRequested();
     const exports = c.exports.length ? await exportAll(model, meta, join(ctx.dir, "export"), c.exports, ctx.runDir) : undefined;
     model.dispose();
 

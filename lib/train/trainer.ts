@@ -106,6 +106,11 @@ export interface TrainOptions {
   evaluate?: (step: number) => Promise<Record<string, number>>;
   /** Stop early when this says so (convergence detection). Sees each step's loss and evals. */
   shouldStop?: (step: number, loss: number, evals?: Record<string, number>) => boolean;
+  /**
+   * Called with the checkpoint's step when training resumes from one, before any step runs: where
+   * a caller rebuilds state it keeps outside the trainer (an early-stopping detector) from what it logged.
+   */
+  onResume?: (step: number) => void | Promise<void>;
   /** Transforms gradients before clipping (GrokFast); a persistent filter's state is checkpointed. */
   gradFilter?: GradFilter | PersistentGradFilter;
   /** Progress label; `quiet` silences it. */
@@ -163,6 +168,8 @@ export async function train<B>(task: TrainTask<B>, cfg: TrainConfig, opts: Train
     decayMode: cfg.weightDecayMode,
   });
   let step = 0;
+  // A run that stopped early (shouldStop) stays stopped when resumed: its last checkpoint says so.
+  let stoppedEarly = false;
   if (opts.resume && opts.checkpointDir) {
     const ck = await loadLatestCheckpoint(opts.checkpointDir);
     if (ck) {
@@ -170,6 +177,8 @@ export async function train<B>(task: TrainTask<B>, cfg: TrainConfig, opts: Train
       opt.loadState(ck.meta.optimizer.t, ck.optimizer);
       if (persistent && ck.gradFilter) persistent.load(ck.gradFilter);
       step = ck.meta.dataPosition.step;
+      stoppedEarly = ck.meta.extra?.stopped_early === true;
+      await opts.onResume?.(step);
     }
   }
   const resumedFrom = step;
@@ -180,14 +189,16 @@ export async function train<B>(task: TrainTask<B>, cfg: TrainConfig, opts: Train
   progress.startAt(step);
   const losses: number[] = [];
   let lastEval: Record<string, number> | undefined;
-  let stoppedEarly = false;
   const save = async (s: number) =>
     opts.checkpointDir
-      ? saveCheckpoint(opts.checkpointDir, s, params, opt, opts.config, { gradFilter: await persistent?.toHost() })
+      ? saveCheckpoint(opts.checkpointDir, s, params, opt, opts.config, {
+        gradFilter: await persistent?.toHost(),
+        extra: stoppedEarly ? { stopped_early: true } : undefined,
+      })
       : Promise.resolve(undefined);
 
   try {
-    while (step < cfg.steps) {
+    while (step < cfg.steps && !stoppedEarly) {
       const signal = stopRequested();
       if (signal) {
         // A graceful stop: the last step is complete; checkpoint it so a resume continues here.

@@ -11,6 +11,24 @@ import { loadLatestCheckpoint } from "./checkpoint.ts";
 import { decodeSafetensors, encodeSafetensors } from "./safetensors.ts";
 import { DEFAULT_TRAIN, NonFiniteLossError, train, type TrainConfig } from "./trainer.ts";
 import { makeGradFilter } from "./grokfast.ts";
+import { clearStop, requestStop, StopRequested } from "../util/stop.ts";
+
+/** An interruption after step `n`, the way a SIGTERM arrives: the trainer checkpoints and throws StopRequested. */
+function interruptAt(n: number) {
+  return (s: number) => {
+    if (s === n) requestStop("SIGTERM");
+    return false;
+  };
+}
+
+/** Runs `fn` expecting it to be interrupted (StopRequested), then forgets the stop request. */
+async function interrupted(fn: () => Promise<unknown>): Promise<void> {
+  try {
+    await assert.rejects(fn(), (e: unknown) => e instanceof StopRequested && e.signal === "SIGTERM");
+  } finally {
+    clearStop();
+  }
+}
 
 const TINY: DecoderConfig = {
   vocabSize: 12,
@@ -88,9 +106,9 @@ Deno.test("resume from a checkpoint continues exactly as an uninterrupted run", 
   const dir = await Deno.makeTempDir();
   const full = new Decoder(TINY, 5);
   const ref = await train(task(full), CFG, { quiet: true });
-  // Interrupted: stop after 5 steps (checkpoint every 5), then a fresh model resumes.
+  // Interrupted after 5 steps (it checkpoints there), then a fresh model resumes.
   const first = new Decoder(TINY, 5);
-  await train(task(first), { ...CFG, saveEvery: 5 }, { quiet: true, checkpointDir: dir, shouldStop: (s) => s === 5 });
+  await interrupted(() => train(task(first), { ...CFG, saveEvery: 100 }, { quiet: true, checkpointDir: dir, shouldStop: interruptAt(5) }));
   const ck = await loadLatestCheckpoint(dir);
   assert.equal(ck?.meta.step, 5);
   assert.equal(ck?.meta.dataPosition.step, 5);
@@ -111,12 +129,14 @@ for (const kind of ["ema", "ma"] as const) {
     const full = new Decoder(TINY, 5);
     const ref = await train(task(full), CFG, { quiet: true, gradFilter: makeGradFilter(gf) });
     const first = new Decoder(TINY, 5);
-    await train(task(first), { ...CFG, saveEvery: 5 }, {
-      quiet: true,
-      checkpointDir: dir,
-      shouldStop: (s) => s === 5,
-      gradFilter: makeGradFilter(gf),
-    });
+    await interrupted(() =>
+      train(task(first), { ...CFG, saveEvery: 5 }, {
+        quiet: true,
+        checkpointDir: dir,
+        shouldStop: interruptAt(5),
+        gradFilter: makeGradFilter(gf),
+      })
+    );
     const ck = await loadLatestCheckpoint(dir);
     assert.ok(ck?.gradFilter && ck.gradFilter.size > 1, "no filter state in the checkpoint");
     const copy = await Deno.makeTempDir();
@@ -147,6 +167,24 @@ for (const kind of ["ema", "ma"] as const) {
     await Deno.remove(copy, { recursive: true });
   });
 }
+
+Deno.test("a run stopped early (shouldStop) stays stopped when resumed; its detector is rebuilt through onResume", async () => {
+  await initBackend("wasm", { quiet: true });
+  const dir = await Deno.makeTempDir();
+  const m = new Decoder(TINY, 5);
+  const first = await train(task(m), { ...CFG, saveEvery: 4 }, { quiet: true, checkpointDir: dir, shouldStop: (s) => s === 6 });
+  assert.deepEqual([first.steps, first.stoppedEarly], [6, true]);
+  const resumedAt: number[] = [];
+  const again = await train(task(m), { ...CFG, saveEvery: 4 }, {
+    quiet: true,
+    checkpointDir: dir,
+    resume: true,
+    onResume: (s) => void resumedAt.push(s),
+  });
+  assert.deepEqual([again.steps, again.stoppedEarly, again.losses.length, resumedAt], [6, true, 0, [6]]);
+  m.params.dispose();
+  await Deno.remove(dir, { recursive: true });
+});
 
 Deno.test("a NaN loss stops training with the last good state saved", async () => {
   await initBackend("wasm", { quiet: true });

@@ -40,11 +40,12 @@ export interface RunLock {
   release(): void;
 }
 
-/** The kernel's start time of `pid` (Linux), or undefined when the process does not exist. */
+/** The kernel's start time of `pid` (Linux), or undefined when the process does not exist (or is a zombie). */
 export function processStart(pid: number): string | undefined {
   try {
     const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // after "pid (comm) ": state, ppid, ...
+    return f[0] === "Z" || f[0] === "X" ? undefined : f[19];
   } catch {
     return undefined;
   }
@@ -78,7 +79,7 @@ export function acquireRunLock(runDir: string, command: string, log: (line: stri
   const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   Deno.writeTextFileSync(tmp, JSON.stringify(holder) + "\n");
   try {
-    for (let attempt = 0; attempt < 3; attempt++) {
+    for (let attempt = 0; attempt < 5; attempt++) {
       try {
         Deno.linkSync(tmp, path);
         let released = false;
@@ -97,23 +98,53 @@ export function acquireRunLock(runDir: string, command: string, log: (line: stri
         if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
       }
       const other = readHolder(path);
-      if (!other || !isStale(other)) throw new RunLockedError(path, other);
-      // Stale: take it over, unless another process just did.
-      if (JSON.stringify(readHolder(path)) !== JSON.stringify(other)) continue;
-      log(
-        `${path}: taking over a stale lock of pid ${other.pid} on ${other.host} (${other.command}, since ${other.started_at}): that process is gone`,
-      );
-      try {
-        Deno.removeSync(path);
-      } catch (e) {
-        if (!(e instanceof Deno.errors.NotFound)) throw e;
-      }
+      if (!other) continue; // it vanished between our link and our read (a lock is never half-written): try again
+      if (!isStale(other)) throw new RunLockedError(path, other);
+      takeOver(path, other, holder, log);
     }
     throw new RunLockedError(path, readHolder(path));
   } finally {
     try {
       Deno.removeSync(tmp);
     } catch { /* already gone */ }
+  }
+}
+
+/**
+ * Removes the stale lock of `stale` so the caller can link its own. Two processes may judge the
+ * same lock stale at once: a second lock file, `run.lock.takeover`, created atomically, lets only
+ * one of them remove it, and that one first checks that the lock is still the stale one (a
+ * takeover lock left by a killed process is itself stale and removed).
+ */
+function takeOver(path: string, stale: LockHolder, me: LockHolder, log: (line: string) => void): void {
+  const guard = `${path}.takeover`, tmp = `${guard}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  Deno.writeTextFileSync(tmp, JSON.stringify(me) + "\n");
+  try {
+    Deno.linkSync(tmp, guard);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+    const g = readHolder(guard);
+    if (!g || isStale(g)) {
+      try {
+        Deno.removeSync(guard);
+      } catch { /* another process removed it */ }
+    }
+    return; // someone else is taking over: the caller tries to link again
+  } finally {
+    Deno.removeSync(tmp);
+  }
+  try {
+    if (JSON.stringify(readHolder(path)) !== JSON.stringify(stale)) return; // replaced meanwhile: not ours to remove
+    log(
+      `${path}: taking over a stale lock of pid ${stale.pid} on ${stale.host} (${stale.command}, since ${stale.started_at}): that process is gone`,
+    );
+    try {
+      Deno.removeSync(path);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  } finally {
+    Deno.removeSync(guard);
   }
 }
 

@@ -33,14 +33,19 @@ export function stopRequested(): StopSignal | undefined {
   return requested;
 }
 
-/** Asks the running work to stop at its next safe point (what the first signal does). */
+/** Asks the running work to stop at its next safe point, as the first signal does (tests use it to interrupt a run). */
 export function requestStop(signal: StopSignal = "SIGTERM"): void {
   requested ??= signal;
 }
 
-/** Forgets a stop request (tests; a notebook that goes on after an interrupted phase). */
+/** Forgets a stop request (tests, after an interrupted run). */
 export function clearStop(): void {
   requested = undefined;
+}
+
+/** Throws StopRequested when a stop was asked for: a safe point outside the trainer (between a phase's evaluations). */
+export function throwIfStopRequested(): void {
+  if (requested) throw new StopRequested(requested);
 }
 
 /** Runs `fn` (synchronous, e.g. removing a lock file) before a second signal exits the process. */
@@ -63,11 +68,12 @@ function onSignal(signal: StopSignal, log: (line: string) => void): void {
   log(`${signal}: stopping after the current optimizer step with a checkpoint (send it again to exit at once)`);
 }
 
-/** /proc/<pid>/stat fields: [ppid, start time] (Linux), or undefined when the process is gone. */
+/** /proc/<pid>/stat fields: [ppid, start time] (Linux), or undefined when the process is gone (a zombie counts as gone). */
 function procStat(pid: number): { ppid: number; start: string } | undefined {
   try {
     const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // after "pid (comm) "
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // after "pid (comm) ": state, ppid, ...
+    if (f[0] === "Z" || f[0] === "X") return undefined; // exited, not yet reaped
     return { ppid: Number(f[1]), start: f[19] };
   } catch {
     return undefined;
