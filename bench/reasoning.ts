@@ -18,8 +18,9 @@
  *
  * Report, per length: accuracy of the final parity for both models and the reasoning model's
  * mean refinement steps at the last position, on distinct strings never trained on: within the
- * training lengths a fifth of each length's strings (by hash) is held out of training, and
- * lengths past --max-len (up to --test-max-len, default max-len + 4) are reported separately.
+ * training lengths every string starting with one of 3 of the 16 four-bit prefixes is held out
+ * of training (so no trained string shares its context), and lengths past --max-len (up to
+ * --test-max-len, default max-len + 4) are reported separately.
  *
  * Options: --steps N  --batch N  --min-len N  --max-len N  --test-max-len N  --width N  --layers N  --heads N
  *          --max-refine N  --tau X  --halt-bias=X (an = for negative values)  --lr X
@@ -68,15 +69,19 @@ if (minLen > maxLen) throw new Error(`--min-len ${minLen} exceeds --max-len ${ma
 const testMax = values["test-max-len"] === undefined ? maxLen + 4 : num("test-max-len", true, maxLen);
 const evalN = num("eval", true, 1), seed = num("seed", true, 0);
 const PAD = 2; // tokens: 0, 1 bits; 2 padding
-/** Lengths below this have at most 8 distinct strings: none can be held out, every one is seen in training. */
+/**
+ * Held out of training: every string that starts with one of these 4-bit prefixes (3 of the 16).
+ * A running-parity target at position i depends on the bits up to i, so holding out whole strings
+ * is not enough (a held-out string would be the prefix of trained longer ones); holding out by
+ * prefix means no trained string shares a held-out string's context from its 4th bit on.
+ */
+const HELD_PREFIXES = new Set(["0110", "1011", "1100"]);
+/** Strings shorter than the prefix: at most 8 of each length, all of them trained on ("seen"). */
 const HOLD_FROM = 4;
 
-/** FNV-1a of a bit string: a fifth of the strings of each length >= HOLD_FROM are held out of training by it. */
+/** True when `bits` is held out of training (its first HOLD_FROM bits are a held-out prefix). */
 function heldOut(bits: readonly number[]): boolean {
-  if (bits.length < HOLD_FROM) return false;
-  let h = 0x811c9dc5;
-  for (const b of bits) h = Math.imul(h ^ (b + 1), 0x01000193) >>> 0;
-  return Math.imul(h ^ bits.length, 0x01000193) % 5 === 0;
+  return bits.length >= HOLD_FROM && HELD_PREFIXES.has(bits.slice(0, HOLD_FROM).join(""));
 }
 
 /** A random bit string of length n that is not held out. */
@@ -248,8 +253,8 @@ for (let n = minLen; n <= testMax; n++) {
 
 const maxRefine = configs.reasoning.maxRefinementSteps;
 console.log(
-  `\nfinal-parity accuracy (chance 0.50) on distinct strings per length: held-out = never in training (a fifth of each ` +
-    `length's strings, by hash), seen = lengths under ${HOLD_FROM} (every string is trained on), beyond = longer than any ` +
+  `\nfinal-parity accuracy (chance 0.50) on distinct strings per length: held-out = starts with a 4-bit prefix no training ` +
+    `string has (3 of 16), seen = lengths under ${HOLD_FROM} (every string is trained on), beyond = longer than any ` +
     `training string; reasoning steps out of ${maxRefine}`,
 );
 console.log("length | kind     | strings | standard acc | reasoning acc | reasoning mean steps");
