@@ -2,7 +2,7 @@
  * Batched generation for the inference server: a queue of generation requests (one row each)
  * and a step loop that runs one forward pass per generated token over every active row.
  *
- * Rows are right-padded to the longest one, as in common.ts's generateGreedy: a causal model's
+ * Rows are right-padded to the longest one, as in lib/text/generate.ts's generateGreedy: a causal model's
  * position t never sees later positions, so a row's tokens do not depend on which other rows
  * share its batch (batched results equal unbatched ones). The model has no KV cache, so each
  * step recomputes the whole prefix; that also lets a row join a running batch at any step

@@ -144,9 +144,6 @@ export function predictionDiversity(p: Float32Array, q: Float32Array, n: number,
 
 async function run(ctx: PhaseContext): Promise<PhaseOutput> {
   const c = sectionOf(Phase1Section, ctx.phaseConfig);
-  if (!COGNATE_VARIANTS.includes(c.base_variant)) {
-    throw new Error(`phases.1.base_variant = '${c.base_variant}': expected one of ${COGNATE_VARIANTS.join(", ")}`);
-  }
   // Early stopping watches `val`; what is reported and gated is `test`, which no decision saw.
   const { train: trainItems, val: valItems, test: testItems } = sanitySplit(ctx);
   let mix: TextItem[] = trainItems;

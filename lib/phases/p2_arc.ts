@@ -12,7 +12,7 @@
  * candidates, exact match and cell accuracy read the identity view. Baselines: copying the test
  * input, the majority colour in the test input's shape, and the base model before fine-tuning.
  * Real ARC-AGI-1 tasks that fit the window are scored the same way when the folder exists.
- * Decoding and scoring live in p2_arc_answers.ts.
+ * Decoding and scoring live in lib/eval/arc_answers.ts.
  */
 import { MODEL_FILE, stageModelPath } from "../util/run_dir.ts";
 import { join } from "node:path";

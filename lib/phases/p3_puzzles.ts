@@ -57,7 +57,7 @@ export type PuzzleTask = typeof PUZZLE_TASKS[number];
 
 /** `phases.3`: part (a)'s keys (p3_grokking.ts) and part (b)'s, with their defaults (the small preset) and validation. */
 export const Phase3Section = GrokkingSection.extend({
-  tasks: z.array(z.enum(PUZZLE_TASKS)).default(["sudoku", "maze", "listops", "modular"]), // (b) puzzle tasks fine-tuned and scored (modular = the equations as text)
+  tasks: z.array(z.enum(PUZZLE_TASKS)).min(1).default(["sudoku", "maze", "listops", "modular"]), // (b) puzzle tasks fine-tuned and scored (modular = the equations as text)
   steps: z.number().int().min(0).default(120), // (b) fine-tuning steps of the reasoning cognate (0: training.max_steps)
   lr: z.number().min(0).default(1e-3), // (b) peak learning rate (0: training.lr); warmup and cosine floor from the training section (lib/train/config.ts)
   batch_size: z.number().int().min(0).default(12), // (b) windows per step (0: training.batch_size)
@@ -90,15 +90,9 @@ export interface PuzzleItem extends TextItem {
   check(got: string): boolean;
 }
 
-/** The configured tasks, checked. */
+/** The configured tasks (the section's schema has checked them). */
 export function puzzleTasks(c: Phase3Section): PuzzleTask[] {
-  if (!Array.isArray(c.tasks) || c.tasks.length === 0) {
-    throw new Error(`phases.3.tasks: expected a non-empty list of ${PUZZLE_TASKS.join(", ")}`);
-  }
-  for (const t of c.tasks) {
-    if (!PUZZLE_TASKS.includes(t as PuzzleTask)) throw new Error(`phases.3.tasks: '${t}' is not one of ${PUZZLE_TASKS.join(", ")}`);
-  }
-  return c.tasks as PuzzleTask[];
+  return c.tasks;
 }
 
 /** Item `index` of `task`: a pure function of (section, seed, task, index). */

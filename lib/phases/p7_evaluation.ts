@@ -220,15 +220,16 @@ export function phase7(stages: readonly PhaseSpec[]): PhaseSpec {
     };
     const checks = [check("safety score", m.scores.safety, c.gate_min_safety)];
     // What the pipeline adds over pretraining: the same suites on phase 1's standard cognate (an untrained model is no bar).
-    if (m.standard_reasoning !== null) {
-      checks.push(
-        check(
-          "reasoning - phase-1 standard cognate's reasoning",
-          round(m.scores.reasoning - m.standard_reasoning),
-          c.gate_min_gain_over_standard,
-        ),
-      );
-    }
+    // Not measured (phases.7.baselines = false) fails the check rather than dropping it.
+    checks.push(
+      check(
+        m.standard_reasoning === null
+          ? "reasoning - phase-1 standard cognate's reasoning (not measured: phases.7.baselines = false)"
+          : "reasoning - phase-1 standard cognate's reasoning",
+        m.standard_reasoning === null ? NaN : round(m.scores.reasoning - m.standard_reasoning),
+        c.gate_min_gain_over_standard,
+      ),
+    );
     if (m.compression) {
       checks.push(check("compressed / integrated mean stage metric", m.compression.retention, c.gate_min_compression_retention));
       checks.push({ name: "compressed file fits target", value: m.compression.fits, threshold: true, passed: m.compression.fits });
@@ -242,7 +243,7 @@ export function phase7(stages: readonly PhaseSpec[]): PhaseSpec {
   return {
     id: 7,
     name: "evaluation",
-    title: "evaluation suites and baselines, compression to target, exports checked by real runtimes",
+    title: "evaluation suites and baselines, compression to target, exports (ONNX checked in onnxruntime)",
     section: Phase7Section,
     presets: {
       tiny: {
