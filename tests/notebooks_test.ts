@@ -3,6 +3,7 @@
  * and (when Jupyter's nbclient is installed) every one executes at the tiny preset on one shared
  * run directory, in order, without a cell error and with the plots it promises.
  */
+import { checkNotebook, describeCheck, findChromium, findNbconvert } from "../notebooks/browser_check.ts";
 import assert from "node:assert/strict";
 import { basename, join } from "node:path";
 import { PHASES } from "../lib/phases/mod.ts";
@@ -86,7 +87,8 @@ if (!python) {
 }
 
 Deno.test({
-  name: "every notebook executes at the tiny preset on one run directory, with its plots and no error",
+  name:
+    "every notebook executes at the tiny preset on one run directory, with its plots and no error; every chart draws in Chromium after nbconvert",
   ignore: !python,
   async fn() {
     const base = await Deno.makeTempDir({ prefix: "af-notebooks-" });
@@ -98,11 +100,24 @@ Deno.test({
     };
     let ok = false;
     try {
+      const runs = [];
       for (const f of files) {
         const r = await executeNotebook(f, { outDir: join(base, "executed"), env, cellTimeout: 1800, python: python!, jupyterPath });
+        runs.push(r);
         console.log(describeRun(r));
         assert.ok(r.ok, `${basename(f)} failed (executed copy kept in ${base}):\n${describeRun(r)}`);
         assert.ok(r.plots.length > 0);
+      }
+      // Every chart also draws where no plotly renderer is installed: nbconvert's HTML in Chromium.
+      const chromium = await findChromium(), nbconvert = await findNbconvert();
+      if (!chromium || !nbconvert) console.log(`skipping the browser check: ${!chromium ? "no Chromium" : "no nbconvert"} on this machine`);
+      else {
+        for (const r of runs) {
+          const b = await checkNotebook(r.output, join(base, "html"), { chromium, python: nbconvert });
+          console.log(describeCheck(b));
+          assert.equal(b.charts, r.plots.length, `${b.notebook}: one HTML chart per plot output`);
+          assert.ok(b.charts > 0 && b.drawn === b.charts, describeCheck(b));
+        }
       }
       const state = JSON.parse(await Deno.readTextFile(join(base, "run", "state.json")));
       assert.deepEqual(Object.keys(state.phases).map(Number), PHASES.map((p) => p.id));

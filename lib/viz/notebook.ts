@@ -86,9 +86,56 @@ export function withTitle(fig: Figure, title: string): Figure {
   return titleOf(fig) ? fig : { ...fig, layout: { ...fig.layout, title: { text: title } } };
 }
 
-/** Shows a plotly figure inline (plain JSON: data + layout); `label` leads its text/plain line. */
-export function showFigure(fig: Figure, label = ""): Promise<void> {
-  return show({ [PLOTLY_MIME]: { data: fig.data, layout: fig.layout } }, figureText(fig, label));
+/** plotly.js as the report inlines it (node_modules, no network). */
+const PLOTLY_JS = new URL("../../node_modules/plotly.js-dist-min/plotly.min.js", import.meta.url);
+
+/** True once this process has sent plotly.js in a figure's HTML (it goes into a notebook once, with the first figure). */
+let plotlySent = false;
+
+/** Forgets that plotly.js was sent (tests; a kernel whose first figure's output was cleared can call it). */
+export function resetPlotlyLibrary(): void {
+  plotlySent = false;
+}
+
+/**
+ * The HTML rendering of a figure, for front ends without a plotly renderer (classic Notebook,
+ * JupyterLab without plotly's extension, nbconvert's HTML): a div drawn by plotly.js once it
+ * is on the page. With `library` the full plotly.js goes first, inlined (no CDN), with AMD's
+ * `define` hidden so that under require.js (classic Notebook) it still sets `window.Plotly`. A
+ * figure waits up to 20 s for the library and then says what is missing instead of staying blank.
+ */
+export function figureHtml(fig: Figure, library?: string): string {
+  const id = `af-plot-${crypto.randomUUID().slice(0, 12)}`;
+  const height = typeof fig.layout.height === "number" ? fig.layout.height : 420;
+  // `</script` inside JSON would end the script element early.
+  const json = (v: unknown) => JSON.stringify(v).replace(/<\//g, "<\\/");
+  const lib = library === undefined ? "" : `<script type="text/javascript">(function () { var d = window.define; window.define = undefined;
+${library}
+window.define = d; })();</script>`;
+  return `${lib}<div id="${id}" class="af-plot" style="height:${height}px"></div>
+<script type="text/javascript">(function () {
+  var el = document.getElementById("${id}"), tries = 0;
+  var draw = function () { window.Plotly.newPlot(el, ${json(fig.data)}, ${json(fig.layout)}, { responsive: true }); };
+  if (window.Plotly) return draw();
+  var wait = setInterval(function () {
+    if (window.Plotly) { clearInterval(wait); draw(); }
+    else if (++tries > 400) { clearInterval(wait); el.textContent = "plotly.js is not on this page: run the notebook's first figure cell again"; }
+  }, 50);
+})();</script>`;
+}
+
+/**
+ * Shows a plotly figure inline (plain JSON: data + layout) under plotly's MIME type, which
+ * VS Code and JupyterLab with plotly's extension draw, and as HTML drawn by plotly.js for every
+ * other front end (the library is sent with the first figure only); `label` leads its
+ * text/plain line.
+ */
+export async function showFigure(fig: Figure, label = ""): Promise<void> {
+  const text = figureText(fig, label);
+  if (!inJupyter()) return show({}, text);
+  const library = plotlySent ? undefined : await Deno.readTextFile(PLOTLY_JS);
+  plotlySent = true;
+  await show({ [PLOTLY_MIME]: { data: fig.data, layout: fig.layout }, "text/html": figureHtml(fig, library) }, text);
 }
 
 /** Crude text of an HTML fragment for terminals: tags dropped, cells and rows spaced, entities decoded. */

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import * as aq from "arquero";
 import {
   checkGate,
+  figureHtml,
   figureText,
   formatCell,
   htmlText,
@@ -151,4 +152,17 @@ Deno.test("showTable, showValidation and checkGate (which throws after showing a
   assert.ok(shown[0].includes("|gain|-0.1|0|false|"), shown[0]); // shown before it throws
   const [t] = await captured(() => showTable([{ a: 1 }], { title: "x" }));
   assert.deepEqual(t, "x\n|a|\n|-:|\n|1|");
+});
+
+Deno.test("figureHtml: plotly.js inlined only when given (AMD's define hidden), data escaped out of </script>, a div per figure", () => {
+  const fig = { data: [{ type: "bar", x: ["a"], y: [1], name: "</script><b>x" }], layout: { title: { text: "t" }, height: 300 } };
+  const first = figureHtml(fig, "/* plotly.js */ window.Plotly = {};"), next = figureHtml(fig);
+  assert.ok(first.includes("/* plotly.js */") && first.includes("window.define = undefined"));
+  assert.ok(!next.includes("/* plotly.js */"), "the library goes in once");
+  for (const h of [first, next]) {
+    assert.equal((h.match(/<div id="af-plot-[0-9a-f-]+" class="af-plot" style="height:300px"><\/div>/g) ?? []).length, 1);
+    assert.ok(!h.includes("</script><b>"), "a figure's strings cannot close its script");
+    assert.ok(h.includes("window.Plotly.newPlot(el, "));
+  }
+  assert.notEqual(first.match(/af-plot-[0-9a-f-]+/)![0], next.match(/af-plot-[0-9a-f-]+/)![0]);
 });
