@@ -72,8 +72,8 @@ async function pipeline(dir: string, opts: { resume?: boolean; env?: Record<stri
   return { code: out.code, signal: out.signal, stderr: new TextDecoder().decode(out.stderr), seconds: (performance.now() - t0) / 1000 };
 }
 
-/** Keys whose values are times or speeds (they differ between any two runs). */
-const TIMING = /(^|_)(s|ms|seconds|sec)(_|$)|per_s|tokens_per|latency|speed|timing|peak_rss|_at$|^p\d\d/;
+/** Keys whose values are times or speeds, or the step a resume started from: they differ between any two runs. */
+const TIMING = /(^|_)(s|ms|seconds|sec)(_|$)|per_s|tokens_per|latency|speed|timing|peak_rss|_at$|^p\d\d|^resumed_from$/;
 
 /** A result's metrics without timings, flattened to `path: value`. */
 function flatMetrics(x: unknown, path = "", out: Map<string, string> = new Map()): Map<string, string> {
