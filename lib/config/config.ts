@@ -309,7 +309,15 @@ export function checkResolved(data: unknown, phases: readonly PhaseConfigSource[
   return parseChecked(schemaFor(phases), data, source);
 }
 
-/** A phase's section of a resolved config (`ctx.phaseConfig`) read through its schema: typed, with defaults for keys a stored config lacks. */
-export function sectionOf<S extends SectionSchema>(section: S, data: Record<string, unknown>): z.infer<S> {
-  return parseChecked(section, data, "phase section");
+/**
+ * Phase `id`'s section of a resolved config (`ctx.phaseConfig`) read through its schema: typed,
+ * with defaults for keys a stored config lacks; a bad value is a ConfigError naming `phases.<id>.<key>`.
+ */
+export function sectionOf<S extends SectionSchema>(section: S, data: Record<string, unknown>, id: number): z.infer<S> {
+  try {
+    return parseChecked(section, data);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new ConfigError(`phases.${id}.${e.key}`, e.message.replace(/^config: [^:]+: /, ""));
+    throw e;
+  }
 }

@@ -67,10 +67,11 @@ Deno.test("a phase's own steps, lr and batch size win over the training section'
 });
 
 Deno.test("warmup: as set when shorter than the run, else scaled by steps / max_steps; max_steps or longer is a config error", () => {
-  // small: warmup 50 of max_steps 1000, phase 2 runs 260 steps.
+  // small: warmup 50 of max_steps 1000, phase 2 runs 420 steps.
+  assert.equal(trainers([])[1].train.steps, 420);
   assert.equal(trainers([])[1].train.warmupSteps, 50);
-  // warmup 300 >= 260 steps: 260 * 300 / 1000 = 78.
-  assert.equal(trainers(["training.warmup_steps=300"])[1].train.warmupSteps, 78);
+  // warmup 500 >= 420 steps: 420 * 500 / 1000 = 210.
+  assert.equal(trainers(["training.warmup_steps=500"])[1].train.warmupSteps, 210);
   assert.throws(
     () => resolveConfig({ sets: ["training.warmup_steps=1000"] }),
     /training\.warmup_steps: 1000 is not shorter than training\.max_steps = 1000/,

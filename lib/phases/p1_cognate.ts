@@ -55,7 +55,7 @@ export type Phase1Section = z.infer<typeof Phase1Section>;
 
 /** The sanity items of a run, split by content hash (no prompt is in both splits). */
 export function sanitySplit(s: StageContext): { train: TextItem[]; val: TextItem[]; test: TextItem[] } {
-  const c = sectionOf(Phase1Section, s.phaseConfig);
+  const c = sectionOf(Phase1Section, s.phaseConfig, 1);
   const items: Example[] = sanityItems(c.items, { ...DEFAULT_SANITY, maxSize: c.max_size, seed: deriveSeed(s.seed, "sanity") })
     .map((it) => ({ dataset: "sanity", prompt: it.prompt, answer: it.answer }));
   // The held-out fraction is halved: validation for early stopping, test for what is reported (the training set is the same).
@@ -143,7 +143,7 @@ export function predictionDiversity(p: Float32Array, q: Float32Array, n: number,
 }
 
 async function run(ctx: PhaseContext): Promise<PhaseOutput> {
-  const c = sectionOf(Phase1Section, ctx.phaseConfig);
+  const c = sectionOf(Phase1Section, ctx.phaseConfig, 1);
   // Early stopping watches `val`; what is reported and gated is `test`, which no decision saw.
   const { train: trainItems, val: valItems, test: testItems } = sanitySplit(ctx);
   let mix: TextItem[] = trainItems;
@@ -254,7 +254,7 @@ async function run(ctx: PhaseContext): Promise<PhaseOutput> {
 const STAGE_METRIC = "sanity_token_acc";
 
 function validate(out: PhaseOutput, ctx: PhaseContext) {
-  const c = sectionOf(Phase1Section, ctx.phaseConfig);
+  const c = sectionOf(Phase1Section, ctx.phaseConfig, 1);
   const m = out.metrics as {
     baselines: { majority_token_acc: number; unigram_loss: number };
     variants: Record<string, { test_loss: number; test_token_acc: number }>;
@@ -319,9 +319,9 @@ export const phase1: PhaseSpec = {
   stage: {
     metric: STAGE_METRIC,
     replay: (s) => sanitySplit(s).train,
-    seqLen: (s) => sectionOf(Phase1Section, s.phaseConfig).seq_len,
+    seqLen: (s) => sectionOf(Phase1Section, s.phaseConfig, 1).seq_len,
     evaluate: async (model, s) => {
-      const c = sectionOf(Phase1Section, s.phaseConfig);
+      const c = sectionOf(Phase1Section, s.phaseConfig, 1);
       const m = await answerMetrics(model, windowsOf(sanitySplit(s).test, c.seq_len));
       return { [STAGE_METRIC]: round(m.token_acc), sanity_exact: round(m.exact), sanity_loss: round(m.loss) };
     },

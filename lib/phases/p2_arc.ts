@@ -146,7 +146,7 @@ function viewsOf(task: ArcTask, sec: Phase2Section, seed: number): Augmentation[
 
 /** Builds the training items and the held-out tasks (held out by seed, then checked by task hash). */
 export function arcData(s: StageContext): ArcData {
-  const sec = sectionOf(Phase2Section, s.phaseConfig);
+  const sec = sectionOf(Phase2Section, s.phaseConfig, 2);
   const names = familiesOf(sec), gen = generatorConfig(sec);
   const train: TextItem[] = [], trainHashes = new Set<string>();
   const rng = new Rng(deriveSeed(s.seed, "train-augment"));
@@ -216,7 +216,7 @@ const heldoutWindows = (data: ArcData, seqLen: number) => windowsOf(data.eval.ma
 const scoreOptions = (sec: Phase2Section) => ({ seqLen: sec.seq_len, batchSize: sec.eval_batch, constrained: sec.constrained });
 
 async function run(ctx: PhaseContext) {
-  const sec = sectionOf(Phase2Section, ctx.phaseConfig);
+  const sec = sectionOf(Phase2Section, ctx.phaseConfig, 2);
   const t0 = performance.now();
   const data = arcData(ctx);
   const real = await realArcTasks(sec, ctx.seed);
@@ -329,7 +329,8 @@ type Summary = ReturnType<typeof summarize>;
  * +0.06 from a random init, -0.03 from phase 1's small base), so a margin there would gate on luck.
  */
 function validate(out: { metrics: Record<string, unknown> }, ctx: PhaseContext) {
-  const sec = sectionOf(Phase2Section, ctx.phaseConfig), m = out.metrics as Record<string, number> & { base: Summary; majority: Summary };
+  const sec = sectionOf(Phase2Section, ctx.phaseConfig, 2),
+    m = out.metrics as Record<string, number> & { base: Summary; majority: Summary };
   return [
     check("cell_acc - base model cell_acc", round(m.cell_acc - m.base.cell_acc), sec.gate_min_gain),
     ...(sec.gate_min_majority_gain > -1
@@ -451,9 +452,9 @@ export const phase2: PhaseSpec = {
   stage: {
     metric: "cell_acc",
     replay: (s) => arcData(s).train,
-    seqLen: (s) => (sectionOf(Phase2Section, s.phaseConfig)).seq_len,
+    seqLen: (s) => (sectionOf(Phase2Section, s.phaseConfig, 2)).seq_len,
     evaluate: async (model, s) => {
-      const sec = sectionOf(Phase2Section, s.phaseConfig);
+      const sec = sectionOf(Phase2Section, s.phaseConfig, 2);
       const m = summarize(await scoreModel(model, arcData(s).eval, scoreOptions(sec)));
       return { cell_acc: m.cell_acc, exact: m.exact, pass_at_2: m.pass_at_2, well_formed: m.well_formed };
     },

@@ -72,7 +72,7 @@ export const MOD_LEN = 4;
 
 /** The modular dataset of a stage (the same split feeds part (a) and the text task of part (b)). */
 export function modularData(s: StageContext): ModularDataset {
-  const c = sectionOf(GrokkingSection.strip(), s.phaseConfig);
+  const c = sectionOf(GrokkingSection.strip(), s.phaseConfig, 3);
   return modularDataset({
     p: c.mod_p,
     op: c.mod_op,
@@ -149,7 +149,7 @@ export async function grokRun(
   budget: number,
   stopAfter: number,
 ): Promise<GrokRun> {
-  const c = sectionOf(GrokkingSection.strip(), ctx.phaseConfig);
+  const c = sectionOf(GrokkingSection.strip(), ctx.phaseConfig, 3);
   const model = createModel("decoder", {
     ...SMALL_DECODER,
     vocabSize: data.vocabSize,

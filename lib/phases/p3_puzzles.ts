@@ -167,7 +167,7 @@ const itemTokens = (it: TextItem) => TOKENIZER.encode(it.prompt).length + TOKENI
  * never occur in training (the modular task: validation equations).
  */
 export function puzzleData(s: StageContext): PuzzleData {
-  const c = sectionOf(Phase3Section, s.phaseConfig);
+  const c = sectionOf(Phase3Section, s.phaseConfig, 3);
   const tasks = puzzleTasks(c);
   const perTask: PuzzleItem[][] = [];
   const test: Record<string, PuzzleItem[]> = {}, overlapRemoved: Record<string, number> = {};
@@ -327,7 +327,7 @@ export async function evaluatePuzzles(
 // ---------------------------------------------------------------------------------------------
 // The phase
 
-const puzzlesSection = (s: StageContext) => sectionOf(Phase3Section, s.phaseConfig);
+const puzzlesSection = (s: StageContext) => sectionOf(Phase3Section, s.phaseConfig, 3);
 
 /** Per-task numbers of an evaluation, flattened for result.json (`<prefix><task>_<key>`). */
 function taskNumbers(tasks: Record<string, TaskEval>, prefix: string): Record<string, number> {

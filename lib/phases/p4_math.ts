@@ -101,7 +101,7 @@ export interface MathData {
  * training problem even by chance.
  */
 export function mathData(s: StageContext): MathData {
-  const c = sectionOf(Phase4Section, s.phaseConfig);
+  const c = sectionOf(Phase4Section, s.phaseConfig, 4);
   const all = mathDataset({
     count: c.train_count,
     minSteps: 1,
@@ -284,7 +284,7 @@ async function scoreGsm8k(model: RegistryModel, c: Phase4Section, seed: number):
 // The phase
 
 async function run(ctx: PhaseContext) {
-  const c = sectionOf(Phase4Section, ctx.phaseConfig);
+  const c = sectionOf(Phase4Section, ctx.phaseConfig, 4);
   const data = mathData(ctx);
   const trainW = windowsOf(data.train.map(mathItem), c.seq_len);
   const testW = windowsOf(data.test.flat().map(mathItem), c.seq_len, false);
@@ -377,7 +377,7 @@ async function run(ctx: PhaseContext) {
  * match at least `gate_min_exact` only when that is above 0 (a 0 threshold would check nothing).
  */
 function validate(out: { metrics: Record<string, unknown> }, ctx: PhaseContext) {
-  const m = out.metrics as Record<string, number>, c = sectionOf(Phase4Section, ctx.phaseConfig);
+  const m = out.metrics as Record<string, number>, c = sectionOf(Phase4Section, ctx.phaseConfig, 4);
   const exact = c.gate_min_exact > 0 ? [check("exact (greedy, final answer)", m.exact, c.gate_min_exact)] : [];
   return [
     check("token_acc - base_token_acc", round(m.token_acc - m.base_token_acc), c.gate_min_gain),
@@ -515,7 +515,7 @@ export const phase4: PhaseSpec = {
   stage: {
     metric: "token_acc",
     replay: (s) => mathData(s).train.map(mathItem),
-    seqLen: (s) => sectionOf(Phase4Section, s.phaseConfig).seq_len,
-    evaluate: async (model, s) => evalNumbers(await evaluateMath(model, mathData(s), sectionOf(Phase4Section, s.phaseConfig).seq_len)),
+    seqLen: (s) => sectionOf(Phase4Section, s.phaseConfig, 4).seq_len,
+    evaluate: async (model, s) => evalNumbers(await evaluateMath(model, mathData(s), sectionOf(Phase4Section, s.phaseConfig, 4).seq_len)),
   },
 };

@@ -299,7 +299,7 @@ async function run(ctx: PhaseContext): Promise<{ metrics: Record<string, unknown
 
 /** The section with defaults under it (a stage context read from an older run may lack keys). */
 function sectionFrom(phaseConfig: Record<string, unknown>): Phase5Section {
-  return sectionOf(Phase5Section, phaseConfig);
+  return sectionOf(Phase5Section, phaseConfig, 5);
 }
 
 // ---------------------------------------------------------------------------------------------

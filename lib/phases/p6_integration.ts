@@ -85,7 +85,7 @@ export function phase6(stages: readonly PhaseSpec[]): PhaseSpec {
   }
 
   async function run(ctx: PhaseContext): Promise<PhaseOutput> {
-    const c = sectionOf(Phase6Section, ctx.phaseConfig);
+    const c = sectionOf(Phase6Section, ctx.phaseConfig, 6);
     // Stages that completed in this run, with their specialists' metrics.
     const live: PhaseSpec[] = [];
     const results = new Map<number, PhaseResultFile>();
@@ -202,7 +202,7 @@ export function phase6(stages: readonly PhaseSpec[]): PhaseSpec {
   }
 
   function validate(out: PhaseOutput, ctx: PhaseContext): ValidationCheck[] {
-    const c = sectionOf(Phase6Section, ctx.phaseConfig);
+    const c = sectionOf(Phase6Section, ctx.phaseConfig, 6);
     const m = out.metrics as { mean_retention: number; mean_integrated: number; mean_base: number };
     return [
       check("mean_retention", m.mean_retention, c.gate_min_retention),

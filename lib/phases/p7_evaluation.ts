@@ -48,8 +48,8 @@ export type Phase7Section = z.infer<typeof Phase7Section>;
 
 /** What one model scores on every suite (the rows of the relative-performance table). */
 async function suitesFor(model: RegistryModel, ctx: PhaseContext, stages: readonly PhaseSpec[], seen: ReadonlySet<string>) {
-  const c = sectionOf(Phase7Section, ctx.phaseConfig);
-  const p1 = sectionOf(Phase1Section, ctx.config.phases["1"] ?? {});
+  const c = sectionOf(Phase7Section, ctx.phaseConfig, 7);
+  const p1 = sectionOf(Phase1Section, ctx.config.phases["1"] ?? {}, 1);
   const stageScores = await stageSuite(model, ctx.config, stages.filter((s) => s.id >= 2));
   const recall = await memorySuite(model, {
     trainMax: p1.max_size,
@@ -85,7 +85,7 @@ async function suitesFor(model: RegistryModel, ctx: PhaseContext, stages: readon
 /** The evaluation phase over the registry's stages (phases 1-6). */
 export function phase7(stages: readonly PhaseSpec[]): PhaseSpec {
   async function run(ctx: PhaseContext): Promise<PhaseOutput> {
-    const c = sectionOf(Phase7Section, ctx.phaseConfig);
+    const c = sectionOf(Phase7Section, ctx.phaseConfig, 7);
     const p6 = await ctx.previous(6);
     if (!p6) {
       throw new Error(
@@ -211,7 +211,7 @@ export function phase7(stages: readonly PhaseSpec[]): PhaseSpec {
   }
 
   function validate(out: PhaseOutput, ctx: PhaseContext): ValidationCheck[] {
-    const c = sectionOf(Phase7Section, ctx.phaseConfig);
+    const c = sectionOf(Phase7Section, ctx.phaseConfig, 7);
     const m = out.metrics as {
       scores: { safety: number; reasoning: number };
       standard_reasoning: number | null;
