@@ -305,7 +305,8 @@ async function run(ctx: PhaseContext) {
         return { val_loss: m.loss, val_token_acc: m.token_acc };
       },
     });
-    // The held-out curve from metrics.jsonl, where every evaluation was logged: it survives a resume.
+    // The held-out curve and the losses from metrics.jsonl, where every evaluation was logged: they survive a resume.
+    const logged = (await loggedRecords(ctx, "math")).filter((r) => typeof r.loss === "number").map((r) => r.loss as number);
     const curve = (await loggedRecords(ctx, "math")).filter((r) => typeof r.val_loss === "number")
       .map((r) => ({ step: r.step, loss: round(r.val_loss as number), token_acc: round(r.val_token_acc as number) }));
     t = performance.now();
@@ -343,8 +344,9 @@ async function run(ctx: PhaseContext) {
         majority_answer: chance.answer,
         majority_answer_acc: round(chance.overall),
         majority_answer_by_steps: chance.byStep.map((x) => round(x)),
-        train_loss_first: round(tr.losses[0] ?? NaN),
-        train_loss_last: round(tr.losses.at(-1) ?? NaN),
+        // From metrics.jsonl, not the trainer's in-memory list: a resumed phase reports the same (first and last logged step).
+        train_loss_first: round(logged[0] ?? NaN),
+        train_loss_last: round(logged.at(-1) ?? NaN),
         train_steps: tr.steps,
         resumed_from: tr.resumedFrom,
         curve,
