@@ -5,6 +5,7 @@
  * the pipeline is stopped the way a process manager stops it: through `deno task` and through
  * npm's deno shim (node running deno's bin.cjs, which forwards no signal), checked with `ps`.
  */
+import { npmShim } from "../lib/testing/npm_shim.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { exists, readJson } from "../lib/util/fs.ts";
@@ -180,17 +181,6 @@ Deno.test("a second SIGINT exits at once with 130", async () => {
   assert.equal(await exists(join(dir, "run.lock")), false, "the lock is removed before the hard exit");
   await Deno.remove(base, { recursive: true });
 });
-
-/** npm's deno shim (bin.cjs) beside the installed package, when node and npm are there. */
-async function npmShim(): Promise<string | undefined> {
-  try {
-    const out = await new Deno.Command("npm", { args: ["root", "-g"], stdout: "piped", stderr: "null" }).output();
-    const shim = join(DECODER.decode(out.stdout).trim(), "deno", "bin.cjs");
-    return out.success && await exists(shim) ? shim : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 const SHIM = await npmShim();
 if (!SHIM) console.log("skipping the shim test: no npm-installed deno package (deno/bin.cjs) found");

@@ -5,6 +5,7 @@
  * answers; /metrics counters moving; model paths (file, run directory, HF folder); and a
  * graceful SIGTERM of the `serve` CLI in a subprocess with a request in flight.
  */
+import { npmShim } from "../testing/npm_shim.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,7 +15,7 @@ import { saveModel } from "../models/io.ts";
 import { TOKENIZER } from "../text/tokens.ts";
 import { parseGrid } from "../../datasets/arc/text.ts";
 import { arcItem, greedyGrids } from "../eval/arc_answers.ts";
-import { exists, writeJsonAtomic } from "../util/fs.ts";
+import { writeJsonAtomic } from "../util/fs.ts";
 import { exportHfFolder } from "./hf.ts";
 import { createServer, type InferenceServer, loadServedModel, type ServedModel, type ServerOptions } from "./server.ts";
 import { metricValue } from "./server_metrics.ts";
@@ -514,16 +515,6 @@ async function waitForLine(stream: ReadableStream<Uint8Array>, re: RegExp, sink:
   }
 }
 
-/** npm's deno shim (bin.cjs) beside the installed package, when node and npm are there. */
-async function npmShim(): Promise<string | undefined> {
-  try {
-    const out = await new Deno.Command("npm", { args: ["root", "-g"], stdout: "piped", stderr: "null" }).output();
-    const shim = join(new TextDecoder().decode(out.stdout).trim(), "deno", "bin.cjs");
-    return out.success && await exists(shim) ? shim : undefined;
-  } catch {
-    return undefined;
-  }
-}
 const SHIM = await npmShim();
 if (!SHIM) console.log("skipping the serve-through-the-shim test: no npm-installed deno package (deno/bin.cjs) found");
 

@@ -107,9 +107,8 @@ export async function trainText(ctx: PhaseContext, o: TrainTextOptions): Promise
  * they survive a resume, so a resumed phase reports the same numbers as an uninterrupted one.
  */
 export async function loggedRecords(ctx: PhaseContext, name: string): Promise<MetricRecord[]> {
-  const byStep = new Map<number, MetricRecord>();
-  for (const r of await readMetrics(ctx.runDir, { phase: ctx.phase, model: name })) if (typeof r.step === "number") byStep.set(r.step, r);
-  return [...byStep].sort((a, b) => a[0] - b[0]).map(([, r]) => r);
+  const records = await readMetrics(ctx.runDir, { phase: ctx.phase, model: name }); // one record per step already
+  return records.filter((r) => typeof r.step === "number").sort((a, b) => a.step - b.step);
 }
 
 /** The logged training losses of model `name` in this phase, by step (see loggedRecords). */

@@ -306,8 +306,9 @@ async function run(ctx: PhaseContext) {
       },
     });
     // The held-out curve and the losses from metrics.jsonl, where every evaluation was logged: they survive a resume.
-    const logged = (await loggedRecords(ctx, "math")).filter((r) => typeof r.loss === "number").map((r) => r.loss as number);
-    const curve = (await loggedRecords(ctx, "math")).filter((r) => typeof r.val_loss === "number")
+    const records = await loggedRecords(ctx, "math");
+    const logged = records.filter((r) => typeof r.loss === "number").map((r) => r.loss as number);
+    const curve = records.filter((r) => typeof r.val_loss === "number")
       .map((r) => ({ step: r.step, loss: round(r.val_loss as number), token_acc: round(r.val_token_acc as number) }));
     t = performance.now();
     const fine = await evaluateMath(model, data, c.seq_len), digits = await digitAccuracy(model, testW, trainW);

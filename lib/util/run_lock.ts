@@ -10,6 +10,7 @@
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { RUN_FILES } from "./run_dir.ts";
+import { procStat } from "./stop.ts";
 
 /** What run.lock holds. */
 export interface LockHolder {
@@ -42,13 +43,7 @@ export interface RunLock {
 
 /** The kernel's start time of `pid` (Linux), or undefined when the process does not exist (or is a zombie). */
 export function processStart(pid: number): string | undefined {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // after "pid (comm) ": state, ppid, ...
-    return f[0] === "Z" || f[0] === "X" ? undefined : f[19];
-  } catch {
-    return undefined;
-  }
+  return procStat(pid)?.start;
 }
 
 /** True when `holder`'s process is certainly gone (same host, and no such process or another one with its pid). */

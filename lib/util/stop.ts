@@ -69,7 +69,7 @@ function onSignal(signal: StopSignal, log: (line: string) => void): void {
 }
 
 /** /proc/<pid>/stat fields: [ppid, start time] (Linux), or undefined when the process is gone (a zombie counts as gone). */
-function procStat(pid: number): { ppid: number; start: string } | undefined {
+export function procStat(pid: number): { ppid: number; start: string } | undefined {
   try {
     const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
     const f = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // after "pid (comm) ": state, ppid, ...
