@@ -33,6 +33,8 @@ export interface LoadedCheckpoint {
   optimizer: Map<string, HostTensor>;
   /** A persistent gradient filter's state (GrokFast), when one was saved. */
   gradFilter?: Map<string, HostTensor>;
+  /** The weight EMA (lib/train/ema.ts), when training keeps one. */
+  ema?: Map<string, HostTensor>;
   path: string;
 }
 
@@ -45,7 +47,7 @@ export async function saveCheckpoint(
   params: ParamSet,
   opt: AdamW,
   config: unknown,
-  opts: { keep?: number; extra?: Record<string, unknown>; gradFilter?: Map<string, HostTensor> } = {},
+  opts: { keep?: number; extra?: Record<string, unknown>; gradFilter?: Map<string, HostTensor>; ema?: Map<string, HostTensor> } = {},
 ): Promise<string> {
   const final = join(dir, stepDir(step));
   const tmp = join(dir, `.tmp-${stepDir(step)}-${crypto.randomUUID().slice(0, 8)}`);
@@ -66,6 +68,7 @@ export async function saveCheckpoint(
     faultPoint("checkpoint", () => Deno.writeFileSync(join(tmp, "optimizer.safetensors"), optimizer.subarray(0, optimizer.length >> 1)));
     await Deno.writeFile(join(tmp, "optimizer.safetensors"), optimizer);
     if (opts.gradFilter) await Deno.writeFile(join(tmp, "gradfilter.safetensors"), encodeSafetensors(opts.gradFilter));
+    if (opts.ema) await Deno.writeFile(join(tmp, "ema.safetensors"), encodeSafetensors(opts.ema));
     await Deno.writeTextFile(join(tmp, "meta.json"), JSON.stringify(meta, null, 2));
     if (await exists(final)) await Deno.remove(final, { recursive: true });
     await Deno.rename(tmp, final);
@@ -114,5 +117,6 @@ export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
     return decodeSafetensors(await Deno.readFile(file), file).tensors;
   };
   const gradFilter = (await exists(join(path, "gradfilter.safetensors"))) ? await read("gradfilter.safetensors") : undefined;
-  return { meta, model: await read("model.safetensors"), optimizer: await read("optimizer.safetensors"), gradFilter, path };
+  const ema = (await exists(join(path, "ema.safetensors"))) ? await read("ema.safetensors") : undefined;
+  return { meta, model: await read("model.safetensors"), optimizer: await read("optimizer.safetensors"), gradFilter, ema, path };
 }

@@ -4,5 +4,6 @@ export * from "./trainer.ts";
 export * from "./checkpoint.ts";
 export * from "./safetensors.ts";
 export * from "./grokfast.ts";
+export * from "./ema.ts";
 export * from "./detectors.ts";
 export * from "./config.ts";

@@ -13,6 +13,7 @@ import type { HostTensor, ParamSet } from "../nn/params.ts";
 import { Progress } from "../util/progress.ts";
 import { StopRequested, stopRequested } from "../util/stop.ts";
 import { hasCheckpoint, loadLatestCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { WeightEma } from "./ema.ts";
 import { AdamW, clipByGlobalNorm, type GradMap, warmupCosine } from "./optim.ts";
 
 export interface TrainConfig {
@@ -41,6 +42,8 @@ export interface TrainConfig {
   saveEvery: number;
   /** Log a metrics record every N steps. */
   logEvery: number;
+  /** Decay of an EMA of the weights that becomes the model when training ends (lib/train/ema.ts); 0 or absent: none. */
+  emaDecay?: number;
 }
 
 /** Defaults in the spirit of nanoGPT's small runs. */
@@ -167,6 +170,7 @@ export async function train<B>(task: TrainTask<B>, cfg: TrainConfig, opts: Train
     noDecay: opts.noDecay,
     decayMode: cfg.weightDecayMode,
   });
+  const ema = cfg.emaDecay ? new WeightEma(params, cfg.emaDecay) : undefined;
   let step = 0;
   // A run that stopped early (shouldStop) stays stopped when resumed: its last checkpoint says so.
   let stoppedEarly = false;
@@ -176,6 +180,10 @@ export async function train<B>(task: TrainTask<B>, cfg: TrainConfig, opts: Train
       params.load(ck.model, { source: `${ck.path}/model.safetensors` });
       opt.loadState(ck.meta.optimizer.t, ck.optimizer);
       if (persistent && ck.gradFilter) persistent.load(ck.gradFilter);
+      if (ema) {
+        if (!ck.ema) throw new Error(`${ck.path}: training keeps a weight EMA (emaDecay ${cfg.emaDecay}) but this checkpoint has none`);
+        ema.load(ck.ema);
+      }
       step = ck.meta.dataPosition.step;
       stoppedEarly = ck.meta.extra?.stopped_early === true;
       await opts.onResume?.(step);
@@ -193,6 +201,7 @@ export async function train<B>(task: TrainTask<B>, cfg: TrainConfig, opts: Train
     opts.checkpointDir
       ? saveCheckpoint(opts.checkpointDir, s, params, opt, opts.config, {
         gradFilter: await persistent?.toHost(),
+        ema: await ema?.toHost(),
         extra: stoppedEarly ? { stopped_early: true } : undefined,
       })
       : Promise.resolve(undefined);
@@ -253,6 +262,7 @@ export async function train<B>(task: TrainTask<B>, cfg: TrainConfig, opts: Train
       opt.step(params.vars, g, lr);
       tf.dispose([...g.values()]);
       step += 1;
+      ema?.update(step);
       losses.push(loss);
 
       const stepSeconds = (performance.now() - stepStart) / 1000;
@@ -277,8 +287,11 @@ export async function train<B>(task: TrainTask<B>, cfg: TrainConfig, opts: Train
       }
     }
     if (opts.checkpointDir && (step > resumedFrom || !(await hasCheckpoint(opts.checkpointDir)))) await save(step);
+    // The checkpoint keeps the raw weights (a resume continues from them); the trained model is the average.
+    ema?.applyToParams();
   } finally {
     opt.dispose();
+    ema?.dispose();
   }
   return { steps: step, losses, resumedFrom, stoppedEarly, lastEval, seconds: (performance.now() - t0) / 1000 };
 }

@@ -11,6 +11,7 @@ import { loadLatestCheckpoint } from "./checkpoint.ts";
 import { decodeSafetensors, encodeSafetensors } from "./safetensors.ts";
 import { DEFAULT_TRAIN, NonFiniteLossError, train, type TrainConfig } from "./trainer.ts";
 import { makeGradFilter } from "./grokfast.ts";
+import { emaDecayAt } from "./ema.ts";
 import { clearStop, requestStop, StopRequested } from "../util/stop.ts";
 
 /** An interruption after step `n`, the way a SIGTERM arrives: the trainer checkpoints and throws StopRequested. */
@@ -118,6 +119,46 @@ Deno.test("resume from a checkpoint continues exactly as an uninterrupted run", 
   assert.equal(res.resumedFrom, 5);
   assert.deepEqual(res.losses, ref.losses.slice(5));
   [full, first, second].forEach((m) => m.params.dispose());
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("weight EMA: the trained model is the average of the steps' weights, and a resume restores it from the checkpoint", async () => {
+  await initBackend("wasm", { quiet: true });
+  const cfg = { ...CFG, emaDecay: 0.9 };
+  // The reference average, computed on the host from the weights after every step (shouldStop sees them).
+  const ref = new Decoder(TINY, 5), snaps: Map<string, HostTensor>[] = [];
+  const keep = () => {
+    snaps.push(new Map([...ref.params.vars].map(([k, v]) => [k, { shape: v.shape, data: v.dataSync() as Float32Array }])));
+    return false;
+  };
+  await train(task(ref), CFG, { quiet: true, shouldStop: keep });
+  const avg = new Map<string, Float32Array>();
+  const init = new Decoder(TINY, 5);
+  for (const [k, v] of init.params.vars) avg.set(k, Float32Array.from(v.dataSync()));
+  snaps.forEach((snap, i) => {
+    const d = emaDecayAt(0.9, i + 1);
+    for (const [k, a] of avg) a.forEach((x, j) => (a[j] = d * x + (1 - d) * snap.get(k)!.data[j]));
+  });
+  const withEma = new Decoder(TINY, 5);
+  await train(task(withEma), cfg, { quiet: true });
+  for (const [k, v] of withEma.params.vars) {
+    const got = v.dataSync(), want = avg.get(k)!;
+    assert.ok(got.every((x, j) => Math.abs(x - want[j]) < 1e-5), `${k}: the model is not the weight average`);
+  }
+  // The average is not the last step's weights.
+  const emb = withEma.params.vars.keys().next().value!;
+  assert.ok(withEma.params.get(emb).dataSync().some((x, j) => Math.abs(x - snaps.at(-1)!.get(emb)!.data[j]) > 1e-5));
+  // Interrupted after 5 steps and resumed on a fresh model: the same average.
+  const dir = await Deno.makeTempDir();
+  const first = new Decoder(TINY, 5);
+  await interrupted(() => train(task(first), { ...cfg, saveEvery: 100 }, { quiet: true, checkpointDir: dir, shouldStop: interruptAt(5) }));
+  const second = new Decoder(TINY, 99);
+  await train(task(second), cfg, { quiet: true, checkpointDir: dir, resume: true });
+  for (const [k, v] of second.params.vars) {
+    const got = v.dataSync(), want = withEma.params.get(k).dataSync();
+    assert.ok(got.every((x, j) => Math.abs(x - want[j]) < 1e-6), `${k}: resumed average differs`);
+  }
+  [ref, init, withEma, first, second].forEach((m) => m.params.dispose());
   await Deno.remove(dir, { recursive: true });
 });
 
