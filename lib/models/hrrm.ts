@@ -65,6 +65,14 @@ export interface HrrmConfig {
   memorySlots: number;
   /** Epsilon of the RMSNorms (default 1e-6). */
   normEps: number;
+  /**
+   * Positions: `learned` (a table of maxSeqLen rows, default) or `grid2d`: the sequence is a
+   * gridSide x gridSide grid, row-major, and a position is a learned row embedding plus a learned
+   * column embedding, so attention can see rows and columns from the start.
+   */
+  positions: "learned" | "grid2d";
+  /** grid2d: side of the square grid; gridSide^2 must equal the sequence length (default 0: unused). */
+  gridSide: number;
 }
 
 /** Small defaults that train in seconds on a CPU. */
@@ -87,6 +95,8 @@ export const DEFAULT_HRRM: HrrmConfig = {
   planMode: "soft",
   memorySlots: 8,
   normEps: 1e-6,
+  positions: "learned",
+  gridSide: 0,
 };
 
 /** Checks an HRRM config; the error names the field and what it accepts. */
@@ -118,6 +128,10 @@ export function validateHrrmConfig(c: HrrmConfig): void {
   if (!(c.mlpRatio > 0)) throw new Error(`hrrm.mlpRatio = ${c.mlpRatio}: expected > 0`);
   if (!(c.qLossWeight >= 0)) throw new Error(`hrrm.qLossWeight = ${c.qLossWeight}: expected >= 0`);
   if (!(c.normEps > 0)) throw new Error(`hrrm.normEps = ${c.normEps}: expected > 0`);
+  if (c.positions !== "learned" && c.positions !== "grid2d") throw new Error(`hrrm.positions = ${c.positions}: expected learned or grid2d`);
+  if (c.positions === "grid2d" && (!Number.isInteger(c.gridSide) || c.gridSide < 1 || c.gridSide * c.gridSide > c.maxSeqLen)) {
+    throw new Error(`hrrm.gridSide = ${c.gridSide}: grid2d positions need a positive side whose square fits maxSeqLen = ${c.maxSeqLen}`);
+  }
   if (c.planMode !== "soft" && c.planMode !== "straight-through") {
     throw new Error(`hrrm.planMode = ${c.planMode}: expected soft or straight-through`);
   }
@@ -230,7 +244,11 @@ export class Hrrm {
     const ones = { kind: "const", value: 1 } as const;
     // Token and position tables each std 1/sqrt(2): their sum x has RMS ~1 like the normed states.
     p.add("tok", [V, C], { kind: "normal", std: Math.SQRT1_2 });
-    p.add("pos", [maxSeqLen, C], { kind: "normal", std: Math.SQRT1_2 });
+    if (this.cfg.positions === "grid2d") {
+      // Row and column tables each std 1/2: their sum has the learned table's std 1/sqrt(2).
+      p.add("pos_row", [this.cfg.gridSide, C], { kind: "normal", std: 0.5 });
+      p.add("pos_col", [this.cfg.gridSide, C], { kind: "normal", std: 0.5 });
+    } else p.add("pos", [maxSeqLen, C], { kind: "normal", std: Math.SQRT1_2 });
     const block = (name: string) => {
       p.add(`${name}.qkv_w`, [C, 3 * C], lecun(C));
       p.add(`${name}.proj_w`, [C, C], lecun(C));
@@ -271,7 +289,16 @@ export class Hrrm {
     const [, t] = ids.shape;
     if (t > this.cfg.maxSeqLen) throw new Error(`sequence of ${t} tokens exceeds hrrm.maxSeqLen ${this.cfg.maxSeqLen}`);
     const x = embedding(this.params.get("tok") as tf.Variable<tf.Rank.R2>, ids); // [B, T, C]
-    return tf.add(x, tf.slice(this.params.get("pos"), [0, 0], [t, this.cfg.dModel])) as tf.Tensor3D;
+    return tf.add(x, this.positionTable(t)) as tf.Tensor3D;
+  }
+
+  /** The position embeddings of the first t positions [t, C]. */
+  positionTable(t: number): tf.Tensor2D {
+    const C = this.cfg.dModel, S = this.cfg.gridSide;
+    if (this.cfg.positions === "learned") return tf.slice(this.params.get("pos"), [0, 0], [t, C]) as tf.Tensor2D;
+    if (t !== S * S) throw new Error(`hrrm: grid2d positions need ${S * S} tokens (a ${S}x${S} grid), got ${t}`);
+    const rows = tf.reshape(this.params.get("pos_row"), [S, 1, C]), cols = tf.reshape(this.params.get("pos_col"), [1, S, C]);
+    return tf.reshape(tf.add(rows, cols), [t, C]) as tf.Tensor2D; // [S*S, C], row-major
   }
 
   /** The fixed starting carry for a batch of b sequences of t tokens. */
@@ -461,11 +488,13 @@ export class Hrrm {
    * Adaptive inference: runs segments until every sequence has halted. A sequence halts
    * after the first segment with Q_halt > Q_continue, or at maxSegments; its logits are
    * those of that segment. The halting decision reads Q values to the host (`await data()`,
-   * any backend). ids int32 [B, T].
+   * any backend). With `halt: false` every sequence runs all maxSegments (the Q values are
+   * still reported). ids int32 [B, T].
    */
-  async infer(ids: tf.Tensor2D, opts: { maxSegments?: number } = {}): Promise<HrrmInference> {
+  async infer(ids: tf.Tensor2D, opts: { maxSegments?: number; halt?: boolean } = {}): Promise<HrrmInference> {
     const [b, t] = ids.shape;
     const maxSeg = opts.maxSegments ?? this.cfg.maxSegments;
+    const halt = opts.halt ?? true;
     let carry = tf.tidy(() => {
       const c = this.initialCarry(b, t);
       return [c.zH, c.zL];
@@ -487,7 +516,7 @@ export class Hrrm {
       qContinue.push(c);
       const stop = new Float32Array(b);
       for (let i = 0; i < b; i++) {
-        if (segments[i] === 0 && (h[i] > c[i] || s === maxSeg)) {
+        if (segments[i] === 0 && ((halt && h[i] > c[i]) || s === maxSeg)) {
           segments[i] = s;
           stop[i] = 1;
         }

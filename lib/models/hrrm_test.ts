@@ -134,6 +134,21 @@ Deno.test("Q-halting: halt at the first Q_halt > Q_continue, never past maxSegme
   assert.deepEqual(r.segments, new Array(8).fill(1));
   // The halted logits are those of the halting segment.
   assertClose(await r.logits.data(), await m.segment(x, m.initialCarry(8, 3)).logits.data(), 1e-5);
+  // halt: false ignores the Q head and runs every segment.
+  r = await m.infer(x, { halt: false });
+  assert.deepEqual(r.segments, new Array(8).fill(5));
+  m.dispose();
+});
+
+Deno.test("grid2d positions: a row embedding plus a column embedding, row-major; other lengths are refused", async () => {
+  await initBackend("cpu", { quiet: true });
+  const m = new Hrrm(hrrmConfig({ ...TINY, maxSeqLen: 9, positions: "grid2d", gridSide: 3 }), 2);
+  assert.ok(!m.params.has("pos"));
+  const table = await m.positionTable(9).array();
+  const rows = await m.params.get("pos_row").array() as number[][], cols = await m.params.get("pos_col").array() as number[][];
+  for (let k = 0; k < 9; k++) assertClose(table[k], rows[Math.floor(k / 3)].map((v, c) => v + cols[k % 3][c]), 1e-6);
+  assert.throws(() => m.embed(ids(2, 4, 5, 1)), /grid2d positions need 9 tokens \(a 3x3 grid\), got 4/);
+  assert.throws(() => hrrmConfig({ ...TINY, maxSeqLen: 8, positions: "grid2d", gridSide: 3 }), /hrrm.gridSide = 3/);
   m.dispose();
 });
 
