@@ -222,7 +222,11 @@ export interface HrrmInference {
 export class Hrrm {
   readonly cfg: HrrmConfig;
   readonly params: ParamSet;
-  /** Fixed initial states z_H^0, z_L^0 [C] (not trained, as in HRM). */
+  /**
+   * Fixed initial states z_H^0, z_L^0 [C] (not trained, as in HRM). They are not parameters, so a
+   * model file does not hold them: they come from a constant seed, the same for every HRRM of a
+   * width, and a loaded model starts from the states it was trained from.
+   */
   readonly #hInit: tf.Tensor1D;
   readonly #lInit: tf.Tensor1D;
 
@@ -231,7 +235,7 @@ export class Hrrm {
     this.cfg = cfg;
     this.params = new ParamSet(seed);
     this.#build();
-    const rng = new Rng(deriveSeed(seed, "hrrm.carry"));
+    const rng = new Rng(deriveSeed(0, "hrrm.carry"));
     this.#hInit = tf.keep(tf.tensor1d(rng.normals(cfg.dModel, 1)));
     this.#lInit = tf.keep(tf.tensor1d(rng.normals(cfg.dModel, 1)));
   }

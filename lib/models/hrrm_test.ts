@@ -7,6 +7,8 @@ import { DEFAULT_TRAIN, train } from "../train/trainer.ts";
 import { Rng } from "../util/rng.ts";
 import { Hrrm, type HrrmConfig, hrrmConfig } from "./hrrm.ts";
 import { stopGradient } from "../nn/grad.ts";
+import { join } from "node:path";
+import { loadModel, saveModel } from "./io.ts";
 
 /** Tiny shapes for gradient checks: B=2, T=3, C=8. */
 const TINY: Partial<HrrmConfig> = { vocabSize: 5, maxSeqLen: 4, dModel: 8, nHeads: 2, mlpRatio: 2 };
@@ -252,3 +254,17 @@ async function trainReverse(variant: HrrmConfig["variant"]) {
 Deno.test("trainer: HRRM reasoner learns to reverse digit sequences (deep supervision + Q loss)", () => trainReverse("reasoner"));
 Deno.test("trainer: HRRM planner learns to reverse digit sequences", () => trainReverse("planner"));
 Deno.test("trainer: HRRM memory variant learns to reverse digit sequences", () => trainReverse("memory"));
+
+Deno.test("a saved HRRM loads with the same answers (the fixed initial carry does not depend on the model's seed)", async () => {
+  await initBackend("cpu", { quiet: true });
+  const cfg = hrrmConfig({ ...TINY, maxSeqLen: 9, positions: "grid2d", gridSide: 3 });
+  const m = new Hrrm(cfg, 17);
+  const path = join(await Deno.makeTempDir(), "hrrm.safetensors");
+  await saveModel(path, m, { key: "hrrm-reasoner", config: { ...cfg } });
+  const { model } = await loadModel(path);
+  const x = ids(4, 9, 5, 3);
+  const [a, b] = [await m.infer(x, { halt: false }), await (model as Hrrm).infer(x, { halt: false })];
+  assertClose(await a.logits.data(), await b.logits.data(), 1e-6);
+  m.dispose();
+  model.dispose();
+});
