@@ -107,7 +107,13 @@ const DID_NOT_LEARN: Record<number, (m: Record<string, any>) => Record<string, u
     ),
   }),
   2: (m) => ({ ...m, cell_acc: m.base.cell_acc, heldout_token_acc: m.base_heldout_token_acc }),
-  3: (m) => ({ ...m, mod_val_acc: m.mod_chance, mod_train_acc: m.mod_chance, token_acc: m.base_token_acc }),
+  3: (m) => ({
+    ...m,
+    mod_val_acc: m.mod_chance,
+    mod_train_acc: m.mod_chance,
+    token_acc: m.base_token_acc,
+    grids: m.grids.map((g: Record<string, unknown>) => ({ ...g, hrrm: g.one_segment })), // recursion adds nothing
+  }),
   4: (m) => ({ ...m, token_acc: m.base_token_acc, loss: m.base_loss }),
   5: (m) => ({ ...m, gain_beyond_extended: 0, beyond_extended_exact: m.base.beyond_extended_exact }),
   6: (m) => ({ ...m, mean_integrated: m.mean_base }),

@@ -12,7 +12,7 @@ import { loadModel, type SavedModel } from "../models/io.ts";
 import type { RegistryModel } from "../models/registry.ts";
 import { TOKENIZER, windowBatches } from "../text/tokens.ts";
 import { type PhaseRun, trainerConfig } from "../train/config.ts";
-import type { GradFilter, PersistentGradFilter, TrainConfig, TrainResult } from "../train/trainer.ts";
+import type { GradFilter, PersistentGradFilter, TrainConfig, TrainResult, TrainTask } from "../train/trainer.ts";
 import { train } from "../train/trainer.ts";
 import { type MetricRecord, phase1ModelPath, readMetrics } from "../util/run_dir.ts";
 import { throwIfStopRequested } from "../util/stop.ts";
@@ -52,15 +52,11 @@ export function phaseTrainer(ctx: Pick<PhaseContext, "config" | "phase">, run: P
   return trainerConfig(ctx.config.training, run, `phases.${ctx.phase}`, over);
 }
 
-export interface TrainTextOptions {
+/** What `trainModel` needs besides the batches: names, the trainer config, hooks. */
+export interface TrainModelOptions {
   /** Names the model in metrics.jsonl, the checkpoint folder and progress lines. */
   name: string;
-  model: RegistryModel;
-  windows: LmWindows;
   train: TrainConfig;
-  batchSize: number;
-  /** Seed of the batch order. */
-  seed: number;
   evaluate?: (step: number) => Promise<Record<string, number>>;
   shouldStop?: (step: number, loss: number, evals?: Record<string, number>) => boolean;
   /** On a resume, with the checkpoint's step (rebuild state kept outside the trainer; see TrainOptions.onResume). */
@@ -68,37 +64,46 @@ export interface TrainTextOptions {
   gradFilter?: GradFilter | PersistentGradFilter;
 }
 
+export interface TrainTextOptions extends TrainModelOptions {
+  model: RegistryModel;
+  windows: LmWindows;
+  batchSize: number;
+  /** Seed of the batch order. */
+  seed: number;
+}
+
 /**
- * Trains `model` on text windows with checkpoints in `<phase dir>/ckpt/<name>`; always
- * continues from the newest checkpoint there (so a killed phase resumes where it stopped and
- * a finished model is not trained again). Every logged step goes to metrics.jsonl with `model`.
+ * Trains `task` with checkpoints in `<phase dir>/ckpt/<name>`; always continues from the newest
+ * checkpoint there (so a killed phase resumes where it stopped and a finished model is not
+ * trained again). Every logged step goes to metrics.jsonl with `model: name`.
  */
-export async function trainText(ctx: PhaseContext, o: TrainTextOptions): Promise<TrainResult> {
-  const batch = windowBatches(o.windows, o.batchSize, o.seed);
-  const model = o.model;
-  const result = await train(
-    {
-      params: model.params,
-      batch: (step, micro) => batch(step, micro, o.train.gradAccum),
-      loss: (b) => model.loss(b.ids, b.targets, b.mask),
-      tokensPerBatch: o.batchSize * o.windows.seqLen,
-    },
-    o.train,
-    {
-      checkpointDir: join(ctx.dir, "ckpt", o.name),
-      resume: true,
-      config: ctx.config,
-      onLog: (rec) => ctx.log({ model: o.name, ...rec }),
-      evaluate: o.evaluate,
-      shouldStop: o.shouldStop,
-      onResume: o.onResume,
-      gradFilter: o.gradFilter,
-      label: `phase ${ctx.phase} ${o.name}`,
-    },
-  );
+export async function trainModel<B>(ctx: PhaseContext, task: TrainTask<B>, o: TrainModelOptions): Promise<TrainResult> {
+  const result = await train(task, o.train, {
+    checkpointDir: join(ctx.dir, "ckpt", o.name),
+    resume: true,
+    config: ctx.config,
+    onLog: (rec) => ctx.log({ model: o.name, ...rec }),
+    evaluate: o.evaluate,
+    shouldStop: o.shouldStop,
+    onResume: o.onResume,
+    gradFilter: o.gradFilter,
+    label: `phase ${ctx.phase} ${o.name}`,
+  });
   // A safe point: the model is checkpointed; a stop asked for during the last step ends the phase here.
   throwIfStopRequested();
   return result;
+}
+
+/** `trainModel` on text windows: a causal LM's loss on the answer tokens of packed windows. */
+export function trainText(ctx: PhaseContext, o: TrainTextOptions): Promise<TrainResult> {
+  const batch = windowBatches(o.windows, o.batchSize, o.seed);
+  const model = o.model;
+  return trainModel(ctx, {
+    params: model.params,
+    batch: (step, micro) => batch(step, micro, o.train.gradAccum),
+    loss: (b) => model.loss(b.ids, b.targets, b.mask),
+    tokensPerBatch: o.batchSize * o.windows.seqLen,
+  }, o);
 }
 
 /**

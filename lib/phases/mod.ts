@@ -17,11 +17,21 @@ const STAGES: readonly PhaseSpec[] = [phase1, phase2, phase3, phase4, phase5];
 export const PHASES: readonly PhaseSpec[] = [...STAGES, phase6(STAGES), phase7(STAGES)];
 
 export * from "./spec.ts";
-export { cognateFor, loadBase, loggedLosses, phaseTrainer, trainText } from "./common.ts";
+export { cognateFor, loadBase, loggedLosses, phaseTrainer, trainModel, trainText } from "./common.ts";
 export { phase1, Phase1Section } from "./p1_cognate.ts";
 export { phase2, Phase2Section } from "./p2_arc.ts";
 export { phase3, Phase3Section } from "./p3_puzzles.ts";
 export { GrokkingSection } from "./p3_grokking.ts";
+export {
+  evaluateHrrm,
+  type GridEval,
+  GridSection,
+  type GridTaskResult,
+  type GridTrace,
+  gridTraceHtml,
+  heldOutGrids,
+  traceGrid,
+} from "./p3_grids.ts";
 export { phase4, Phase4Section } from "./p4_math.ts";
 export { phase5, Phase5Section } from "./p5_long_context.ts";
 export { phase6, Phase6Section } from "./p6_integration.ts";

@@ -7,7 +7,11 @@ import type { PipelineConfig } from "../config/config.ts";
 import { stageContext } from "../eval/stage.ts";
 import { cognateFor } from "./common.ts";
 import { loadModel, saveModel } from "../models/io.ts";
-import { phase1ModelPath } from "../util/run_dir.ts";
+import { gridModelPath, phase1ModelPath } from "../util/run_dir.ts";
+import { sectionOf } from "../config/config.ts";
+import { gridSplit } from "../../datasets/puzzles/grids.ts";
+import type { Hrrm } from "../models/hrrm.ts";
+import { evaluateHrrm, GridSection, gridTaskConfig, type GridTaskResult } from "./p3_grids.ts";
 import { detectGrokking } from "./p3_grokking.ts";
 import { groupMeans, phase3, puzzleData } from "./p3_puzzles.ts";
 import { fakePhase1, testContext, testRun } from "./testing.ts";
@@ -25,8 +29,13 @@ async function fakeReasoning(runDir: string, config: PipelineConfig): Promise<vo
 
 /** The metrics without wall times and what only the training call itself sees (its first and last batch loss, where it resumed). */
 function numbers(metrics: Record<string, unknown>): Record<string, unknown> {
-  const { seconds: _s, grok_runs, resumed_from: _r, train_loss_first: _f, train_loss_last: _l, ...rest } = metrics;
-  return { ...rest, grok_runs: (grok_runs as Record<string, unknown>[]).map(({ seconds: _t, ...r }) => r) };
+  const { seconds: _s, grok_runs, grids, resumed_from: _r, train_loss_first: _f, train_loss_last: _l, ...rest } = metrics;
+  const timeless = ({ seconds: _t, ...r }: Record<string, unknown>) => r;
+  return {
+    ...rest,
+    grok_runs: (grok_runs as Record<string, unknown>[]).map(timeless),
+    grids: (grids as Record<string, unknown>[]).map(timeless),
+  };
 }
 
 Deno.test("puzzle data: deterministic, held-out prompts unseen in training, every expected answer passes its checker", async () => {
@@ -93,6 +102,19 @@ Deno.test("phase 3 tiny: grokking above chance, puzzles above majority and base,
   assert.equal(e.token_acc, m.token_acc);
   assert.equal(e.sudoku_exact, m.sudoku_exact);
   assert.ok(phase3.stage!.replay(stageContext(config, 3)).length > 1000);
+  // (c) The saved HRRM solves the held-out grids as reported; a gain over one segment, a tested halting curve.
+  const grids = raw.grids as GridTaskResult[];
+  assert.deepEqual(grids.map((g) => g.task), config.phases["3"].grid_tasks);
+  for (const g of grids) {
+    assert.equal(g.solver.exact, 1);
+    assert.equal(g.hrrm.by_difficulty.count.reduce((a, b) => a + b, 0), g.eval_puzzles);
+    assert.ok(g.hrrm.exact > g.one_segment.exact, `${g.task}: ${g.hrrm.exact} vs one segment ${g.one_segment.exact}`);
+    const saved = await loadModel(join(runDir, gridModelPath(g.task)));
+    const c = sectionOf(GridSection, config.phases["3"], 3);
+    const split = gridSplit(gridTaskConfig(c, g.task, testContext(phase3, runDir, config).seed), c.grid_train_puzzles, c.grid_eval_puzzles);
+    assert.deepEqual(await evaluateHrrm(saved.model as Hrrm, split.test, c.grid_max_segments), g.hrrm);
+    saved.model.dispose();
+  }
   const sections = phase3.report!({
     ...out,
     phase: 3,
@@ -102,7 +124,7 @@ Deno.test("phase 3 tiny: grokking above chance, puzzles above majority and base,
     validation: { passed: true, checks },
     artifacts: [],
   });
-  assert.equal(sections.filter((s) => s.figure).length, 2);
+  assert.equal(sections.filter((s) => s.figure).length, 3);
 });
 
 Deno.test("phase 3: same seed, same metrics; a rerun in the same folder resumes from the checkpoints without retraining", async () => {
@@ -119,6 +141,9 @@ Deno.test("phase 3: same seed, same metrics; a rerun in the same folder resumes 
     "phases.3.mod_eval_every=5",
     "phases.3.grok_val_threshold=0.01",
     "phases.3.mod_stop_after=7",
+    "phases.3.grid_steps=3",
+    "phases.3.grid_train_puzzles=30",
+    "phases.3.grid_eval_puzzles=6",
   ];
   const runs = [];
   for (let i = 0; i < 2; i++) {

@@ -42,6 +42,9 @@ export const MODEL_FILE = "model.safetensors";
 /** A stage phase's model, relative to the run directory. */
 export const stageModelPath = (p: PhaseName) => join(phaseDirName(p), MODEL_FILE);
 
+/** Phase 3's HRRM trained on grid task `task` (part c), relative to the run directory. */
+export const gridModelPath = (task: string) => join(phaseDirName({ id: 3, name: "puzzles" }), `hrrm-${task}.safetensors`);
+
 /** Where phase 1 writes each cognate variant, relative to the run directory (the server and later phases load it). */
 export const phase1ModelPath = (variant: string) => join(phaseDirName({ id: 1, name: "cognate" }), `${variant}.safetensors`);
 
