@@ -34,7 +34,7 @@ import { type CognateConfig, cognateConfig } from "../models/cognate.ts";
 import { Hrrm, type HrrmConfig, hrrmConfig, type HrrmVariant } from "../models/hrrm.ts";
 import { saveModel } from "../models/io.ts";
 import { createModel, type RegistryModel } from "../models/registry.ts";
-import { round } from "../util/numbers.ts";
+import { groupMeans, round } from "../util/numbers.ts";
 import { deriveSeed } from "../util/rng.ts";
 import { gridModelPath } from "../util/run_dir.ts";
 import type { Figure } from "../viz/figures.ts";
@@ -161,18 +161,6 @@ export function difficultyBin(p: GridPuzzle): number {
   return p.task === "maze" ? Math.floor((p.difficulty - 1) / 4) * 4 + 1 : p.difficulty;
 }
 
-/** Groups per-puzzle values by difficulty bin: means, sorted by bin. */
-function byBin(puzzles: readonly GridPuzzle[], values: readonly number[]): { bins: number[]; mean: number[]; count: number[] } {
-  const groups = new Map<number, number[]>();
-  puzzles.forEach((p, i) => groups.set(difficultyBin(p), [...(groups.get(difficultyBin(p)) ?? []), values[i]]));
-  const bins = [...groups.keys()].sort((a, b) => a - b);
-  return {
-    bins,
-    mean: bins.map((b) => groups.get(b)!.reduce((x, y) => x + y, 0) / groups.get(b)!.length),
-    count: bins.map((b) => groups.get(b)!.length),
-  };
-}
-
 /** Exact and cell accuracy of predictions `pred` [n * cells] against the puzzles' targets, with segments when given. */
 export function scoreGrids(puzzles: readonly GridPuzzle[], pred: ArrayLike<number>, segments?: readonly number[]): GridEval {
   const cells = puzzles[0].input.length;
@@ -185,14 +173,15 @@ export function scoreGrids(puzzles: readonly GridPuzzle[], pred: ArrayLike<numbe
     }
     return ok;
   });
-  const ex = byBin(puzzles, solved);
-  const seg = segments ? byBin(puzzles, segments) : undefined;
+  const bins = puzzles.map(difficultyBin);
+  const ex = groupMeans(bins, solved);
+  const seg = segments ? groupMeans(bins, segments) : undefined;
   return {
     exact: round(solved.reduce((a, b) => a + b, 0) / puzzles.length),
     cell_acc: round(right / (puzzles.length * cells)),
     ...(segments ? { mean_segments: round(segments.reduce((a, b) => a + b, 0) / segments.length, 3) } : {}),
     by_difficulty: {
-      difficulty: ex.bins,
+      difficulty: ex.x,
       exact: ex.mean.map((x) => round(x)),
       ...(seg ? { mean_segments: seg.mean.map((x) => round(x, 3)) } : {}),
       count: ex.count,
@@ -225,11 +214,11 @@ export async function evaluateCognateGrid(model: RegistryModel, puzzles: readonl
   const am = await answerMetrics(model, w, EVAL_BATCH);
   // answerMetrics counts items and tokens; the per-difficulty split needs each puzzle's verdict.
   const solved = am.correct.map(Number);
-  const ex = byBin(puzzles, solved);
+  const ex = groupMeans(puzzles.map(difficultyBin), solved);
   return {
     exact: round(am.exact),
     cell_acc: round(am.token_acc),
-    by_difficulty: { difficulty: ex.bins, exact: ex.mean.map((x) => round(x)), count: ex.count },
+    by_difficulty: { difficulty: ex.x, exact: ex.mean.map((x) => round(x)), count: ex.count },
   };
 }
 

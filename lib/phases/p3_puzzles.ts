@@ -51,7 +51,7 @@ import { esc, type PageSection } from "../viz/report.ts";
 import { answerMetrics, majorityTokenAccuracy } from "../eval/answers.ts";
 import { generateGreedy } from "../text/generate.ts";
 import { loadBase, loggedLosses, phaseTrainer, trainText } from "./common.ts";
-import { round } from "../util/numbers.ts";
+import { groupMeans, round } from "../util/numbers.ts";
 import { saveModel } from "../models/io.ts";
 import { type TextItem, TOKENIZER, windowsOf } from "../text/tokens.ts";
 import { gridBaseline, gridHaltingFigure, gridNumbers, GridSection, gridTableHtml, type GridTaskResult, runGrids } from "./p3_grids.ts";
@@ -260,18 +260,6 @@ function rowMeans(perPos: ArrayLike<number>, w: LmWindows): number[] {
     out.push(n ? sum / n : NaN);
   }
   return out;
-}
-
-/** Mean of `ys` grouped by `xs`, sorted by x. */
-export function groupMeans(xs: readonly number[], ys: readonly number[]): { x: number[]; mean: number[]; count: number[] } {
-  const groups = new Map<number, number[]>();
-  xs.forEach((x, i) => groups.set(x, [...(groups.get(x) ?? []), ys[i]]));
-  const keys = [...groups.keys()].sort((a, b) => a - b);
-  return {
-    x: keys,
-    mean: keys.map((k) => groups.get(k)!.reduce((a, b) => a + b, 0) / groups.get(k)!.length),
-    count: keys.map((k) => groups.get(k)!.length),
-  };
 }
 
 /** One task's held-out numbers. */

@@ -9,11 +9,11 @@ import { cognateFor } from "./common.ts";
 import { loadModel, saveModel } from "../models/io.ts";
 import { gridModelPath, phase1ModelPath } from "../util/run_dir.ts";
 import { sectionOf } from "../config/config.ts";
-import { gridSplit } from "../../datasets/puzzles/grids.ts";
 import type { Hrrm } from "../models/hrrm.ts";
-import { evaluateHrrm, GridSection, gridTaskConfig, type GridTaskResult } from "./p3_grids.ts";
+import { evaluateHrrm, GridSection, type GridTaskResult, heldOutGrids } from "./p3_grids.ts";
 import { detectGrokking } from "./p3_grokking.ts";
-import { groupMeans, phase3, puzzleData } from "./p3_puzzles.ts";
+import { phase3, puzzleData } from "./p3_puzzles.ts";
+import { groupMeans } from "../util/numbers.ts";
 import { fakePhase1, testContext, testRun } from "./testing.ts";
 
 await initBackend("wasm");
@@ -110,9 +110,8 @@ Deno.test("phase 3 tiny: grokking above chance, puzzles above majority and base,
     assert.equal(g.hrrm.by_difficulty.count.reduce((a, b) => a + b, 0), g.eval_puzzles);
     assert.ok(g.hrrm.exact > g.one_segment.exact, `${g.task}: ${g.hrrm.exact} vs one segment ${g.one_segment.exact}`);
     const saved = await loadModel(join(runDir, gridModelPath(g.task)));
-    const c = sectionOf(GridSection, config.phases["3"], 3);
-    const split = gridSplit(gridTaskConfig(c, g.task, testContext(phase3, runDir, config).seed), c.grid_train_puzzles, c.grid_eval_puzzles);
-    assert.deepEqual(await evaluateHrrm(saved.model as Hrrm, split.test, c.grid_max_segments), g.hrrm);
+    const maxSegments = sectionOf(GridSection, config.phases["3"], 3).grid_max_segments;
+    assert.deepEqual(await evaluateHrrm(saved.model as Hrrm, heldOutGrids(config, g.task), maxSegments), g.hrrm);
     saved.model.dispose();
   }
   const sections = phase3.report!({
