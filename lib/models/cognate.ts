@@ -18,7 +18,7 @@
  * allocating it.
  */
 import * as tf from "@tensorflow/tfjs";
-import { Decoder, type DecoderConfig, SMALL_DECODER, validateDecoderConfig } from "../nn/decoder.ts";
+import { type CachedInput, type CachedOutput, Decoder, type DecoderConfig, SMALL_DECODER, validateDecoderConfig } from "../nn/decoder.ts";
 import { tokenCrossEntropy } from "../nn/layers.ts";
 import type { ParamSet } from "../nn/params.ts";
 import { actConfig, type ShouldContinue } from "./act.ts";
@@ -332,6 +332,16 @@ export class Cognate {
   /** reasoning only. */
   readonly core?: RefinementCore;
 
+  /**
+   * The forward pass with a KV cache (nn/kv_cache.ts), standard variant only. The memory variant
+   * has none: its GatedLTM writes the memory once per chunk of the sequence from all of the chunk's
+   * tokens, so a token's read depends on where chunk boundaries fall, and decoding would have to
+   * carry the memory and momentum across calls. The reasoning variant has none: its refinement loop
+   * stops for the whole batch on a surprise averaged over every position, so a new token's steps
+   * depend on the tokens before it, and refining it alone would change the output.
+   */
+  readonly forwardCached?: (input: CachedInput) => CachedOutput;
+
   constructor(cfg: CognateConfig, seed: number) {
     validateCognateConfig(cfg);
     this.cfg = cfg;
@@ -339,6 +349,7 @@ export class Cognate {
     this.params = this.decoder.params;
     if (cfg.variant === "memory") this.ltm = new GatedLTM(cognateLtmConfig(cfg), this.params, "ltm");
     if (cfg.variant === "reasoning") this.core = new RefinementCore(this.params, cognateRefinementConfig(cfg), "refine.");
+    if (cfg.variant === "standard") this.forwardCached = (input) => this.decoder.forwardCached(input);
   }
 
   /** ids int32 [B, T] -> logits [B, T, V], hidden [B, T, C] and the variant's extras. Run inside tf.tidy. */

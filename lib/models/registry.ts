@@ -5,7 +5,7 @@
  * a forward pass (synchronous `forward` or, for HRRM's adaptive inference, async `infer`).
  */
 import type * as tf from "@tensorflow/tfjs";
-import { Decoder, type DecoderConfig, SMALL_DECODER, validateDecoderConfig } from "../nn/decoder.ts";
+import { type CachedInput, type CachedOutput, Decoder, type DecoderConfig, SMALL_DECODER, validateDecoderConfig } from "../nn/decoder.ts";
 import type { ParamSet } from "../nn/params.ts";
 import { Cognate, type CognateConfig, cognatePresetConfig, type CognateVariant, validateCognateConfig } from "./cognate.ts";
 import { Cogment, type CogmentConfig, DEFAULT_COGMENT, validateCogmentConfig } from "./cogment.ts";
@@ -18,6 +18,8 @@ export interface RegistryModel {
   loss(ids: tf.Tensor2D, targets: tf.Tensor2D, mask?: tf.Tensor2D): tf.Scalar;
   /** ids [B, T] -> at least logits [B, T, V] (decoder, cognates, Cogment). */
   forward?(ids: tf.Tensor2D): { logits: tf.Tensor3D };
+  /** The forward pass with a KV cache (nn/kv_cache.ts): the decoder and the standard cognate have it. */
+  forwardCached?(input: CachedInput): CachedOutput;
   /** ids [B, T] -> at least logits [B, T, V], adaptively (HRRM). */
   infer?(ids: tf.Tensor2D): Promise<{ logits: tf.Tensor3D }>;
   /** Frees the parameters (and any other tensors the model holds). */

@@ -31,9 +31,10 @@ export function ropeTables(seqLen: number, headDim: number, opts: RopeOptions): 
 
 /**
  * Rotates feature pairs (i, i + hd/2) by position-dependent angles (the "rotate half"
- * layout of GPT-NeoX and LLaMA). x [B, H, T, hd], cos/sin [T, hd/2] -> [B, H, T, hd].
+ * layout of GPT-NeoX and LLaMA). x [B, H, T, hd], cos/sin [T, hd/2] (or [B, 1, T, hd/2], a position
+ * per row) -> [B, H, T, hd].
  */
-export function applyRope(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor4D {
+export function applyRope(x: tf.Tensor4D, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor4D {
   const [b, h, t, hd] = x.shape;
   const half = hd / 2;
   const x1 = tf.slice(x, [0, 0, 0, 0], [b, h, t, half]);
@@ -77,6 +78,44 @@ export function causalSelfAttention(
   nHeads: number,
   rope?: RopeOptions,
 ): tf.Tensor3D {
+  const t = x.shape[1];
+  const tables = rope ? ropeTables(t, x.shape[2] / nHeads, rope) : undefined;
+  return attend(x, w, nHeads, tables, causalMask(t)).y;
+}
+
+/** Keys and values of one attention layer for every position seen so far: each [B, H, P, hd] (RoPE applied to k). */
+export interface LayerKv {
+  k: tf.Tensor4D;
+  v: tf.Tensor4D;
+}
+
+/**
+ * Self-attention of T new tokens that also reads the keys and values of P earlier ones (a KV cache).
+ * x [B, T, C]; `rope`: cos/sin of each new token's own position, [B, 1, T, hd/2] (rows may sit at
+ * different positions); `mask`: additive [B, 1, T, P + T], 0 where a query may read a key and -1e9
+ * elsewhere (causality and padding, built by the caller). Returns y [B, T, C] and the layer's keys
+ * and values over all P + T positions, for the next call.
+ */
+export function cachedSelfAttention(
+  x: tf.Tensor3D,
+  w: AttentionWeights,
+  nHeads: number,
+  rope: { cos: tf.Tensor; sin: tf.Tensor } | undefined,
+  mask: tf.Tensor4D,
+  past?: LayerKv,
+): { y: tf.Tensor3D; kv: LayerKv } {
+  return attend(x, w, nHeads, rope, mask, past);
+}
+
+/** The shared body of both attentions: projections, RoPE, past concatenation, masked softmax, output projection. */
+function attend(
+  x: tf.Tensor3D,
+  w: AttentionWeights,
+  nHeads: number,
+  rope: { cos: tf.Tensor; sin: tf.Tensor } | undefined,
+  mask: tf.Tensor,
+  past?: LayerKv,
+): { y: tf.Tensor3D; kv: LayerKv } {
   const [b, t, c] = x.shape;
   const hd = c / nHeads;
   // Slice the small weight [C, 3C] rather than the activations [B, T, 3C] (slow strided copies).
@@ -87,14 +126,17 @@ export function causalSelfAttention(
   };
   let q = heads(0);
   let k = heads(1);
-  const v = heads(2);
+  let v = heads(2);
   if (rope) {
-    const { cos, sin } = ropeTables(t, hd, rope);
-    q = applyRope(q, cos, sin);
-    k = applyRope(k, cos, sin);
+    q = applyRope(q, rope.cos, rope.sin);
+    k = applyRope(k, rope.cos, rope.sin);
   }
-  const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hd)), causalMask(t)); // [B, H, T, T]
-  const att = tf.softmax(scores); // [B, H, T, T]
+  if (past) {
+    k = tf.concat([past.k, k], 2) as tf.Tensor4D; // [B, H, P + T, hd]
+    v = tf.concat([past.v, v], 2) as tf.Tensor4D;
+  }
+  const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hd)), mask); // [B, H, T, P + T]
+  const att = tf.softmax(scores); // [B, H, T, P + T]
   const y = tf.reshape(tf.transpose(tf.matMul(att, v), [0, 2, 1, 3]), [b, t, c]); // [B, T, C]
-  return linear(y, w.projW, w.projB) as tf.Tensor3D;
+  return { y: linear(y, w.projW, w.projB) as tf.Tensor3D, kv: { k, v } };
 }

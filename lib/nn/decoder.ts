@@ -4,7 +4,7 @@
  * `l0.qkv_w`, ..., `head_w`), with Linear weights stored [in, out].
  */
 import * as tf from "@tensorflow/tfjs";
-import { causalSelfAttention, type RopeOptions } from "./attention.ts";
+import { cachedSelfAttention, causalSelfAttention, type LayerKv, type RopeOptions, ropeTables } from "./attention.ts";
 import { embedding, gelu, layerNorm, linear, rmsNorm, silu, tokenCrossEntropy } from "./layers.ts";
 import { ParamSet } from "./params.ts";
 
@@ -81,6 +81,27 @@ export function validateDecoderConfig(c: DecoderConfig): void {
 export interface DecoderOutput {
   hidden: tf.Tensor3D; // [B, T, C] after the final norm
   logits: tf.Tensor3D; // [B, T, V]
+}
+
+/**
+ * One incremental forward pass over T new tokens per row, reading P cached ones (kv_cache.ts
+ * builds these). Rows may sit at different positions and hold padding.
+ */
+export interface CachedInput {
+  /** int32 [B, T]: the new tokens. */
+  ids: tf.Tensor2D;
+  /** [B * T], row-major: each new token's position within its row (0 = the row's first real token). */
+  positions: Int32Array;
+  /** Additive [B, 1, T, P + T]: 0 where a new token may read a key, -1e9 elsewhere (future or padding). */
+  mask: tf.Tensor4D;
+  /** Keys and values of the P earlier slots, one per layer; absent on the first call (P = 0). */
+  past?: LayerKv[];
+}
+
+/** What a cached forward pass returns: logits of the new tokens and every layer's keys and values over P + T slots. */
+export interface CachedOutput {
+  logits: tf.Tensor3D; // [B, T, V]
+  present: LayerKv[]; // per layer, each [B, H, P + T, hd]
 }
 
 export class Decoder {
@@ -181,6 +202,50 @@ export class Decoder {
       ? tf.matMul(tf.reshape(hidden, [-1, this.cfg.dModel]), this.params.get("tok"), false, true)
       : linear(hidden, this.params.get("head_w"));
     return { hidden, logits: tf.reshape(logits, [hidden.shape[0], hidden.shape[1], this.cfg.vocabSize]) as tf.Tensor3D };
+  }
+
+  /**
+   * The forward pass with a KV cache: T new tokens per row attend to themselves (causally) and to the
+   * cached slots. Same maths as `forward`, with per-row positions and a padding mask. Run inside tf.tidy.
+   */
+  forwardCached(input: CachedInput): CachedOutput {
+    const { ids, positions, mask, past } = input;
+    const [b, t] = ids.shape;
+    const { dModel: C, nHeads, nLayers } = this.cfg;
+    if (positions.length !== b * t) throw new Error(`forwardCached: ${positions.length} positions for ids [${b}, ${t}]`);
+    if (past && past.length !== nLayers) throw new Error(`forwardCached: past has ${past.length} layers, the model ${nLayers}`);
+    const maxPos = positions.reduce((m, p) => Math.max(m, p), 0);
+    const pos = tf.tensor2d(positions, [b, t], "int32");
+    let x = embedding(this.params.get("tok") as tf.Variable<tf.Rank.R2>, ids); // [B, T, C]
+    let rope: { cos: tf.Tensor; sin: tf.Tensor } | undefined;
+    if (this.cfg.positions === "learned") {
+      if (maxPos >= this.cfg.maxSeqLen) throw new Error(`position ${maxPos} exceeds maxSeqLen ${this.cfg.maxSeqLen}`);
+      x = tf.add(x, tf.gather(this.params.get("pos"), pos)); // + [B, T, C]
+    } else {
+      const tables = ropeTables(maxPos + 1, C / nHeads, { base: this.cfg.ropeBase, scale: this.cfg.ropeScale });
+      const row = (table: tf.Tensor2D) => tf.expandDims(tf.gather(table, pos), 1); // [B, 1, T, hd/2]
+      rope = { cos: row(tables.cos), sin: row(tables.sin) };
+    }
+    const present: LayerKv[] = [];
+    for (let l = 0; l < nLayers; l++) {
+      const a = cachedSelfAttention(
+        this.#norm(x, `l${l}.ln1`) as tf.Tensor3D,
+        {
+          qkvW: this.params.get(`l${l}.qkv_w`),
+          qkvB: this.#opt(`l${l}.qkv_b`),
+          projW: this.params.get(`l${l}.proj_w`),
+          projB: this.#opt(`l${l}.proj_b`),
+        },
+        nHeads,
+        rope,
+        mask,
+        past?.[l],
+      );
+      present.push(a.kv);
+      const h = tf.add(x, a.y);
+      x = tf.add(h, this.#mlp(this.#norm(h, `l${l}.ln2`), l)) as tf.Tensor3D;
+    }
+    return { logits: this.head(x as tf.Tensor3D).logits, present };
   }
 
   /** Full forward pass. ids int32 [B, T]. */

@@ -5,3 +5,4 @@ export * from "./attention.ts";
 export * from "./decoder.ts";
 export * from "./grad.ts";
 export * from "./torch_init.ts";
+export * from "./kv_cache.ts";
