@@ -9,9 +9,14 @@
  * (GELU as x * sigmoid(2c (x + a x^3)), the tanh approximation written exactly as ours, or SwiGLU)
  * -> residual; final norm; head (tied: MatMul with the transposed token table).
  *
- * Two profiles:
+ * Three profiles:
  * - `dynamic` (default): any batch and any length up to `maxLength`; the length is read with Shape,
  *   the mask built with Range/Greater/Where, LayerNorm is ONNX's LayerNormalization.
+ * - `kv`: the decoder with past keys and values, in the names Transformers.js (and Optimum's exports)
+ *   use: inputs `input_ids` [B, T], `attention_mask` [B, P + T] (0 = padding), `position_ids` [B, T]
+ *   and `past_key_values.{l}.key` / `.value` [B, H, P, hd]; outputs `logits` [B, T, V] and
+ *   `present.{l}.key` / `.value` [B, H, P + T, hd]. Positions come from position_ids (a Gather from
+ *   the learned table or the RoPE tables of `maxLength` rows), so left-padded rows decode as alone.
  * - `portable`: a fixed length L (shorter inputs are right-padded: positions < t never see t), the
  *   mask and position tables stored as [L, ...] initializers, norms written with elementary ops:
  *   only Gather, MatMul, Add, Sub, Mul, Div, Sqrt, ReduceMean, Reshape, Transpose, Slice, Concat,
@@ -43,7 +48,7 @@ export const ONNX_OPSET = 17;
 export const ONNX_IR_VERSION = 8;
 
 /** How the graph is shaped; see the module comment. */
-export type OnnxProfile = "dynamic" | "portable";
+export type OnnxProfile = "dynamic" | "portable" | "kv";
 
 export interface OnnxExportOptions {
   /** `dynamic` (default) or `portable`. */
@@ -92,7 +97,13 @@ class GraphBuilder {
     return output ?? id;
   }
 
+  /** Whether an initializer `name` exists already (constants are named once and shared). */
+  #has(name: string): boolean {
+    return this.inits.some((t) => t.name === name);
+  }
+
   f32(name: string, data: Float32Array, dims: number[]): string {
+    if (this.#has(name)) return name;
     this.inits.push({ name, dataType: onnx.TensorProto.DataType.FLOAT, dims, rawData: f32Bytes(data) });
     return name;
   }
@@ -102,6 +113,7 @@ class GraphBuilder {
   }
 
   i64(name: string, values: number[], dims: number[] = [values.length]): string {
+    if (this.#has(name)) return name;
     this.inits.push({ name, dataType: onnx.TensorProto.DataType.INT64, dims, int64Data: values });
     return name;
   }
@@ -129,6 +141,7 @@ export function decoderToOnnx(
   metadata: Record<string, string> = {},
 ): Uint8Array {
   const profile = opts.profile ?? "dynamic";
+  const kv = profile === "kv";
   const L = opts.maxLength ?? cfg.maxSeqLen;
   if (!Number.isInteger(L) || L <= 0) throw new Error(`onnx export: maxLength = ${L}: expected a positive integer`);
   if (cfg.positions === "learned" && L > cfg.maxSeqLen) {
@@ -150,7 +163,7 @@ export function decoderToOnnx(
   const eps = g.scalar("norm_eps", cfg.normEps);
   const norm = (x: string, name: string) => {
     const gain = init(`${name}_g`);
-    if (cfg.norm === "layernorm" && profile === "dynamic") {
+    if (cfg.norm === "layernorm" && profile !== "portable") {
       return g.op("LayerNormalization", [x, gain, init(`${name}_b`)], [attr.int("axis", -1), attr.float("epsilon", cfg.normEps)]);
     }
     const mean = (v: string) => g.op("ReduceMean", [v], [attr.ints("axes", [-1]), attr.int("keepdims", 1)]);
@@ -164,10 +177,20 @@ export function decoderToOnnx(
   const ids = "input_ids"; // [B, T] int64
   let lenVec = ""; // [1] int64: T (dynamic only)
   const sliceToT = (table: string) => g.op("Slice", [table, g.i64(`${table}_start`, [0]), lenVec, g.i64(`${table}_axis`, [0])]);
-  let mask: string; // [T, T]: 0 on and below the diagonal, -1e9 above
-  if (profile === "dynamic") {
+  let mask: string; // [T, T]: 0 on and below the diagonal, -1e9 above; kv: [B, 1, T, P + T], also -1e9 on padding
+  const squeeze0 = (v: string) => g.op("Squeeze", [v, g.i64("axis0", [0])]);
+  if (kv) {
+    const S = g.op("Shape", ["attention_mask"], [attr.int("start", 1), attr.int("end", 2)]); // [1]: P + T
+    const T = g.op("Shape", [ids], [attr.int("start", 1), attr.int("end", 2)]); // [1]
+    const zero = g.i64("zero_i64", [0], []), one = g.i64("one_i64", [1], []);
+    const keys = g.op("Range", [zero, squeeze0(S), one]); // [S]: slot of every key
+    const queries = g.op("Add", [g.op("Range", [zero, squeeze0(T), one]), squeeze0(g.op("Sub", [S, T]))]); // [T]: slot P + i
+    const future = g.op("Greater", [g.op("Unsqueeze", [keys, "axis0"]), g.op("Unsqueeze", [queries, g.i64("axis1", [1])])]); // [T, S]
+    const pad = g.op("Unsqueeze", [g.op("Equal", ["attention_mask", zero]), g.i64("axes12", [1, 2])]); // [B, 1, 1, S]
+    mask = g.op("Where", [g.op("Or", [future, pad]), g.scalar("mask_value", -1e9), g.scalar("zero_f32", 0)]); // [B, 1, T, S]
+  } else if (profile === "dynamic") {
     lenVec = g.op("Shape", [ids], [attr.int("start", 1), attr.int("end", 2)]);
-    const len = g.op("Squeeze", [lenVec, g.i64("axis0", [0])]);
+    const len = squeeze0(lenVec);
     const r = g.op("Range", [g.i64("zero_i64", [0], []), len, g.i64("one_i64", [1], [])]); // [T]
     const future = g.op("Greater", [g.op("Unsqueeze", [r, "axis0"]), g.op("Unsqueeze", [r, g.i64("axis1", [1])])]); // [T, T]: col > row
     mask = g.op("Where", [future, g.scalar("mask_value", -1e9), g.scalar("zero_f32", 0)]);
@@ -176,14 +199,21 @@ export function decoderToOnnx(
     for (let i = 0; i < L; i++) for (let j = i + 1; j < L; j++) m[i * L + j] = -1e9;
     mask = g.f32("causal_mask", m, [L, L]);
   }
-  let cos = "", sin = ""; // [T, 1, hd/2]
+  let cos = "", sin = ""; // [T, 1, hd/2]; kv: [B, T, 1, hd/2], each token's own position
   if (cfg.positions === "rope") {
     const tables = ropeTables(L, hd, { base: cfg.ropeBase, scale: cfg.ropeScale });
-    const half = hd / 2;
-    cos = g.f32("rope_cos", tables.cos.dataSync() as Float32Array, [L, 1, half]);
-    sin = g.f32("rope_sin", tables.sin.dataSync() as Float32Array, [L, 1, half]);
+    const [cosData, sinData] = [tables.cos.dataSync() as Float32Array, tables.sin.dataSync() as Float32Array];
     tf.dispose([tables.cos, tables.sin]);
-    if (profile === "dynamic") [cos, sin] = [sliceToT(cos), sliceToT(sin)];
+    const half = hd / 2;
+    if (kv) {
+      const rows = (name: string, data: Float32Array) =>
+        g.op("Unsqueeze", [g.op("Gather", [g.f32(name, data, [L, half]), "position_ids"], [attr.int("axis", 0)]), g.i64("axis2", [2])]);
+      [cos, sin] = [rows("rope_cos", cosData), rows("rope_sin", sinData)];
+    } else {
+      cos = g.f32("rope_cos", cosData, [L, 1, half]);
+      sin = g.f32("rope_sin", sinData, [L, 1, half]);
+      if (profile === "dynamic") [cos, sin] = [sliceToT(cos), sliceToT(sin)];
+    }
   }
 
   // Embeddings. [B, T, C]
@@ -192,7 +222,8 @@ export function decoderToOnnx(
   if (cfg.positions === "learned") {
     const pos = param("pos");
     const table = g.f32("pos", pos.data.subarray(0, L * C), [L, C]);
-    x = g.op("Add", [x, profile === "dynamic" ? sliceToT(table) : table]);
+    const rows = kv ? g.op("Gather", [table, "position_ids"], [attr.int("axis", 0)]) : profile === "dynamic" ? sliceToT(table) : table;
+    x = g.op("Add", [x, rows]);
   }
 
   const headShape = g.i64("shape_heads", [0, 0, H, hd]); // [B, T, C] -> [B, T, H, hd]
@@ -222,8 +253,18 @@ export function decoderToOnnx(
       return cos ? (name === "v" ? y : rope(y)) : y;
     };
     const q = g.op("Transpose", [proj(0, "q")], [attr.ints("perm", [0, 2, 1, 3])]); // [B, H, T, hd]
-    const kT = g.op("Transpose", [proj(1, "k")], [attr.ints("perm", [0, 2, 3, 1])]); // [B, H, hd, T]
-    const v = g.op("Transpose", [proj(2, "v")], [attr.ints("perm", [0, 2, 1, 3])]); // [B, H, T, hd]
+    let kT: string, v: string;
+    if (kv) {
+      // Past and new keys/values along the sequence axis: [B, H, P + T, hd], returned as present.
+      const k = g.op("Transpose", [proj(1, "k")], [attr.ints("perm", [0, 2, 1, 3])]);
+      const vNew = g.op("Transpose", [proj(2, "v")], [attr.ints("perm", [0, 2, 1, 3])]);
+      const keys = g.op("Concat", [`past_key_values.${l}.key`, k], [attr.int("axis", 2)], `present.${l}.key`);
+      v = g.op("Concat", [`past_key_values.${l}.value`, vNew], [attr.int("axis", 2)], `present.${l}.value`);
+      kT = g.op("Transpose", [keys], [attr.ints("perm", [0, 1, 3, 2])]); // [B, H, hd, P + T]
+    } else {
+      kT = g.op("Transpose", [proj(1, "k")], [attr.ints("perm", [0, 2, 3, 1])]); // [B, H, hd, T]
+      v = g.op("Transpose", [proj(2, "v")], [attr.ints("perm", [0, 2, 1, 3])]); // [B, H, T, hd]
+    }
     const scores = g.op("Add", [g.op("Mul", [g.op("MatMul", [q, kT]), scale]), mask]); // [B, H, T, T]
     const att = g.op("Softmax", [scores], [attr.int("axis", -1)]);
     const y = g.op("Reshape", [g.op("Transpose", [g.op("MatMul", [att, v])], [attr.ints("perm", [0, 2, 1, 3])]), mergeShape]); // [B, T, C]
@@ -243,7 +284,24 @@ export function decoderToOnnx(
   const headW = cfg.tieEmbeddings ? g.op("Transpose", [tok], [attr.ints("perm", [1, 0])]) : init("head_w"); // [C, V]
   g.op("MatMul", [hidden, headW], [], "logits"); // [B, T, V]
 
-  const T = profile === "dynamic" ? { dimParam: "sequence" } : { dimValue: L };
+  const T = profile === "portable" ? { dimValue: L } : { dimParam: "sequence" };
+  const f32 = onnx.TensorProto.DataType.FLOAT, i64 = onnx.TensorProto.DataType.INT64;
+  const io = (name: string, elemType: number, dims: ({ dimParam: string } | { dimValue: number })[]) => ({
+    name,
+    type: { tensorType: { elemType, shape: { dim: dims } } },
+  });
+  const batch = { dimParam: "batch" };
+  const cacheDims = (len: string) => [batch, { dimValue: H }, { dimParam: len }, { dimValue: hd }];
+  const layers = Array.from({ length: kv ? nLayers : 0 }, (_, l) => l);
+  const inputs = [
+    io(ids, i64, [batch, T]),
+    ...(kv ? [io("attention_mask", i64, [batch, { dimParam: "total_sequence" }]), io("position_ids", i64, [batch, T])] : []),
+    ...layers.flatMap((l) => ["key", "value"].map((n) => io(`past_key_values.${l}.${n}`, f32, cacheDims("past_sequence")))),
+  ];
+  const outputs = [
+    io("logits", f32, [batch, T, { dimValue: V }]),
+    ...layers.flatMap((l) => ["key", "value"].map((n) => io(`present.${l}.${n}`, f32, cacheDims("total_sequence")))),
+  ];
   const model = onnx.ModelProto.create({
     irVersion: ONNX_IR_VERSION,
     opsetImport: [{ domain: "", version: ONNX_OPSET }],
@@ -255,14 +313,8 @@ export function decoderToOnnx(
       name: "agent_forge_decoder",
       node: g.nodes,
       initializer: g.usedInits(),
-      input: [{
-        name: ids,
-        type: { tensorType: { elemType: onnx.TensorProto.DataType.INT64, shape: { dim: [{ dimParam: "batch" }, T] } } },
-      }],
-      output: [{
-        name: "logits",
-        type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: [{ dimParam: "batch" }, T, { dimValue: V }] } } },
-      }],
+      input: inputs,
+      output: outputs,
     },
   });
   return onnx.ModelProto.encode(model).finish();

@@ -100,6 +100,85 @@ for (const [label, overrides] of VARIANTS) {
   });
 }
 
+/** Logits [V] of the last token of `row`, from our forward pass of the row alone. */
+async function lastLogits(model: RegistryModel, row: number[]): Promise<Float32Array> {
+  const x = tf.tensor2d([row], [1, row.length], "int32");
+  const logits = await logitsOf(model, x);
+  const V = logits.shape[2];
+  const out = (await logits.data()).slice((row.length - 1) * V) as Float32Array;
+  tf.dispose([x, logits]);
+  return out;
+}
+
+for (const [label, overrides] of [VARIANTS[0], VARIANTS[1], VARIANTS[2]]) {
+  Deno.test({
+    name: `onnx kv profile through onnxruntime: left-padded prefill, then steps with past key values: ${label}`,
+    ignore: !ort,
+    fn: async () => {
+      await initBackend("wasm", { quiet: true });
+      // A wide init (0.3, not 0.02) so that logits vary by whole units and a wrong mask or position shows.
+      const { model, meta } = tinyCognate(13, { ...overrides, initStd: 0.3 });
+      const cfg = meta.config as unknown as CognateConfig;
+      const [H, hd, nLayers, V] = [cfg.nHeads, cfg.dModel / cfg.nHeads, cfg.nLayers, cfg.vocabSize];
+      const dir = await Deno.makeTempDir();
+      const path = join(dir, "model.onnx");
+      const info = await exportOnnx(model, meta, path, { profile: "kv" });
+      assert.equal(info.metadata.profile, "kv");
+      const session = await ort!.InferenceSession.create(path, { intraOpNumThreads: 1, interOpNumThreads: 1 });
+      assert.ok(session.inputNames.includes("past_key_values.0.key") && session.outputNames.includes(`present.${nLayers - 1}.value`));
+      const rng = new Rng(3);
+      const rows = [Array.from({ length: 7 }, () => rng.int(V)), Array.from({ length: 3 }, () => rng.int(V))];
+      const i64 = (v: number[], dims: number[]) => new ort!.Tensor("int64", BigInt64Array.from(v, BigInt), dims);
+      // Prefill: rows left-padded to 7, the padding masked, positions counted from each row's first token.
+      const T = 7;
+      const ids = rows.flatMap((r) => [...Array(T - r.length).fill(0), ...r]);
+      const mask = rows.flatMap((r) => [...Array(T - r.length).fill(0), ...Array(r.length).fill(1)]);
+      const pos = rows.flatMap((r) => [...Array(T - r.length).fill(0), ...r.map((_, i) => i)]);
+      let feeds: Record<string, import("onnxruntime-node").Tensor> = {
+        input_ids: i64(ids, [2, T]),
+        attention_mask: i64(mask, [2, T]),
+        position_ids: i64(pos, [2, T]),
+      };
+      for (let l = 0; l < nLayers; l++) {
+        for (const n of ["key", "value"]) {
+          feeds[`past_key_values.${l}.${n}`] = new ort!.Tensor("float32", new Float32Array(0), [2, H, 0, hd]);
+        }
+      }
+      let worst = 0;
+      let width = T;
+      const fullMask = [...mask];
+      for (let step = 0; step < 4; step++) {
+        const out = await session.run(feeds);
+        const t = out.logits.dims[1] as number;
+        for (const [b, r] of rows.entries()) {
+          const theirs = (out.logits.data as Float32Array).subarray((b * t + t - 1) * V, (b * t + t) * V);
+          const ours = await lastLogits(model, r);
+          for (let i = 0; i < V; i++) worst = Math.max(worst, Math.abs(ours[i] - theirs[i]));
+        }
+        assert.deepEqual(out["present.0.key"].dims, [2, H, width, hd]);
+        // Next step: one token per row, the present keys and values as past.
+        const next = rows.map(() => rng.int(V));
+        next.forEach((tok, b) => rows[b].push(tok));
+        width += 1;
+        fullMask.splice(0, fullMask.length, ...rows.flatMap((r, b) => [...fullMask.slice(b * (width - 1), (b + 1) * (width - 1)), 1]));
+        feeds = {
+          input_ids: i64(next, [2, 1]),
+          attention_mask: i64(fullMask, [2, width]),
+          position_ids: i64(rows.map((r) => r.length - 1), [2, 1]),
+        };
+        for (let l = 0; l < nLayers; l++) {
+          for (const n of ["key", "value"]) feeds[`past_key_values.${l}.${n}`] = out[`present.${l}.${n}`];
+        }
+      }
+      await session.release();
+      await Deno.remove(dir, { recursive: true });
+      console.log(`onnx kv parity ${label}: max |diff| = ${worst.toExponential(2)} over 4 steps`);
+      assert.ok(worst <= 1e-4, `${label}: max abs difference ${worst} > 1e-4`);
+      model.dispose();
+    },
+  });
+}
+
 /** A few AdamW steps on sequences counting up mod 32, so the weights are no longer their random init. */
 async function trainFew(model: RegistryModel, steps: number): Promise<number[]> {
   const batch = (step: number) => {
