@@ -118,9 +118,9 @@ Deno.test({
     let sequences = 0, longest = 0;
     for (const task of tasks) {
       serializeAll(task).forEach(({ tokens, lossMask }, i) => {
-        assert.deepEqual(parseTask(tokens), { train: task.train, test: [task.test[i]] }, task.id);
+        assert.deepEqual(parseTask(tokens), { train: task.train, test: [task.test[i]] }, String(task.id));
         const out = task.test[i].output;
-        assert.equal(lossMask.reduce((s, v) => s + v, 0), out.length * (out[0].length + 1) + 1, task.id);
+        assert.equal(lossMask.reduce((s, v) => s + v, 0), out.length * (out[0].length + 1) + 1, String(task.id));
         sequences++;
         longest = Math.max(longest, tokens.length);
       });

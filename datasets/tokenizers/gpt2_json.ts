@@ -203,5 +203,7 @@ export function gpt2TokenizerConfigJson(modelMaxLength: number): Record<string, 
     clean_up_tokenization_spaces: false,
     errors: "replace",
     model_max_length: modelMaxLength,
+    pad_token: EOT_TEXT, // GPT-2 has no padding token; batched generation pads with <|endoftext|>, masked
+    padding_side: "left", // batched generation: each row's newest token last
   };
 }

@@ -35,7 +35,7 @@ import type { DecoderConfig } from "../nn/decoder.ts";
 import type { HostTensor } from "../nn/params.ts";
 import type { SavedModel } from "../models/io.ts";
 import { writeAtomic } from "../util/fs.ts";
-import { decoderConfigOf } from "./hf.ts";
+import { decoderPart } from "../models/cognate.ts";
 
 const { onnx } = onnxProto;
 type Node = onnxProto.onnx.INodeProto;
@@ -325,10 +325,10 @@ export function decoderToOnnx(
  * forward is the plain decoder (cognate-standard, decoder) can be exported; others throw, naming the key.
  */
 export async function exportOnnx(model: RegistryModel, meta: SavedModel, path: string, opts: OnnxExportOptions = {}): Promise<OnnxInfo> {
-  const cfg = decoderConfigOf(meta);
   if (meta.key !== "decoder" && meta.key !== "cognate-standard") {
     throw new Error(`onnx export: model '${meta.key}' adds modules the ONNX graph does not cover; exportable: cognate-standard, decoder`);
   }
+  const cfg = decoderPart(meta.config as unknown as DecoderConfig);
   const bytes = decoderToOnnx(cfg, await model.params.toHost(), opts, {
     "agent_forge.registry_key": meta.key,
     "agent_forge.config": JSON.stringify(meta.config),

@@ -160,7 +160,7 @@ for (const [label, overrides] of [VARIANTS[0], VARIANTS[1], VARIANTS[2]]) {
         const next = rows.map(() => rng.int(V));
         next.forEach((tok, b) => rows[b].push(tok));
         width += 1;
-        fullMask.splice(0, fullMask.length, ...rows.flatMap((r, b) => [...fullMask.slice(b * (width - 1), (b + 1) * (width - 1)), 1]));
+        fullMask.splice(0, fullMask.length, ...rows.flatMap((_, b) => [...fullMask.slice(b * (width - 1), (b + 1) * (width - 1)), 1]));
         feeds = {
           input_ids: i64(next, [2, 1]),
           attention_mask: i64(fullMask, [2, width]),
