@@ -45,6 +45,8 @@ export interface GenRequest {
   constrained?: boolean;
   /** An aborted signal drops the row (its promise rejects with the signal's reason). */
   signal?: AbortSignal;
+  /** Called with each token as it is appended to the row's text (streaming); not for EOS or a token its grammar refuses. */
+  onToken?: (id: number) => void;
 }
 
 /** Why a row stopped: EOS or a stop string, its token budget, or a token its grammar does not allow. */
@@ -162,6 +164,7 @@ function advance(job: Job, logits: Float32Array, off: number): GenResult | undef
   }
   if (tok === TOKENIZER.eos) return { ids: out, text: TOKENIZER.decode(out), finish: "stop", tokens: out.length };
   out.push(tok);
+  req.onToken?.(tok);
   const tokens = out.length;
   if (req.stop?.length) {
     const text = TOKENIZER.decode(out), at = firstStop(text, req.stop);
