@@ -2,11 +2,14 @@
  * Batched generation for the inference server: a queue of generation requests (one row each)
  * and a step loop that runs one forward pass per generated token over every active row.
  *
- * Rows are right-padded to the longest one, as in lib/text/generate.ts's generateGreedy: a causal model's
- * position t never sees later positions, so a row's tokens do not depend on which other rows
- * share its batch (batched results equal unbatched ones). The model has no KV cache, so each
- * step recomputes the whole prefix; that also lets a row join a running batch at any step
- * (continuous batching): the loop admits queued rows up to `maxBatch` before every step. When
+ * Continuous batching: the loop admits queued rows up to `maxBatch` before every step, and a
+ * finished row leaves at once. With a model that has a KV cache (nn/kv_cache.ts: the decoder and
+ * the standard cognate), the batch lives in one cache: a joining row is prefilled in the same
+ * forward pass in which the others decode their next token, a leaving row's cache rows are
+ * dropped, and slots that only padding uses are compacted away; a row attends only to its own
+ * tokens at its own positions, so its tokens do not depend on which rows share its batch. Models
+ * without a cache recompute every row's whole prefix each step, rows right-padded (a causal
+ * model's position t never sees later positions: batched results equal unbatched ones). When
  * the loop is idle, the first request waits up to `batchWaitMs` (or until `maxBatch` rows are
  * queued) so that concurrent requests start together. Between steps the loop yields to the event
  * loop, so the server keeps answering health checks and accepting requests while it generates.
@@ -20,6 +23,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { logitsOf } from "../text/generate.ts";
+import { type CachedModel, hasKvCache, KvCache } from "../nn/kv_cache.ts";
 import { TOKENIZER } from "../text/tokens.ts";
 import type { RegistryModel } from "../models/registry.ts";
 import { Rng } from "../util/rng.ts";
@@ -75,11 +79,15 @@ export interface BatcherOptions {
   onStep?: (rows: number, seconds: number) => void;
   /** Called when the queue depth changes. */
   onQueue?: (waiting: number) => void;
+  /** Decode with the model's KV cache where it has one (default true); false recomputes every prefix each step. */
+  kvCache?: boolean;
 }
 
 interface Job {
   req: GenRequest;
   out: number[];
+  /** Tokens of this row already in the KV cache. */
+  fed: number;
   rng?: Rng;
   resolve: (r: GenResult) => void;
   reject: (e: unknown) => void;
@@ -131,25 +139,83 @@ export function firstStop(text: string, stop: readonly string[]): number {
   return at;
 }
 
-/**
- * The logits at each row's last position, for the tokenizer's ids. rows: token ids per row
- * (right-padded to the longest here). Returns [n * V_TOK] floats, row-major.
- */
-async function lastLogits(model: RegistryModel, rows: readonly number[][]): Promise<Float32Array> {
-  const n = rows.length, T = Math.max(...rows.map((r) => r.length));
-  const flat = new Int32Array(n * T).fill(TOKENIZER.pad);
-  rows.forEach((r, i) => flat.set(r, i * T));
-  const ids = tf.tensor2d(flat, [n, T], "int32"); // [n, T]
-  const logits = await logitsOf(model, ids); // [n, T, V]
-  const last = tf.tidy(() => {
-    const V = logits.shape[2];
-    const at = tf.tensor1d(rows.map((r, i) => i * T + r.length - 1), "int32"); // [n]
-    const picked = tf.gather(tf.reshape(logits, [n * T, V]), at); // [n, V]
-    return tf.slice(picked, [0, 0], [n, V_TOK]); // [n, V_TOK]
-  });
-  const data = (await last.data()) as Float32Array;
-  tf.dispose([ids, logits, last]);
-  return data;
+/** Where a step's logits come from: each given row's next-token logits over the tokenizer's ids, [n * V_TOK], in the given order. */
+interface LogitsSource {
+  /** Whether rows share a KV cache. */
+  readonly cached: boolean;
+  next(jobs: readonly Job[]): Promise<Float32Array>;
+}
+
+/** The whole prefix of every row, right-padded, each step (models without a KV cache). */
+class FullPrefix implements LogitsSource {
+  readonly cached = false;
+  constructor(readonly model: RegistryModel) {}
+
+  async next(jobs: readonly Job[]): Promise<Float32Array> {
+    const rows = jobs.map((j) => [...j.req.ids, ...j.out]);
+    const n = rows.length, T = Math.max(...rows.map((r) => r.length));
+    const flat = new Int32Array(n * T).fill(TOKENIZER.pad);
+    rows.forEach((r, i) => flat.set(r, i * T));
+    const ids = tf.tensor2d(flat, [n, T], "int32"); // [n, T]
+    const logits = await logitsOf(this.model, ids); // [n, T, V]
+    const last = tf.tidy(() => {
+      const V = logits.shape[2];
+      const at = tf.tensor1d(rows.map((r, i) => i * T + r.length - 1), "int32"); // [n]
+      const picked = tf.gather(tf.reshape(logits, [n * T, V]), at); // [n, V]
+      return tf.slice(picked, [0, 0], [n, V_TOK]); // [n, V_TOK]
+    });
+    const data = (await last.data()) as Float32Array;
+    tf.dispose([ids, logits, last]);
+    return data;
+  }
+}
+
+/** One KV cache over the running rows: each step feeds only the tokens a row has not fed yet. */
+class CachedRows implements LogitsSource {
+  readonly cached = true;
+  #cache = new KvCache();
+  /** The job of each cache row, in cache order. */
+  #rows: Job[] = [];
+  constructor(readonly model: CachedModel) {}
+
+  async next(jobs: readonly Job[]): Promise<Float32Array> {
+    const wanted = new Set(jobs);
+    const keep = this.#rows.flatMap((j, i) => wanted.has(j) ? [i] : []);
+    if (keep.length < this.#rows.length) {
+      this.#cache.keepRows(keep);
+      this.#rows = keep.map((i) => this.#rows[i]);
+      // Slots only padding uses (a left row's prompt, say) cost every later step: drop them once they pile up.
+      const longest = Math.max(0, ...this.#rows.map((_, r) => this.#cache.length(r)));
+      if (this.#cache.slots > 2 * longest + 8) this.#cache.compact();
+    }
+    const have = new Set(this.#rows);
+    const fresh = jobs.filter((j) => !have.has(j));
+    if (fresh.length) {
+      this.#cache.addRows(fresh.length);
+      for (const j of fresh) j.fed = 0;
+      this.#rows.push(...fresh);
+    }
+    const tokens = this.#rows.map((j) => {
+      const row = [...j.req.ids, ...j.out];
+      const t = row.slice(j.fed);
+      j.fed = row.length;
+      return t;
+    });
+    const logits = this.#cache.feed(this.model, tokens, TOKENIZER.pad); // [n, V]
+    const n = this.#rows.length;
+    const last = tf.tidy(() => tf.slice(logits, [0, 0], [n, V_TOK])); // [n, V_TOK]
+    const data = (await last.data()) as Float32Array;
+    tf.dispose([logits, last]);
+    const at = new Map(this.#rows.map((j, i) => [j, i]));
+    const out = new Float32Array(jobs.length * V_TOK);
+    jobs.forEach((j, k) => out.set(data.subarray(at.get(j)! * V_TOK, (at.get(j)! + 1) * V_TOK), k * V_TOK));
+    return out;
+  }
+
+  /** Slots per row in the cache (padding included), for tests. */
+  get slots(): number {
+    return this.#cache.slots;
+  }
 }
 
 /** Chooses a job's next token from its row of logits at `off`, applies it, and returns the row's result once it is finished. */
@@ -185,7 +251,7 @@ export class Batcher {
   readonly maxBatch: number;
   readonly batchWaitMs: number;
   readonly context: number;
-  #model: RegistryModel;
+  #source: LogitsSource;
   #opts: BatcherOptions;
   #queue: Job[] = [];
   #active: Job[] = [];
@@ -193,7 +259,7 @@ export class Batcher {
   #wake?: () => void;
 
   constructor(model: RegistryModel, opts: BatcherOptions) {
-    this.#model = model;
+    this.#source = opts.kvCache !== false && hasKvCache(model) ? new CachedRows(model) : new FullPrefix(model);
     this.#opts = opts;
     this.maxBatch = opts.maxBatch ?? 8;
     this.batchWaitMs = opts.batchWaitMs ?? 5;
@@ -202,6 +268,11 @@ export class Batcher {
       throw new Error(`batcher: maxBatch = ${this.maxBatch}, expected an integer >= 1`);
     }
     if (!(this.batchWaitMs >= 0)) throw new Error(`batcher: batchWaitMs = ${this.batchWaitMs}, expected >= 0`);
+  }
+
+  /** Whether the running rows share a KV cache. */
+  get kvCache(): boolean {
+    return this.#source.cached;
   }
 
   /** Rows waiting for a place in the batch. */
@@ -223,7 +294,7 @@ export class Batcher {
     }
     const temperature = req.temperature ?? 0;
     return new Promise<GenResult>((resolve, reject) => {
-      const job: Job = { req, out: [], resolve, reject, rng: temperature > 0 ? new Rng(req.seed ?? 0) : undefined };
+      const job: Job = { req, out: [], fed: 0, resolve, reject, rng: temperature > 0 ? new Rng(req.seed ?? 0) : undefined };
       this.#queue.push(job);
       this.#opts.onQueue?.(this.#queue.length);
       if (this.#queue.length >= this.maxBatch) this.#wake?.();
@@ -273,7 +344,7 @@ export class Batcher {
     const jobs = this.#active, t0 = performance.now();
     let logits: Float32Array;
     try {
-      logits = await lastLogits(this.#model, jobs.map((j) => [...j.req.ids, ...j.out]));
+      logits = await this.#source.next(jobs);
     } catch (e) {
       for (const j of jobs) j.reject(e);
       this.#active = [];

@@ -7,6 +7,8 @@ import type { RegistryModel } from "../models/registry.ts";
 import { Rng } from "../util/rng.ts";
 import { argmaxAllowed, Batcher, firstStop, sampleAllowed } from "./batcher.ts";
 import { scriptedModel, tinyCognate } from "./server_testing.ts";
+import { cognatePresetConfig } from "../models/cognate.ts";
+import { createModel } from "../models/registry.ts";
 
 await initBackend("wasm", { quiet: true });
 
@@ -73,6 +75,30 @@ Deno.test("batcher: rows of a real model give the same tokens alone or batched w
   const t = await Promise.all(prompts.map((p) => together.submit(row(p, 10))));
   assert.deepEqual(t.map((o) => o.text), a);
   tiny.model.dispose();
+});
+
+Deno.test("batcher: continuous batching on the KV cache writes what recomputing every prefix writes", async () => {
+  // A wide init (0.3) so that random weights write varied bytes: a wrong row, position or mask would show.
+  const model = createModel("cognate-standard", cognatePresetConfig("tiny", "standard", { initStd: 0.3 }), 8);
+  const prompts = ["a", "hello there", "1+1=", "zz", "the longest prompt of them all", "q"];
+  const budgets = [12, 3, 9, 1, 6, 14];
+  const run = async (kvCache: boolean) => {
+    const steps: number[] = [];
+    const b = new Batcher(model, { context: 64, maxBatch: 3, batchWaitMs: 0, kvCache, onStep: (n) => steps.push(n) });
+    assert.equal(b.kvCache, kvCache);
+    // Rows arrive while others run: they join the cache mid-run and leave at their own budgets.
+    const out: Promise<string>[] = [];
+    for (const [i, p] of prompts.entries()) {
+      out.push(b.submit(row(p, budgets[i])).then((r) => r.text));
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    return { texts: await Promise.all(out), steps };
+  };
+  const cached = await run(true), full = await run(false);
+  assert.deepEqual(cached.texts, full.texts);
+  assert.ok(cached.texts.some((t) => new Set(t).size >= 4), JSON.stringify(cached.texts));
+  assert.ok(cached.steps.some((n) => n > 1), "rows shared forward passes");
+  model.dispose();
 });
 
 Deno.test("batcher: the context guard, bad budgets and aborted rows", async () => {
