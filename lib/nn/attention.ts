@@ -104,7 +104,7 @@ export function cachedSelfAttention(
   mask: tf.Tensor4D,
   past?: LayerKv,
 ): { y: tf.Tensor3D; kv: LayerKv } {
-  return attend(x, w, nHeads, rope, mask, past);
+  return attend(x, w, nHeads, rope, mask, past, x.shape[1] <= 16);
 }
 
 /** The shared body of both attentions: projections, RoPE, past concatenation, masked softmax, output projection. */
@@ -115,14 +115,17 @@ function attend(
   rope: { cos: tf.Tensor; sin: tf.Tensor } | undefined,
   mask: tf.Tensor,
   past?: LayerKv,
+  fusedQkv = false,
 ): { y: tf.Tensor3D; kv: LayerKv } {
   const [b, t, c] = x.shape;
   const hd = c / nHeads;
-  // Slice the small weight [C, 3C] rather than the activations [B, T, 3C] (slow strided copies).
+  // Long inputs: slice the small weight [C, 3C] rather than the activations [B, T, 3C] (slow strided
+  // copies). A few tokens (decoding): one product, then split the small activations, so the weight
+  // is not copied for every token.
+  const qkv = fusedQkv ? tf.split(linear(x, w.qkvW, w.qkvB), 3, 2) : undefined; // 3 x [B, T, C]
   const heads = (i: number) => {
-    const wi = tf.slice(w.qkvW, [0, i * c], [c, c]); // [C, C]
-    const bi = w.qkvB ? tf.slice(w.qkvB, [i * c], [c]) : undefined;
-    return tf.transpose(tf.reshape(linear(x, wi, bi), [b, t, nHeads, hd]), [0, 2, 1, 3]) as tf.Tensor4D; // [B, H, T, hd]
+    const y = qkv ? qkv[i] : linear(x, tf.slice(w.qkvW, [0, i * c], [c, c]), w.qkvB ? tf.slice(w.qkvB, [i * c], [c]) : undefined);
+    return tf.transpose(tf.reshape(y, [b, t, nHeads, hd]), [0, 2, 1, 3]) as tf.Tensor4D; // [B, H, T, hd]
   };
   let q = heads(0);
   let k = heads(1);

@@ -216,7 +216,7 @@ export class Decoder {
     if (past && past.length !== nLayers) throw new Error(`forwardCached: past has ${past.length} layers, the model ${nLayers}`);
     const maxPos = positions.reduce((m, p) => Math.max(m, p), 0);
     const pos = tf.tensor2d(positions, [b, t], "int32");
-    let x = embedding(this.params.get("tok") as tf.Variable<tf.Rank.R2>, ids); // [B, T, C]
+    let x: tf.Tensor = tf.gather(this.params.get("tok"), ids); // [B, T, C] (inference: no custom gradient)
     let rope: { cos: tf.Tensor; sin: tf.Tensor } | undefined;
     if (this.cfg.positions === "learned") {
       if (maxPos >= this.cfg.maxSeqLen) throw new Error(`position ${maxPos} exceeds maxSeqLen ${this.cfg.maxSeqLen}`);

@@ -95,7 +95,7 @@ export async function greedyCached(
 }
 
 /** Greedy continuations without a cache: the whole prefix is recomputed for every token. */
-async function greedyFull(model: RegistryModel, prompts: readonly number[][], maxNew: number, tok: Tokenizer): Promise<number[][]> {
+export async function greedyFull(model: RegistryModel, prompts: readonly number[][], maxNew: number, tok: Tokenizer): Promise<number[][]> {
   const rows = prompts.map((r) => [...r]);
   const start = rows.map((r) => r.length);
   const done = rows.map(() => false);
