@@ -139,11 +139,22 @@ export function firstStop(text: string, stop: readonly string[]): number {
   return at;
 }
 
-/** Where a step's logits come from: each given row's next-token logits over the tokenizer's ids, [n * V_TOK], in the given order. */
-interface LogitsSource {
+/** A running row as a logits source sees it: its prompt (BOS first) and the tokens written so far. */
+export interface SourceRow {
+  readonly req: { readonly ids: readonly number[] };
+  readonly out: readonly number[];
+  /** The source's bookkeeping: tokens of this row it has already consumed (0 for a new row). */
+  fed: number;
+}
+
+/**
+ * Where a step's logits come from: each given row's next-token logits over the tokenizer's ids,
+ * [n * TOKENIZER.vocabSize], in the given order. A row missing from a call has left the batch.
+ */
+export interface LogitsSource {
   /** Whether rows share a KV cache. */
   readonly cached: boolean;
-  next(jobs: readonly Job[]): Promise<Float32Array>;
+  next(rows: readonly SourceRow[]): Promise<Float32Array>;
 }
 
 /** The whole prefix of every row, right-padded, each step (models without a KV cache). */
@@ -151,7 +162,7 @@ class FullPrefix implements LogitsSource {
   readonly cached = false;
   constructor(readonly model: RegistryModel) {}
 
-  async next(jobs: readonly Job[]): Promise<Float32Array> {
+  async next(jobs: readonly SourceRow[]): Promise<Float32Array> {
     const rows = jobs.map((j) => [...j.req.ids, ...j.out]);
     const n = rows.length, T = Math.max(...rows.map((r) => r.length));
     const flat = new Int32Array(n * T).fill(TOKENIZER.pad);
@@ -175,10 +186,10 @@ class CachedRows implements LogitsSource {
   readonly cached = true;
   #cache = new KvCache();
   /** The job of each cache row, in cache order. */
-  #rows: Job[] = [];
+  #rows: SourceRow[] = [];
   constructor(readonly model: CachedModel) {}
 
-  async next(jobs: readonly Job[]): Promise<Float32Array> {
+  async next(jobs: readonly SourceRow[]): Promise<Float32Array> {
     const wanted = new Set(jobs);
     const keep = this.#rows.flatMap((j, i) => wanted.has(j) ? [i] : []);
     if (keep.length < this.#rows.length) {
@@ -258,8 +269,9 @@ export class Batcher {
   #loop?: Promise<void>;
   #wake?: () => void;
 
-  constructor(model: RegistryModel, opts: BatcherOptions) {
-    this.#source = opts.kvCache !== false && hasKvCache(model) ? new CachedRows(model) : new FullPrefix(model);
+  /** `model`: a registry model (its KV cache used where it has one), or any other source of logits (e.g. onnxruntime). */
+  constructor(model: RegistryModel | LogitsSource, opts: BatcherOptions) {
+    this.#source = "next" in model ? model : opts.kvCache !== false && hasKvCache(model) ? new CachedRows(model) : new FullPrefix(model);
     this.#opts = opts;
     this.maxBatch = opts.maxBatch ?? 8;
     this.batchWaitMs = opts.batchWaitMs ?? 5;
