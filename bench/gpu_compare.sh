@@ -29,6 +29,8 @@ python3 "$(dirname "$0")/torch_device.py" "$dir/torch_gpt_ref.py" --steps 5 --de
 echo "== WGSL kernels: tests and bench on this adapter"
 (cd "$dir" && cp kernels_test.js /tmp/kernels_test.js && cd /tmp && /tmp/deno test -A kernels_test.js) 2>&1 | tail -15 | tee "$out/kernels_test.txt" || true # deno test skips files under hidden folders
 /tmp/deno run -A "$dir/kernels_bench.js" --shapes "${KERNEL_SHAPES:-64x256x256,64x512x512,128x512x1024,256x512x2048,512x1024x4096}" --json "$out/kernels.json" 2>&1 | tail -12 || true
+echo "== our HF exports in PyTorch transformers (same logits and greedy tokens)"
+python3 "$(dirname "$0")/hf_torch_check.py" "$dir/hf" 2>&1 | tee "$out/hf_torch_check.txt" || true
 cat "$out"/ours_webgpu.json "$out"/torch_cuda.json >"$out/gpu_bench.json"
 python3 - "$out/ours_webgpu.json" "$out/torch_cuda.json" <<'EOF'
 import json, sys
