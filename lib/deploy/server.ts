@@ -9,12 +9,23 @@
  * server_schema.ts for the status codes):
  * - `POST /v1/completions`: OpenAI's completions subset: model, prompt (a string or an array of
  *   strings), max_tokens (default 16), temperature (0 = greedy, the default; > 0 samples, seeded
- *   by `seed`), stop; answers id, object "text_completion", created, model, choices [{ text,
- *   index, logprobs: null, finish_reason "stop" | "length" }], usage.
+ *   by `seed`), stop, stream, stream_options; answers id, object "text_completion", created, model,
+ *   choices [{ text, index, logprobs: null, finish_reason "stop" | "length" }], usage. With
+ *   `stream: true` it answers `text/event-stream` instead (validation errors are still JSON): one
+ *   `data: {json}` event per text delta, each chunk `{ id, object, created, model, choices: [{ text
+ *   (the delta), index, logprobs: null, finish_reason: null }] }` (several prompts interleave, each
+ *   chunk naming its choice's index), a chunk with text "" and its finish_reason as each choice ends,
+ *   then (with `stream_options: { include_usage: true }`) a chunk with `choices: []` and usage, then
+ *   `data: [DONE]`. A choice's deltas add up to exactly its non-streamed text (text that could begin
+ *   a stop string is held back until it cannot; no delta splits a character); a client that
+ *   disconnects drops its rows from the batch.
  * - `POST /v1/tasks/arc`: an ARC task `{ train: [{input, output}], test: [{input}] }` (+ optional
  *   `constrained`, default true) -> one predicted grid per test input, rendered, decoded and parsed
- *   as phase 2 does: `predictions: [{ index, output (grid | null), well_formed, error?, text,
- *   finish_reason "stop" | "length" | "malformed", matches_expected? (when test outputs are given) }]`.
+ *   as phase 2 does. It reads model, train[].input/output, test[].input/output (optional) and
+ *   constrained, and ignores any other field, at the top (a task file's `name` or `id`) or in a
+ *   pair, as the ARC loader does. Answers `predictions: [{ index, output (grid | null),
+ *   well_formed, error?, text, finish_reason "stop" | "length" | "malformed", matches_expected?
+ *   (when test outputs are given) }]`.
  * - `POST /v1/tasks/math`: `{ question, max_tokens? }` -> `{ rationale, answer (extractAnswer's,
  *   or null), finish_reason }`: phase 4's item format (the question and a newline, then the rationale).
  * - `GET /v1/models`, `GET /healthz`, `GET /metrics` (Prometheus text).
@@ -163,8 +174,31 @@ export function createServer(served: ServedModel, opts: ServerOptions = {}): Inf
         ? errorResponse(e)
         : errorResponse(new HttpError(500, `internal error: ${(e as Error).message ?? e}`, null, "internal_error"));
     }
-    done(res.status);
-    return res;
+    if (!res.body || !res.headers.get("content-type")?.startsWith("text/event-stream")) {
+      done(res.status);
+      return res;
+    }
+    // A stream: its request ends when the last event is sent or the client goes away, not at the first byte.
+    let ended = false;
+    const end = () => {
+      if (!ended) done(res.status);
+      ended = true;
+    };
+    const reader = res.body.getReader();
+    const body = new ReadableStream<Uint8Array>({
+      async pull(c) {
+        const { done: last, value } = await reader.read();
+        if (last) {
+          end();
+          c.close();
+        } else c.enqueue(value);
+      },
+      cancel(reason) {
+        end();
+        return reader.cancel(reason);
+      },
+    });
+    return new Response(body, { status: res.status, headers: res.headers });
   }
 
   const http = Deno.serve({

@@ -1,5 +1,6 @@
 /**
- * The inference server's generation endpoints: `POST /v1/completions` (OpenAI's subset),
+ * The inference server's generation endpoints: `POST /v1/completions` (OpenAI's subset, streamed as
+ * server-sent events with `stream: true`),
  * `POST /v1/tasks/arc` (an ARC task -> a predicted grid per test input) and `POST /v1/tasks/math`
  * (a word problem -> rationale and extracted answer). Each validates its body (server_schema.ts),
  * checks the token limits against the model's context, and generates through the shared Batcher.
@@ -18,6 +19,27 @@ import { ArcSchema, checkArcGrids, CompletionSchema, HttpError, MathSchema, pars
 export const DEFAULT_MAX_TOKENS = 16;
 /** The most tokens a 30x30 grid takes in phase 2's rendering: `30x30:`, 900 digits and 29 `/`. */
 export const MAX_GRID_TOKENS = 6 + 30 * 30 + 29;
+
+/** A completion's finish_reason: "length" when the token budget ran out, else "stop" (EOS or a stop string). */
+const finishOf = (r: GenResult): "stop" | "length" => r.finish === "length" ? "length" : "stop";
+
+/**
+ * How much of a choice's `text` (decoded so far) may be streamed: all of it, less the tail from the first position at or after
+ * `from` where a stop string occurs or could still begin (the tail is a prefix of a stop string). Text before that position can
+ * never be cut by a stop string, whatever comes next; `from` is what the previous call returned (positions before it were
+ * cleared then). Never splits a surrogate pair.
+ */
+export function streamableLength(text: string, from: number, stop: readonly string[]): number {
+  if (!stop.length) return text.length;
+  for (let p = from; p < text.length; p++) {
+    const rest = text.length - p;
+    if (stop.some((s) => (rest >= s.length ? text.startsWith(s, p) : s.startsWith(text.slice(p))))) {
+      const c = p > from ? text.charCodeAt(p - 1) : 0;
+      return c >= 0xd800 && c <= 0xdbff ? p - 1 : p;
+    }
+  }
+  return text.length;
+}
 
 /** What the endpoints share with the server. */
 export interface EndpointEnv {
@@ -93,20 +115,125 @@ export function generationEndpoints(env: EndpointEnv): { completions: Handler; a
     // Without a seed: the n-th completion request of this server draws from seed (base seed, n), so a restarted server repeats itself.
     const temperature = body.temperature ?? 0, seed = body.seed ?? deriveSeed(baseSeed, `completion-${++unseeded}`);
     const stop = body.stop == null ? [] : typeof body.stop === "string" ? [body.stop] : body.stop;
+    if (body.stream_options != null && !body.stream) {
+      throw new HttpError(400, "stream_options: only allowed when stream is true", "stream_options", "invalid_value");
+    }
     const promptTokens = rows.reduce((a, r) => a + r.tokens, 0);
     metrics.promptTokens.inc(promptTokens);
-    const out = await generate(
-      rows.map((r, i) => ({ ids: r.ids, maxNew: maxTokens, stop, temperature, seed: deriveSeed(seed, `choice-${i}`) })),
-      req.signal,
-    );
+    const gens = rows.map((r, i): GenRequest => ({
+      ids: r.ids,
+      maxNew: maxTokens,
+      stop,
+      temperature,
+      seed: deriveSeed(seed, `choice-${i}`),
+    }));
+    if (body.stream) {
+      return streamCompletions(gens, req.signal, { id, promptTokens, stop, includeUsage: body.stream_options?.include_usage === true });
+    }
+    const out = await generate(gens, req.signal);
     return Response.json({
       id,
       object: "text_completion",
       created: created(),
       model: name,
-      choices: out.map((o, index) => ({ text: o.text, index, logprobs: null, finish_reason: o.finish === "length" ? "length" : "stop" })),
+      choices: out.map((o, index) => ({ text: o.text, index, logprobs: null, finish_reason: finishOf(o) })),
       usage: usage(promptTokens, out.reduce((a, o) => a + o.tokens, 0)),
     });
+  }
+
+  /**
+   * A completion as server-sent events: a chunk per text delta of each choice (interleaved, each naming its index), a chunk
+   * with its finish_reason as each choice ends, the usage chunk when asked, then `[DONE]`. Each row streams through the
+   * batcher's onToken hook; its bytes are decoded incrementally (no half characters) and text that could still become a stop
+   * string is held back (streamableLength), so a choice's deltas add up to exactly the non-streamed text. A client that goes
+   * away (the body cancelled or the request aborted) aborts the rows, which the batcher then drops.
+   */
+  function streamCompletions(
+    gens: GenRequest[],
+    reqSignal: AbortSignal,
+    o: { id: string; promptTokens: number; stop: readonly string[]; includeUsage: boolean },
+  ): Response {
+    const ac = new AbortController();
+    const abort = () => ac.abort(new HttpError(499, "client closed the request", null, "client_closed"));
+    // (Outside --unstable-no-legacy-abort, Deno also aborts the request's signal once the response is sent: the rows are done by then.)
+    reqSignal.addEventListener("abort", abort, { once: true });
+    if (reqSignal.aborted) abort(); // (gone while the body was read)
+    const enc = new TextEncoder(), stamp = created();
+    let sink!: ReadableStreamDefaultController<Uint8Array>, open = true;
+    const send = (data: unknown) => {
+      if (!open) return;
+      try {
+        sink.enqueue(enc.encode(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`));
+      } catch {
+        open = false; // (cancelled meanwhile)
+      }
+    };
+    const chunk = (index: number, text: string, finish: "stop" | "length" | null) =>
+      send({
+        id: o.id,
+        object: "text_completion",
+        created: stamp,
+        model: name,
+        choices: [{ text, index, logprobs: null, finish_reason: finish }],
+      });
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        sink = c;
+      },
+      cancel() {
+        open = false;
+        abort();
+      },
+    });
+    const rows = gens.map((g, index) => {
+      const decoder = new TextDecoder();
+      let text = "", sent = 0;
+      const onToken = (tok: number) => {
+        text += decoder.decode(Uint8Array.of(tok), { stream: true });
+        const upTo = streamableLength(text, sent, o.stop);
+        if (upTo > sent) chunk(index, text.slice(sent, upTo), null);
+        sent = upTo;
+      };
+      let row: Promise<GenResult>;
+      try {
+        row = batcher.submit({ ...g, signal: ac.signal, onToken });
+      } catch (e) {
+        row = Promise.reject(e); // (reported on the stream like any other failure)
+      }
+      return row.then((r) => {
+        metrics.generatedTokens.inc(r.tokens);
+        // What was held back (or is still undecoded) and survives the stop strings; r.text starts with what was sent.
+        if (r.text.length > sent) chunk(index, r.text.slice(sent), null);
+        chunk(index, "", finishOf(r));
+        return r.tokens;
+      });
+    });
+    (async () => {
+      try {
+        const tokens = await Promise.all(rows);
+        if (o.includeUsage) {
+          const u = usage(o.promptTokens, tokens.reduce((a, t) => a + t, 0));
+          send({ id: o.id, object: "text_completion", created: stamp, model: name, choices: [], usage: u });
+        }
+        send("[DONE]");
+      } catch (e) {
+        abort(); // the other rows of this request are dropped too
+        if (!reqSignal.aborted && open) {
+          const message = `internal error: ${(e as Error).message ?? e}`;
+          send({ error: { message, type: "server_error", param: null, code: "internal_error" } });
+        }
+        await Promise.allSettled(rows); // (no unhandled rejection from the other rows)
+      } finally {
+        reqSignal.removeEventListener("abort", abort);
+        if (open) {
+          open = false;
+          try {
+            sink.close();
+          } catch { /* cancelled meanwhile */ }
+        }
+      }
+    })();
+    return new Response(body, { headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" } });
   }
 
   async function arc(req: Request): Promise<Response> {

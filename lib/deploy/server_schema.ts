@@ -4,10 +4,11 @@
  * problem becomes the message, naming its field (`prompt`, `train[0].input`, ...).
  *
  * Status codes: 400 when the body does not have the documented shape (invalid JSON, not an
- * object, a missing field, a wrong type, an unknown field, a value outside its documented
- * range); 422 when it has the shape but cannot be served (max_tokens above the server's limit,
- * prompt + max_tokens beyond the model's context, an ARC grid that is ragged, empty, over 30 per
- * side or has colours outside the integers 0..9); 413 for a body over the size limit.
+ * object, a missing field, a wrong type, an unknown field (except in ARC tasks, which ignore
+ * fields they do not read), a value outside its documented range); 422 when it has the shape
+ * but cannot be served (max_tokens above the server's limit, prompt + max_tokens beyond the
+ * model's context, an ARC grid that is ragged, empty, over 30 per side or has colours outside
+ * the integers 0..9); 413 for a body over the size limit.
  * Error bodies follow OpenAI's: `{ error: { message, type, param, code } }`.
  */
 import { z } from "zod";
@@ -120,14 +121,16 @@ export function parseBody<S extends z.ZodType>(schema: S, body: Record<string, u
 
 /** The object schema at `path` inside `schema` (for listing accepted keys), when it is one. */
 function schemaAt(schema: z.ZodType, path: readonly PropertyKey[]): z.ZodType | undefined {
-  let s: z.ZodType | undefined = schema;
+  const bare = (t: z.ZodType | undefined) => {
+    while (t instanceof z.ZodOptional || t instanceof z.ZodNullable || t instanceof z.ZodDefault) t = t.unwrap() as z.ZodType;
+    return t;
+  };
+  let s = bare(schema);
   for (const p of path) {
-    if (s instanceof z.ZodOptional) s = s.unwrap() as z.ZodType;
-    if (s instanceof z.ZodArray && typeof p === "number") s = s.element as z.ZodType;
-    else if (s instanceof z.ZodObject) s = (s.shape as Record<string, z.ZodType>)[String(p)];
+    if (s instanceof z.ZodArray && typeof p === "number") s = bare(s.element as z.ZodType);
+    else if (s instanceof z.ZodObject) s = bare((s.shape as Record<string, z.ZodType>)[String(p)]);
     else return undefined;
   }
-  if (s instanceof z.ZodOptional) s = s.unwrap() as z.ZodType;
   return s;
 }
 
@@ -155,7 +158,12 @@ export const CompletionSchema = z.strictObject({
     error: STOP_ERROR,
   }).nullable().optional(),
   n: z.literal(1, { error: "only n = 1 is supported" }).optional(),
-  stream: z.literal(false, { error: "streaming is not supported (stream must be false)" }).optional(),
+  /** Answer as server-sent events (OpenAI's streaming format) rather than one JSON body. Default false. */
+  stream: z.boolean({ error: "expected true or false" }).default(false),
+  /** With stream: `include_usage` adds a last chunk with `choices: []` and the usage. Only with stream = true. */
+  stream_options: z.strictObject({ include_usage: z.boolean({ error: "expected true or false" }).optional() }, {
+    error: "expected an object {include_usage?: boolean}",
+  }).nullable().optional(),
   top_p: z.literal(1, { error: "only top_p = 1 is supported" }).optional(),
   user: z.string().optional(),
 });
@@ -168,12 +176,17 @@ const GridShape = z.array(
   },
 );
 
-/** `POST /v1/tasks/arc`: an ARC task as in the ARC-AGI JSON files (test outputs optional; when given, each prediction says if it matches), and `constrained`. */
-export const ArcSchema = z.strictObject({
+/**
+ * `POST /v1/tasks/arc`: an ARC task as in the ARC-AGI JSON files (test outputs optional; when given, each prediction says if it
+ * matches), and `constrained`. Reads `model`, `train[].input`, `train[].output`, `test[].input`, `test[].output` and `constrained`;
+ * other fields, at the top (a task's `name` or `id`, as some published files carry) or inside a pair, are ignored, as
+ * datasets/arc/loader.ts ignores them. The fields it reads are checked as strictly as ever.
+ */
+export const ArcSchema = z.object({
   model: optionalModel,
-  train: z.array(z.strictObject({ input: GridShape, output: GridShape }), { error: "expected an array of {input, output} pairs" })
+  train: z.array(z.object({ input: GridShape, output: GridShape }), { error: "expected an array of {input, output} pairs" })
     .min(1, { error: "expected at least one demonstration pair" }).max(MAX_ARC_TRAIN, { error: `expected at most ${MAX_ARC_TRAIN} pairs` }),
-  test: z.array(z.strictObject({ input: GridShape, output: GridShape.optional() }), { error: "expected an array of {input} objects" })
+  test: z.array(z.object({ input: GridShape, output: GridShape.optional() }), { error: "expected an array of {input} objects" })
     .min(1, { error: "expected at least one test input" }).max(MAX_ARC_TESTS, { error: `expected at most ${MAX_ARC_TESTS} test inputs` }),
   /** Decode within the grid grammar (phase 2's default) rather than only check the output against it. Default true. */
   constrained: z.boolean({ error: "expected true or false" }).optional(),

@@ -1,7 +1,8 @@
 /**
  * The inference server: every endpoint on a small real model (the tiny preset's standard
  * cognate, untrained) and on a scripted model whose answers are known exactly; greedy
- * determinism; batched results equal to unbatched ones; malformed requests and their 4xx
+ * determinism; streamed completions (server-sent events) equal to plain ones, whole characters,
+ * stop strings held back, a client going away mid-stream; batched results equal to unbatched ones; malformed requests and their 4xx
  * answers; /metrics counters moving; model paths (file, run directory, HF folder); and a
  * graceful SIGTERM of the `serve` CLI in a subprocess with a request in flight.
  */
@@ -137,6 +138,223 @@ Deno.test("completions on a scripted model: stop strings, length and EOS finish 
   });
 });
 
+// ---------------------------------------------------------------------------------------------
+// Streaming completions (server-sent events)
+
+/** A streamed completion's chunk (or the `[DONE]` marker, as null). */
+// deno-lint-ignore no-explicit-any
+type Chunk = any;
+
+/** POSTs a completion with `stream: true` and reads every server-sent event: the status, content type and chunks in order (`[DONE]` as null). */
+async function postStream(s: InferenceServer, body: Record<string, unknown>) {
+  const res = await fetch(`${s.url}/v1/completions`, { method: "POST", body: JSON.stringify({ ...body, stream: true }) });
+  const type = res.headers.get("content-type") ?? "";
+  const text = await res.text();
+  assert.ok(text.endsWith("\n\n"), `events end with a blank line: ${JSON.stringify(text.slice(-40))}`);
+  const chunks: Chunk[] = text.slice(0, -2).split("\n\n").map((event) => {
+    assert.match(event, /^data: /, `an event is one data line: ${JSON.stringify(event)}`);
+    const data = event.slice("data: ".length);
+    assert.ok(!data.includes("\n"), "one line per event");
+    return data === "[DONE]" ? null : JSON.parse(data);
+  });
+  return { status: res.status, type, chunks };
+}
+
+/** Checks a stream's shape and returns per choice index its deltas, its finish_reason and the usage chunk (if any). */
+function readChoices(chunks: Chunk[], n: number) {
+  assert.equal(chunks.at(-1), null, "[DONE] comes last");
+  assert.equal(chunks.indexOf(null), chunks.length - 1, "[DONE] comes once");
+  const body = chunks.slice(0, -1), ids = new Set(body.map((c) => c.id));
+  assert.equal(ids.size, 1, "every chunk carries the completion's id");
+  assert.match([...ids][0], /^cmpl-/);
+  const deltas: string[][] = Array.from({ length: n }, () => []), finish: (string | undefined)[] = Array(n).fill(undefined);
+  let usage: Chunk;
+  for (const c of body) {
+    assert.equal(c.object, "text_completion");
+    assert.equal(typeof c.created, "number");
+    assert.equal(usage, undefined, "nothing follows the usage chunk but [DONE]");
+    if (c.usage) {
+      assert.deepEqual(c.choices, []);
+      usage = c.usage;
+      continue;
+    }
+    assert.equal(c.choices.length, 1);
+    const [{ text, index, logprobs, finish_reason }] = c.choices;
+    assert.ok(Number.isInteger(index) && index >= 0 && index < n, `index ${index}`);
+    assert.equal(logprobs, null);
+    assert.equal(finish[index], undefined, `choice ${index}: nothing after its finish_reason`);
+    if (finish_reason === null) {
+      assert.ok(text.length > 0, "a delta chunk carries text");
+      deltas[index].push(text);
+    } else {
+      assert.equal(text, "", "the finishing chunk carries no text");
+      assert.ok(finish_reason === "stop" || finish_reason === "length", finish_reason);
+      finish[index] = finish_reason;
+    }
+  }
+  assert.ok(finish.every((f) => f !== undefined), "every choice ends with a finish_reason");
+  return { deltas, texts: deltas.map((d) => d.join("")), finish, usage };
+}
+
+/** A delta is well-formed text: no half character (so no U+FFFD of a split byte sequence, no lone surrogate). */
+const wellFormed = (d: string) => new TextDecoder().decode(new TextEncoder().encode(d)) === d && !d.includes("\uFFFD");
+
+Deno.test("streamableLength: holds back text that is or could become a stop string, never splits a surrogate pair", async () => {
+  const { streamableLength } = await import("./server_endpoints.ts");
+  assert.equal(streamableLength("hello wor", 0, []), 9);
+  assert.equal(streamableLength("hello wor", 0, ["world"]), 6);
+  assert.equal(streamableLength("hello wox", 6, ["world"]), 9, "the prefix broke off: all of it");
+  assert.equal(streamableLength("hello world!", 0, ["world"]), 6, "a whole stop string is held back too");
+  assert.equal(streamableLength("a.b", 0, ["xyz", "."]), 1);
+  assert.equal(streamableLength("ab", 0, ["b", "abc"]), 0, "the earliest possible start wins");
+  assert.equal(streamableLength("x\u{1F600}", 0, ["\uDE00"]), 1, "a stop starting with a low surrogate does not split the pair");
+});
+
+Deno.test("streamed completions on a real model: deltas add up to the non-streamed text, finish reasons, [DONE], usage", async () => {
+  const tiny = tinyCognate();
+  const prompts = PROMPTS.slice(0, 4);
+  await withServer(tiny, { maxBatch: 8, batchWaitMs: 20 }, async (s) => {
+    const plain = async (extra: Record<string, unknown>) =>
+      (await post(s, "/v1/completions", { prompt: prompts, max_tokens: 12, ...extra })).json;
+    const base = await plain({});
+    // Stop strings from the model's own output: one that occurs, and one whose first characters occur (held back, then released).
+    const longest = base.choices.map((c: { text: string }) => c.text).sort((a: string, b: string) => b.length - a.length)[0];
+    assert.ok(longest.length >= 6, `an output long enough to cut: ${JSON.stringify(longest)}`);
+    const stops = [[longest.slice(4, 6)], [`${longest.slice(1, 3)}\u{1F600}never`, longest.slice(5, 7)]];
+    for (const extra of [{}, { stop: stops[0] }, { stop: stops[1] }, { temperature: 1, seed: 3 }]) {
+      const want = await plain(extra);
+      const r = await postStream(s, { prompt: prompts, max_tokens: 12, ...extra });
+      assert.equal(r.status, 200);
+      assert.match(r.type, /^text\/event-stream/);
+      const got = readChoices(r.chunks, prompts.length);
+      const what = JSON.stringify(extra);
+      assert.deepEqual(got.texts, want.choices.map((c: { text: string }) => c.text), what);
+      assert.deepEqual(got.finish, want.choices.map((c: { finish_reason: string }) => c.finish_reason), what);
+      assert.equal(got.usage, undefined, "no usage chunk unless asked");
+      // (An untrained model writes invalid UTF-8 too, which decodes to U+FFFD as without streaming; still no lone surrogate.)
+      for (const d of got.deltas.flat()) assert.equal(new TextDecoder().decode(new TextEncoder().encode(d)), d);
+    }
+    assert.ok(
+      (await plain({ stop: stops[0] })).choices.some((c: { text: string }) =>
+        !base.choices.some((b: { text: string }) => b.text === c.text)
+      ),
+      "the stop string cuts some choice",
+    );
+    // A single prompt string, with the usage chunk; the generated-token counter moves as without streaming.
+    const before = (await getText(s, "/metrics")).text;
+    const r = await postStream(s, { prompt: "Hello", max_tokens: 10, stream_options: { include_usage: true } });
+    const got = readChoices(r.chunks, 1);
+    const want = (await post(s, "/v1/completions", { prompt: "Hello", max_tokens: 10 })).json;
+    assert.deepEqual([got.texts[0], got.finish[0]], [want.choices[0].text, want.choices[0].finish_reason]);
+    assert.deepEqual(got.usage, want.usage);
+    assert.equal(r.chunks.at(-2).usage.total_tokens, want.usage.total_tokens, "the usage chunk comes just before [DONE]");
+    const after = (await getText(s, "/metrics")).text;
+    assert.equal(
+      metricValue(after, "af_generated_tokens_total") - metricValue(before, "af_generated_tokens_total"),
+      2 * want.usage.completion_tokens,
+    );
+    // Streamed and plain requests at once share the batcher and still answer as alone.
+    const [a, b] = await Promise.all([postStream(s, { prompt: prompts, max_tokens: 12 }), plain({})]);
+    assert.deepEqual(readChoices(a.chunks, prompts.length).texts, base.choices.map((c: { text: string }) => c.text));
+    assert.deepEqual(b, { ...base, id: b.id, created: b.created });
+  });
+  tiny.model.dispose();
+});
+
+Deno.test("streamed completions on a scripted model: whole characters per delta, stop strings held back, never streamed", async () => {
+  const answer = "héllo wörld → ✓ 😀 done";
+  await withServer(scriptedModel(":", answer), { maxNewTokens: 64 }, async (s) => {
+    const both = async (extra: Record<string, unknown>) => {
+      const want = (await post(s, "/v1/completions", { prompt: ["say:", "tell me:"], max_tokens: 64, ...extra })).json;
+      const got = readChoices((await postStream(s, { prompt: ["say:", "tell me:"], max_tokens: 64, ...extra })).chunks, 2);
+      assert.deepEqual(got.texts, want.choices.map((c: { text: string }) => c.text), JSON.stringify(extra));
+      assert.deepEqual(got.finish, want.choices.map((c: { finish_reason: string }) => c.finish_reason), JSON.stringify(extra));
+      return { got, want };
+    };
+    // No stop string: a delta per character, as soon as its last byte is written (a multi-byte character never splits).
+    let { got } = await both({});
+    assert.deepEqual(got.deltas, [[...answer], [...answer]]);
+    assert.deepEqual(got.finish, ["stop", "stop"]);
+    // Stop strings: the text is cut before them, and nothing of them (or after them) is ever streamed.
+    for (const stop of ["😀", ["✓ 😀", "xyz"], "wö", "ö", "→ ✓"]) {
+      ({ got } = await both({ stop }));
+      const cut = answer.slice(0, answer.indexOf(Array.isArray(stop) ? stop[0] : stop));
+      assert.deepEqual(got.texts, [cut, cut]);
+      assert.deepEqual(got.finish, ["stop", "stop"]);
+      for (const d of got.deltas.flat()) assert.ok(wellFormed(d), JSON.stringify(d));
+    }
+    // Prefixes of a stop string that never completes are held back, then released: the whole answer arrives.
+    ({ got } = await both({ stop: ["wörx", "😀!", "é"] }));
+    assert.equal(got.texts[0], "h", "stops at é");
+    ({ got } = await both({ stop: ["wörx", "😀!"] }));
+    assert.deepEqual(got.texts, [answer, answer]);
+    // ("wörl" waits until its "l" rules out "wörx"; "😀 " until its space rules out "😀!".)
+    assert.ok(got.deltas[0].includes("wörl") && got.deltas[0].includes("😀 "), JSON.stringify(got.deltas[0]));
+    for (const d of got.deltas.flat()) assert.ok(wellFormed(d), JSON.stringify(d));
+    // A budget that ends inside a character: the same U+FFFD as the non-streamed text, in the last delta only.
+    ({ got } = await both({ max_tokens: 2 }));
+    assert.deepEqual([got.deltas[0], got.finish[0]], [["h", "\uFFFD"], "length"]);
+    // Validation errors come before the stream: JSON with their status.
+    const bad = await post(s, "/v1/completions", { prompt: "say:", stream: true, max_tokens: 500 });
+    assert.equal(bad.status, 422);
+    assert.match(bad.headers.get("content-type") ?? "", /application\/json/);
+    assert.match(bad.json.error.message, /max_tokens = 500 exceeds/);
+  });
+});
+
+Deno.test("streamed completions: a client that goes away mid-stream drops its rows, and the server serves on", async () => {
+  const slow = scriptedModel(":", "abcdefghij".repeat(15), 256);
+  const forward = slow.model.forward!;
+  slow.model.forward = (ids) => {
+    const t = performance.now();
+    while (performance.now() - t < 2); // 2 ms a step: the 150 steps would take 300 ms at least
+    return forward(ids);
+  };
+  await withServer(slow, { maxNewTokens: 200 }, async (s) => {
+    const before = (await getText(s, "/metrics")).text;
+    const ac = new AbortController();
+    const res = await fetch(`${s.url}/v1/completions`, {
+      method: "POST",
+      body: JSON.stringify({ prompt: ["say:", "tell:"], max_tokens: 150, stream: true }),
+      signal: ac.signal,
+    });
+    assert.equal(res.status, 200);
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = "";
+    while (!seen.includes('"text":"a"')) {
+      const { value, done } = await reader.read();
+      assert.ok(!done, "the stream went on");
+      seen += value;
+    }
+    // Mid-stream the request is still in flight (it ends with its last event, not its first byte).
+    const mid = (await getText(s, "/metrics")).text;
+    assert.equal(metricValue(mid, "af_http_requests_in_flight", { endpoint: "/v1/completions" }), 1, "the stream is in flight");
+    ac.abort();
+    // Chunks already buffered may still come; then the read fails (the stream never ends normally).
+    await assert.rejects(async () => {
+      for (;;) if ((await reader.read()).done) return;
+    });
+    // The batcher drops both rows: it goes idle long before their 150 tokens.
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const h = await (await fetch(`${s.url}/healthz`)).json();
+      if (h.running === 0 && h.queue === 0) break;
+      assert.ok(Date.now() < deadline, "the aborted rows are still running");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const after = (await getText(s, "/metrics")).text;
+    assert.equal(metricValue(after, "af_http_requests_in_flight", { endpoint: "/v1/completions" }), 0, "the cancelled stream ended");
+    const delta = (name: string) => metricValue(after, name) - metricValue(before, name);
+    assert.ok(delta("af_batch_rows_count") < 100, `the rows stopped early: ${delta("af_batch_rows_count")} steps`);
+    assert.equal(delta("af_generated_tokens_total"), 0, "dropped rows count no generated tokens");
+    // The server serves on, streamed and not.
+    const next = await postStream(s, { prompt: "say:", max_tokens: 5 });
+    assert.deepEqual(readChoices(next.chunks, 1).texts, ["abcde"]);
+    const plain = await post(s, "/v1/completions", { prompt: "say:", max_tokens: 5 });
+    assert.deepEqual([plain.status, plain.json.choices[0].text], [200, "abcde"]);
+  });
+});
+
 const ARC_TASK = {
   train: [{ input: [[1, 2], [3, 4]], output: [[1, 2], [3, 4]] }],
   test: [{ input: [[5, 6], [7, 8]], output: [[1, 2], [3, 4]] }, { input: [[0]] }],
@@ -215,6 +433,28 @@ Deno.test("ARC endpoint: phase 2's rendering and grid grammar; a grid answer par
   tiny.model.dispose();
 });
 
+Deno.test("ARC endpoint: a task file's extra fields (its name or id, fields inside pairs) are ignored", async () => {
+  await withServer(scriptedModel(">", "2x2:a12b34"), {}, async (s) => {
+    const want = await post(s, "/v1/tasks/arc", ARC_TASK);
+    assert.equal(want.status, 200);
+    const published = {
+      name: "007bbfb7",
+      id: "007bbfb7",
+      description: { source: "ARC-AGI-1 training" },
+      train: ARC_TASK.train.map((p) => ({ ...p, note: "a demonstration" })),
+      test: ARC_TASK.test.map((p, i) => ({ ...p, id: `t${i}` })),
+    };
+    const r = await post(s, "/v1/tasks/arc", published);
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.deepEqual(r.json.predictions, want.json.predictions);
+    assert.equal(r.json.predictions[0].matches_expected, true);
+    assert.deepEqual(r.json.usage, want.json.usage);
+    // The fields it reads are as strict as ever.
+    const bad = await post(s, "/v1/tasks/arc", { ...published, train: [{ input: [[1]], output: [[12]] }] });
+    assert.deepEqual([bad.status, bad.json.error.param], [422, "train[0].output"]);
+  });
+});
+
 Deno.test("math endpoint: the rationale and its extracted answer", async () => {
   await withServer(scriptedModel("\n", "3*4=12 then 12+1=13 #### 13"), {}, async (s) => {
     const r = await post(s, "/v1/tasks/math", { question: "Ann has 3 bags of 4 apples and finds 1 more. How many?" });
@@ -286,7 +526,29 @@ const BAD: [string, unknown, number, RegExp, string | null][] = [
     /stop: expected a non-empty string or an array of at most 4/,
     "stop",
   ],
-  ["/v1/completions", { prompt: "a", stream: true }, 400, /streaming is not supported/, "stream"],
+  ["/v1/completions", { prompt: "a", stream: "yes" }, 400, /stream: expected true or false, got a string/, "stream"],
+  [
+    "/v1/completions",
+    { prompt: "a", stream_options: { include_usage: true } },
+    400,
+    /stream_options: only allowed when stream is true/,
+    "stream_options",
+  ],
+  [
+    "/v1/completions",
+    { prompt: "a", stream: true, stream_options: { include_usage: 1 } },
+    400,
+    /stream_options\.include_usage: expected true or false/,
+    "stream_options.include_usage",
+  ],
+  [
+    "/v1/completions",
+    { prompt: "a", stream: true, stream_options: { usage: true } },
+    400,
+    /unknown field 'stream_options\.usage'; accepted: include_usage/,
+    "stream_options.usage",
+  ],
+  ["/v1/completions", { prompt: "x".repeat(60), max_tokens: 10, stream: true }, 422, /prompt is 60 tokens/, "prompt"],
   ["/v1/completions", { prompt: "a", n: 2 }, 400, /only n = 1/, "n"],
   ["/v1/completions", { prompt: "a", foo: 1 }, 400, /unknown field 'foo'; accepted: model, prompt, max_tokens/, "foo"],
   ["/v1/completions", { prompt: "a", max_tokens: 500 }, 422, /max_tokens = 500 exceeds this server's limit of 32/, "max_tokens"],
