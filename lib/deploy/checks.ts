@@ -36,7 +36,11 @@ export const EXPORT_FORMATS = ["hf", "onnx", "tfjs"] as const;
 const RUNTIME_TOLERANCE = 1e-3;
 
 /** Each deployment target's verdict from the runtime that ran its artifact (see the module comment). */
-export function targetVerdicts(onnx: OnnxInfo, portable: OnnxInfo, runtimes: { node: number; web: number | string }): Record<string, string> {
+export function targetVerdicts(
+  onnx: OnnxInfo,
+  portable: OnnxInfo,
+  runtimes: { node: number; web: number | string },
+): Record<string, string> {
   const verdict = (t: DeployTarget, info: OnnxInfo, file: string, runtime: string, diff: number | string) => {
     const v = validateForTarget({ sizeBytes: info.sizeBytes, opTypes: info.opTypes }, t);
     if (typeof diff === "string") return `failed: ${diff}`;

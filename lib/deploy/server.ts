@@ -1,9 +1,14 @@
 /**
  * The inference server: `deno task serve --model PATH [--port N] [--host H] [--max-batch N]
- * [--batch-wait-ms N] [--max-body-bytes N] [--max-new-tokens N] [--name ID] [--backend B] [--seed N]`.
+ * [--batch-wait-ms N] [--max-body-bytes N] [--max-new-tokens N] [--name ID] [--backend B] [--seed N]
+ * [--no-kv-cache]`.
  *
- * PATH is a model file written by saveModel, a run directory (phase 6's integrated model, else
- * phase 1's base) or an HF-style folder (config.json with a model_type + model.safetensors).
+ * PATH is a model file written by saveModel, phase 7's `model.compressed` (weights decompressed
+ * once, the config from its run directory's model), an ONNX file with past key values (an HF
+ * folder's onnx/model.onnx, run by onnxruntime-node), a run directory (phase 6's integrated model,
+ * else phase 1's base) or an HF folder (config.json with a model_type + model.safetensors).
+ * Generation decodes with a KV cache where the model has one (the decoder, the standard cognate,
+ * ONNX): rows join and leave one cache between steps (continuous batching, batcher.ts).
  *
  * Endpoints (JSON in and out; errors as `{ error: { message, type, param, code } }`, see
  * server_schema.ts for the status codes):
@@ -35,7 +40,7 @@
  * exits 0 (a second signal exits 1 at once).
  */
 import { parseArgs } from "node:util";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { loadModel, type SavedModel } from "../models/io.ts";
 import { phase1ModelPath, readResult, stageModelPath } from "../util/run_dir.ts";
 import { watchShim } from "../util/stop.ts";
@@ -44,17 +49,23 @@ import type { RegistryModel } from "../models/registry.ts";
 import { type BackendRequest, describeBackend, initBackend, parseBackend } from "../backend/mod.ts";
 import { exists, readJson as readJsonFile } from "../util/fs.ts";
 import { loadHfFolder } from "./hf.ts";
-import { Batcher } from "./batcher.ts";
+import { Batcher, type LogitsSource } from "./batcher.ts";
+import { OnnxRows, openOnnxKv } from "./onnx_rows.ts";
+import { loadCompressed } from "../compress/pipeline.ts";
 import { generationEndpoints } from "./server_endpoints.ts";
 import { ServerMetrics } from "./server_metrics.ts";
 import { errorResponse, HttpError } from "./server_schema.ts";
 
-/** A model to serve: the registry model, its saved key + config, and the id clients name it by. */
+/** A model to serve: the registry model (or an onnxruntime logits source), its saved key + config, and the id clients name it by. */
 export interface ServedModel {
-  model: RegistryModel;
+  model: RegistryModel | LogitsSource;
   meta: SavedModel;
   /** The id in responses and `model` fields. Default: the registry key. */
   name?: string;
+  /** Parameters, for /healthz (default: the registry model's count; null when unknown). */
+  parameters?: number | null;
+  /** What runs the model, for /healthz and the log. Default "tfjs". */
+  runtime?: string;
 }
 
 /** The server's settings. */
@@ -73,6 +84,8 @@ export interface ServerOptions {
   maxNewTokens?: number;
   /** Base seed of sampled completions that bring no `seed`. Default 0. */
   seed?: number;
+  /** Decode with the model's KV cache where it has one. Default true. */
+  kvCache?: boolean;
   /** Called once listening, with the bound address. */
   onListen?: (addr: { hostname: string; port: number }) => void;
 }
@@ -117,6 +130,7 @@ export function createServer(served: ServedModel, opts: ServerOptions = {}): Inf
   const batcher = new Batcher(served.model, {
     maxBatch: opts.maxBatch ?? 16,
     batchWaitMs: opts.batchWaitMs ?? 5,
+    kvCache: opts.kvCache,
     context,
     onStep: (rows, s) => {
       metrics.batchRows.observe(rows);
@@ -124,7 +138,8 @@ export function createServer(served: ServedModel, opts: ServerOptions = {}): Inf
     },
     onQueue: (n) => metrics.queue.set(n),
   });
-  const started = Date.now(), params = served.model.params.count();
+  const started = Date.now();
+  const params = served.parameters !== undefined ? served.parameters : "params" in served.model ? served.model.params.count() : null;
   let counter = 0, draining = false;
   const nextId = (prefix: string) => `${prefix}-${started.toString(36)}-${(++counter).toString(36)}`;
 
@@ -136,6 +151,8 @@ export function createServer(served: ServedModel, opts: ServerOptions = {}): Inf
       model: name,
       key: served.meta.key,
       parameters: params,
+      runtime: served.runtime ?? "tfjs",
+      kv_cache: batcher.kvCache,
       context,
       max_batch: batcher.maxBatch,
       queue: batcher.waiting,
@@ -228,31 +245,76 @@ export function createServer(served: ServedModel, opts: ServerOptions = {}): Inf
 // ---------------------------------------------------------------------------------------------
 // Finding the model
 
+/** A loaded model to serve, the file it came from, and how to free it. */
+export interface LoadedModel extends ServedModel {
+  file: string;
+  dispose(): void | Promise<void>;
+}
+
 /**
- * Loads the model at `path`: a saveModel file; a run directory (phase 6's
- * `phase-6-integration/model.safetensors`, else phase 1's base named by its result's
- * `metrics.base_variant`); or an HF-style folder (config.json with `model_type`).
+ * Loads the model at `path`:
+ * - a saveModel file, or `model.compressed` (phase 7's compressed model, its weights decompressed
+ *   once; the config comes from the model of the run directory it sits in);
+ * - an ONNX file exported with past key values (an HF folder's onnx/model.onnx), run by onnxruntime-node;
+ * - a run directory (phase 6's `phase-6-integration/model.safetensors`, else phase 1's base named
+ *   by its result's `metrics.base_variant`), or an HF folder (config.json with `model_type`).
  */
-export async function loadServedModel(path: string): Promise<{ model: RegistryModel; meta: SavedModel; file: string }> {
+export async function loadServedModel(path: string): Promise<LoadedModel> {
   let stat: Deno.FileInfo;
   try {
     stat = await Deno.stat(path);
   } catch {
     throw new Error(`--model ${path}: no such file or directory`);
   }
-  if (stat.isFile) return { ...(await loadModel(path)), file: path };
+  const tfjs = (m: { model: RegistryModel; meta: SavedModel }, file: string, runtime = "tfjs"): LoadedModel => ({
+    ...m,
+    file,
+    runtime,
+    dispose: () => m.model.dispose(),
+  });
+  if (stat.isFile && path.endsWith(".onnx")) {
+    const onnx = await openOnnxKv(path);
+    return {
+      model: new OnnxRows(onnx),
+      meta: onnx.meta,
+      file: path,
+      parameters: null,
+      runtime: "onnxruntime-node (CPU)",
+      dispose: () => onnx.session.release(),
+    };
+  }
+  if (stat.isFile && path.endsWith(".compressed")) {
+    const runDir = dirname(dirname(resolve(path)));
+    let base: LoadedModel;
+    try {
+      base = await loadServedModel(runDir);
+    } catch (e) {
+      throw new Error(
+        `--model ${path}: its config comes from the model of its run directory ${runDir}, which failed to load: ${(e as Error).message}`,
+      );
+    }
+    const model = base.model as RegistryModel;
+    try {
+      model.params.load(loadCompressed(await Deno.readFile(path), path), { source: path });
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    return { ...base, file: path, runtime: "tfjs (weights decompressed from the compressed file)" };
+  }
+  if (stat.isFile) return tfjs(await loadModel(path), path);
   const hfConfig = join(path, "config.json");
   if (await exists(hfConfig)) {
     const cfg = await readJsonFile<Record<string, unknown>>(hfConfig);
-    if (typeof cfg.model_type === "string") return { ...(await loadHfFolder(path)), file: path };
+    if (typeof cfg.model_type === "string") return tfjs(await loadHfFolder(path), path);
   }
   const p6 = join(path, stageModelPath({ id: 6, name: "integration" }));
-  if (await exists(p6)) return { ...(await loadModel(p6)), file: p6 };
+  if (await exists(p6)) return tfjs(await loadModel(p6), p6);
   const p1 = await readResult(path, { id: 1, name: "cognate" });
   if (p1) {
     const variant = (p1.metrics.base_variant as string | undefined) ?? "standard";
     const file = join(path, phase1ModelPath(variant));
-    return { ...(await loadModel(file)), file };
+    return tfjs(await loadModel(file), file);
   }
   throw new Error(
     `--model ${path}: a directory, but neither an HF-style folder (config.json with model_type) nor a run directory ` +
@@ -267,7 +329,8 @@ const HELP = `Agent Forge inference server.
 
 Usage: deno task serve --model PATH [options]
 
-  --model PATH          a model file (saveModel), a run directory or an HF-style folder
+  --model PATH          a model file (saveModel or model.compressed), an ONNX file with past key
+                        values, a run directory or an HF folder
   --port N              TCP port (default 8000; 0 = any free port)
   --host H              interface (default 127.0.0.1)
   --max-batch N         most rows per forward pass (default 16)
@@ -277,6 +340,7 @@ Usage: deno task serve --model PATH [options]
   --name ID             the model id clients use (default: the registry key)
   --backend B           tfjs backend: webgpu, wasm, cpu or auto (default auto)
   --seed N              base seed of sampled completions without a seed (default 0)
+  --no-kv-cache         recompute every row's prefix each step (for comparison)
 
 SIGTERM or SIGINT: stop accepting, finish in-flight requests, exit 0.
 Exit codes: 0 after a graceful shutdown, 1 on a load or runtime error, 2 on bad usage.`;
@@ -306,6 +370,7 @@ async function main(args: string[]): Promise<number> {
         name: { type: "string" },
         backend: { type: "string" },
         seed: { type: "string" },
+        "no-kv-cache": { type: "boolean" },
         help: { type: "boolean" },
       },
     }).values;
@@ -328,6 +393,7 @@ async function main(args: string[]): Promise<number> {
       maxBodyBytes: intFlag("max-body-bytes", values["max-body-bytes"], 1),
       maxNewTokens: intFlag("max-new-tokens", values["max-new-tokens"], 1),
       seed: intFlag("seed", values.seed, 0),
+      kvCache: !values["no-kv-cache"],
     };
     if (opts.port !== undefined && opts.port > 65535) throw new UsageError(`--port ${opts.port}: expected 0..65535`);
     backend = values.backend ? parseBackend(values.backend, "--backend") : "auto";
@@ -336,10 +402,14 @@ async function main(args: string[]): Promise<number> {
     return 2;
   }
   const info = await initBackend(backend, { quiet: true });
-  const { model, meta, file } = await loadServedModel(values.model!);
-  const served: ServedModel = { model, meta, name: values.name };
-  const server = createServer(served, opts);
-  console.error(`${describeBackend(info)}\nserving ${file} (${meta.key}, ${model.params.count()} parameters, context ${contextOf(meta)})`);
+  const loaded = await loadServedModel(values.model!);
+  const { meta, file } = loaded;
+  const server = createServer({ ...loaded, name: values.name }, opts);
+  const params = loaded.parameters !== undefined ? loaded.parameters : (loaded.model as RegistryModel).params.count();
+  console.error(
+    `${describeBackend(info)}\nserving ${file} (${meta.key}, ${params ?? "?"} parameters, context ${contextOf(meta)}; ` +
+      `${loaded.runtime ?? "tfjs"}, KV cache ${opts.kvCache === false ? "off" : "where the model has one"})`,
+  );
   // The line tools wait for (tests, bench:serve): the bound address.
   console.log(`listening on ${server.url}`);
   let signals = 0;
@@ -360,7 +430,7 @@ async function main(args: string[]): Promise<number> {
   await server.finished;
   unwatch();
   await server.close();
-  model.dispose();
+  await loaded.dispose();
   console.error("stopped");
   return 0;
 }

@@ -18,6 +18,8 @@ import { parseGrid } from "../../datasets/arc/text.ts";
 import { arcItem, greedyGrids } from "../eval/arc_answers.ts";
 import { writeJsonAtomic } from "../util/fs.ts";
 import { exportHfFolder } from "./hf.ts";
+import { createModel } from "../models/registry.ts";
+import { compressToTarget, loadCompressed, STANDARD_OPTIONS } from "../compress/pipeline.ts";
 import { createServer, type InferenceServer, loadServedModel, type ServedModel, type ServerOptions } from "./server.ts";
 import { metricValue } from "./server_metrics.ts";
 import { scriptedModel, tinyCognate } from "./server_testing.ts";
@@ -721,7 +723,7 @@ Deno.test("/metrics: Prometheus text whose counters move with the requests", asy
   tiny.model.dispose();
 });
 
-Deno.test("model paths: a saved file, a run directory (phase 6, else phase 1's base) and an HF folder load the same model", async () => {
+Deno.test("model paths: a saved file, a run directory (phase 6, else phase 1's base), an HF folder, its ONNX graph and a compressed file serve", async () => {
   const dir = await Deno.makeTempDir({ prefix: "af-serve-" });
   const tiny = tinyCognate(3), other = tinyCognate(4);
   const file = join(dir, "m.safetensors");
@@ -735,7 +737,7 @@ Deno.test("model paths: a saved file, a run directory (phase 6, else phase 1's b
     await withServer(served, {}, async (s) => {
       text = (await post(s, "/v1/completions", { prompt: "Hello", max_tokens: 10 })).json.choices[0].text;
     });
-    served.model.dispose();
+    if ("dispose" in served.model) served.model.dispose();
     return text;
   };
   const want = await textOf(tiny);
@@ -744,10 +746,28 @@ Deno.test("model paths: a saved file, a run directory (phase 6, else phase 1's b
   const p1 = await loadServedModel(run);
   assert.equal(p1.file, join(run, "phase-1-cognate", "standard.safetensors"));
   assert.equal(await textOf(p1), await textOf(other));
-  await saveModel(join(run, "phase-6-integration", "model.safetensors"), (await loadServedModel(file)).model, tiny.meta);
+  const same = tinyCognate(3); // the served models are disposed after each use: the same weights again
+  await saveModel(join(run, "phase-6-integration", "model.safetensors"), same.model, same.meta);
   const p6 = await loadServedModel(run);
   assert.equal(p6.file, join(run, "phase-6-integration", "model.safetensors"));
   assert.equal(await textOf(p6), want);
+  // The HF folder's ONNX graph through onnxruntime-node.
+  const onnx = await loadServedModel(join(dir, "hf", "onnx", "model.onnx"));
+  assert.equal(onnx.runtime, "onnxruntime-node (CPU)");
+  assert.equal(await textOf(onnx), want);
+  await onnx.dispose();
+  // Phase 7's compressed file: the run's config, the decompressed weights (ternary: they change the model).
+  const dense = await same.model.params.toHost();
+  same.model.dispose();
+  const { file: bytes } = compressToTarget(dense, { targetBytes: 1, options: STANDARD_OPTIONS.bitnet });
+  const compressedPath = join(run, "phase-7-evaluation", "model.compressed");
+  await Deno.mkdir(join(run, "phase-7-evaluation"), { recursive: true });
+  await Deno.writeFile(compressedPath, bytes);
+  const restored = createModel("cognate-standard", tiny.meta.config, 0);
+  restored.params.load(loadCompressed(bytes));
+  const served = await loadServedModel(compressedPath);
+  assert.match(String(served.runtime), /decompressed/);
+  assert.equal(await textOf(served), await textOf({ model: restored, meta: tiny.meta }));
   await assert.rejects(loadServedModel(join(dir, "missing")), /no such file or directory/);
   await Deno.mkdir(join(dir, "empty"));
   await assert.rejects(loadServedModel(join(dir, "empty")), /neither an HF-style folder .* nor a run directory/);
