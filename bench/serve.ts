@@ -3,14 +3,19 @@
  * `lib/deploy/server.ts` as a subprocess (the clients run here, in another process), then for
  * 1, 8 and 32 concurrent clients sends greedy `/v1/completions` requests (seeded prompts of 4 to
  * 32 bytes) until `--requests` are done or `--seconds` have passed, and reports requests/s,
- * generated tokens/s, p50/p99 latency, the error count and the mean batch size (rows per forward
- * step, read from the server's /metrics). The same load runs against the server with batching
- * (`--max-batch`) and without it (`--max-batch 1`), side by side with their throughput ratio.
+ * generated tokens/s, p50/p99 latency (to the last token; streamed requests also p50 time to the
+ * first token), the error count and the mean batch size (rows per forward step, read from the
+ * server's /metrics). Requests stream (`stream: true`, server-sent events read to `[DONE]`)
+ * unless `--no-stream`. The same load runs against three servers, side by side:
+ * - KV cache + batching (`--max-batch`): continuous batching on one cache;
+ * - KV cache, no batching (`--max-batch 1`);
+ * - batching without the KV cache (`--no-kv-cache`): every step recomputes each row's prefix;
+ * and the throughput ratios: batching over none (both cached), the cache over none (both batched).
  *
  * Options: --model PATH (default: the tiny preset's standard cognate, untrained, seed 1)
  *          --requests N (per level, default 64)  --seconds S (per level, default 30)
  *          --max-tokens N (default 16)  --clients 1,8,32  --max-batch N (default 16)
- *          --batch-wait-ms N (default 5)  --backend B (default wasm)  --seed N  --json FILE
+ *          --batch-wait-ms N (default 5)  --backend B (default wasm)  --seed N  --no-stream  --json FILE
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
@@ -34,6 +39,7 @@ const { values } = parseArgs({
     "batch-wait-ms": { type: "string", default: "5" },
     backend: { type: "string", default: "wasm" },
     seed: { type: "string", default: "0" },
+    "no-stream": { type: "boolean" },
     json: { type: "string" },
   },
 });
@@ -65,13 +71,14 @@ function prompts(n: number): string[] {
 }
 
 /** A running server subprocess and its URL. */
-async function startServer(model: string, batch: number) {
+async function startServer(model: string, batch: number, kvCache: boolean) {
   const args = [
     "run",
     "-A",
     "--unstable-no-legacy-abort",
     "lib/deploy/server.ts",
     ...["--model", model, "--port", "0", "--max-batch", String(batch), "--batch-wait-ms", String(batchWait), "--backend", values.backend!],
+    ...(kvCache ? [] : ["--no-kv-cache"]),
   ];
   const child = new Deno.Command(Deno.execPath(), { args, cwd: ROOT, stdout: "piped", stderr: "inherit" }).spawn();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
@@ -105,26 +112,61 @@ interface LevelResult {
   tokens_per_s: number;
   p50_ms: number;
   p99_ms: number;
+  /** Streamed: median time to the first text delta. */
+  p50_first_ms: number;
   mean_batch: number;
+}
+
+const stream = !values["no-stream"];
+
+/** One completion; streamed, read to `[DONE]`. Returns its completion tokens and ms to the first text (streamed). */
+async function complete(url: string, prompt: string): Promise<{ tokens: number; firstMs: number }> {
+  const s = performance.now();
+  const res = await fetch(`${url}/v1/completions`, {
+    method: "POST",
+    body: JSON.stringify({
+      prompt,
+      max_tokens: maxTokens,
+      temperature: 0,
+      ...(stream ? { stream, stream_options: { include_usage: true } } : {}),
+    }),
+  });
+  if (res.status !== 200) throw new Error(`status ${res.status}: ${await res.text()}`);
+  if (!stream) return { tokens: (await res.json()).usage.completion_tokens, firstMs: NaN };
+  let buf = "", tokens = -1, firstMs = NaN, done = false;
+  for await (const part of res.body!.pipeThrough(new TextDecoderStream())) {
+    buf += part;
+    let at: number;
+    while ((at = buf.indexOf("\n\n")) >= 0) {
+      const event = buf.slice(0, at).replace(/^data: /, "");
+      buf = buf.slice(at + 2);
+      if (event === "[DONE]") {
+        done = true;
+        continue;
+      }
+      const chunk = JSON.parse(event);
+      if (chunk.error) throw new Error(chunk.error.message);
+      if (Number.isNaN(firstMs) && chunk.choices?.[0]?.text) firstMs = performance.now() - s;
+      if (chunk.usage) tokens = chunk.usage.completion_tokens;
+    }
+  }
+  if (!done || tokens < 0) throw new Error("the stream ended without usage and [DONE]");
+  return { tokens, firstMs };
 }
 
 /** `clients` workers send requests until `requests` are done or `seconds` have passed. */
 async function level(url: string, clients: number, ps: string[]): Promise<LevelResult> {
   const m0 = await metrics(url);
-  const lat: number[] = [];
+  const lat: number[] = [], first: number[] = [];
   let next = 0, errors = 0, tokens = 0;
   const t0 = performance.now(), deadline = t0 + seconds * 1000;
   const worker = async () => {
     while (next < requests && performance.now() < deadline) {
       const prompt = ps[next++ % ps.length], s = performance.now();
       try {
-        const res = await fetch(`${url}/v1/completions`, {
-          method: "POST",
-          body: JSON.stringify({ prompt, max_tokens: maxTokens, temperature: 0 }),
-        });
-        const body = await res.json();
-        if (res.status !== 200) errors++;
-        else tokens += body.usage.completion_tokens;
+        const r = await complete(url, prompt);
+        tokens += r.tokens;
+        if (!Number.isNaN(r.firstMs)) first.push(r.firstMs);
       } catch {
         errors++;
       }
@@ -136,6 +178,7 @@ async function level(url: string, clients: number, ps: string[]): Promise<LevelR
   const m1 = await metrics(url);
   const d = (name: string) => metricValue(m1, name) - metricValue(m0, name);
   lat.sort((a, b) => a - b);
+  first.sort((a, b) => a - b);
   return {
     clients,
     requests: lat.length,
@@ -145,6 +188,7 @@ async function level(url: string, clients: number, ps: string[]): Promise<LevelR
     tokens_per_s: tokens / wall,
     p50_ms: pct(lat, 50),
     p99_ms: pct(lat, 99),
+    p50_first_ms: pct(first, 50),
     mean_batch: d("af_batch_rows_sum") / d("af_batch_rows_count"),
   };
 }
@@ -159,38 +203,55 @@ if (!modelPath) {
   tiny.model.dispose();
 }
 const ps = prompts(requests);
-const runs: { max_batch: number; exit_code: number; levels: LevelResult[] }[] = [];
-for (const batch of [maxBatch, 1]) {
-  const { child, url } = await startServer(modelPath, batch);
+const runs: { max_batch: number; kv_cache: boolean; exit_code: number; levels: LevelResult[] }[] = [];
+for (const [batch, kv] of [[maxBatch, true], [1, true], [maxBatch, false]] as const) {
+  const { child, url } = await startServer(modelPath, batch, kv);
   await level(url, 2, ps.slice(0, 4)); // warm-up (compiles the backend's kernels)
   const rows: LevelResult[] = [];
   for (const c of levels) rows.push(await level(url, c, ps));
   child.kill("SIGTERM");
-  runs.push({ max_batch: batch, exit_code: (await child.status).code, levels: rows });
+  runs.push({ max_batch: batch, kv_cache: kv, exit_code: (await child.status).code, levels: rows });
 }
 if (tmp) await Deno.remove(tmp, { recursive: true });
 
 const f = (x: number, d = 1) => Number.isFinite(x) ? x.toFixed(d) : "-";
 console.log(
-  `\nbench:serve  model ${values.model ?? "tiny cognate-standard (untrained)"}, max_tokens ${maxTokens}, greedy, ${values.backend}`,
+  `\nbench:serve  model ${values.model ?? "tiny cognate-standard (untrained)"}, max_tokens ${maxTokens}, greedy, ${values.backend}, ${
+    stream ? "streamed" : "not streamed"
+  }`,
 );
 console.log(`at most ${requests} requests or ${seconds} s per level; batch wait ${batchWait} ms\n`);
-const head = ["max-batch", "clients", "requests", "errors", "req/s", "tok/s", "p50 ms", "p99 ms", "mean batch"];
+const head = ["kv cache", "max-batch", "clients", "requests", "errors", "req/s", "tok/s", "p50 ms", "p99 ms", "p50 first ms", "mean batch"];
 const table = runs.flatMap((r) =>
   r.levels.map((l) =>
-    [r.max_batch, l.clients, l.requests, l.errors, f(l.req_per_s), f(l.tokens_per_s), f(l.p50_ms), f(l.p99_ms), f(l.mean_batch, 2)].map(
-      String,
-    )
+    [
+      r.kv_cache ? "on" : "off",
+      r.max_batch,
+      l.clients,
+      l.requests,
+      l.errors,
+      f(l.req_per_s),
+      f(l.tokens_per_s),
+      f(l.p50_ms),
+      f(l.p99_ms),
+      f(l.p50_first_ms),
+      f(l.mean_batch, 2),
+    ].map(String)
   )
 );
 const widths = head.map((h, i) => Math.max(h.length, ...table.map((row) => row[i].length)));
 const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join("  ");
 console.log(line(head));
 for (const row of table) console.log(line(row));
-console.log(`\nreq/s with batching over without, by clients:`);
-for (const [i, c] of levels.entries()) console.log(`  ${c}: ${f(runs[0].levels[i].req_per_s / runs[1].levels[i].req_per_s, 2)}x`);
+console.log(`\nreq/s ratios by clients: batching over none (KV cache on both); KV cache over none (batching on both)`);
+for (const [i, c] of levels.entries()) {
+  const [both, unbatched, uncached] = runs.map((r) => r.levels[i].req_per_s);
+  console.log(`  ${c}: ${f(both / unbatched, 2)}x; ${f(both / uncached, 2)}x`);
+}
 for (const r of runs) {
-  if (r.exit_code !== 0) console.log(`server with max-batch ${r.max_batch} exited ${r.exit_code} after SIGTERM (expected 0)`);
+  if (r.exit_code !== 0) {
+    console.log(`server with max-batch ${r.max_batch}, kv cache ${r.kv_cache} exited ${r.exit_code} after SIGTERM (expected 0)`);
+  }
 }
 if (values.json) {
   await writeJsonAtomic(values.json, {
@@ -199,6 +260,7 @@ if (values.json) {
     requests,
     seconds,
     batch_wait_ms: batchWait,
+    stream,
     runs,
   });
 }
