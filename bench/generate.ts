@@ -58,7 +58,9 @@ const batches = values.batch!.split(",").map((b) => {
 const backend = await initBackend("wasm", { quiet: true });
 let model: RegistryModel, meta: SavedModel;
 if (values.model) {
-  ({ model, meta } = await loadServedModel(values.model));
+  const loaded = await loadServedModel(values.model);
+  if (!("params" in loaded.model)) throw new Error(`--model ${values.model}: an ONNX file; give a model file, run directory or HF folder`);
+  ({ model, meta } = { model: loaded.model, meta: loaded.meta });
 } else {
   const config = cognatePresetConfig("small", "standard");
   meta = { key: "cognate-standard", config: { ...config } };
