@@ -474,6 +474,7 @@ const UNCOMPARED = new Set([
   "initializer_range",
   "torch_dtype",
   "use_cache",
+  "transformers.js_config",
 ]);
 
 /** The registry key and config a config.json describes (checked against its HF fields). */

@@ -65,6 +65,8 @@ export function hfArchConfig(arch: HfArch, c: DecoderConfig, ids: HfTokenIds): R
     pad_token_id: ids.pad,
     torch_dtype: "float32",
     use_cache: true,
+    // Transformers.js picks onnx/model.onnx (f32) by default on every device; browsers' wasm would look for a quantized file.
+    "transformers.js_config": { dtype: "fp32" },
   };
   const ropeScaling = c.ropeScale === 1 ? null : { rope_type: "linear", type: "linear", factor: c.ropeScale };
   switch (arch) {

@@ -112,6 +112,7 @@ Deno.test("config.json carries the architecture fields: gpt_neox for the default
   const c = meta.config as unknown as CognateConfig;
   assert.equal(cfg.model_type, "gpt_neox");
   assert.deepEqual(cfg.architectures, ["GPTNeoXForCausalLM"]);
+  assert.deepEqual(cfg["transformers.js_config"], { dtype: "fp32" }, "Transformers.js loads onnx/model.onnx on every device");
   assert.equal(cfg.vocab_size, c.vocabSize);
   assert.equal(cfg.hidden_size, 64);
   assert.equal(cfg.num_hidden_layers, c.nLayers);
