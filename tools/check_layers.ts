@@ -38,6 +38,7 @@ export const LAYERS: readonly Layer[] = [
   { prefix: "lib/deploy/", rank: 9 }, // export formats and the server
   { prefix: "lib/phases/", rank: 10 }, // the pipeline's phases
   { prefix: "lib/pipeline/", rank: 11 }, // runs the phases in order
+  { prefix: "lib/explore/", rank: 11 }, // the notebooks' explore sections: models of a run, opened up
   { prefix: "lib/cli.ts", rank: 12 }, // command line entry point
   { prefix: "lib/mod.ts", rank: 12 }, // the library's public surface
   { prefix: "lib/mod_test.ts", rank: 12 }, // tests of the public surface

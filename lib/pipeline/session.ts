@@ -32,7 +32,8 @@ import {
   writeState,
 } from "../util/run_dir.ts";
 import { RunLockedError, withRunLock } from "../util/run_lock.ts";
-import { settle } from "../viz/notebook.ts";
+import { inJupyter, LiveFigure, settle } from "../viz/notebook.ts";
+import { metricCurves } from "../viz/figures.ts";
 import { type PageSection, phaseSections, writeReport } from "../viz/report.ts";
 import { PhaseController } from "./controller.ts";
 
@@ -304,7 +305,62 @@ async function ensure(run: Run, upTo: number, verbose: boolean): Promise<void> {
  * returned too (status "failed"), so its charts can show what went wrong; `checkGate` (lib/viz/
  * notebook.ts) then stops the notebook. Throws when the phase itself threw.
  */
-export async function runPhase(run: Run, id: number, opts: { rerun?: boolean } = {}): Promise<PhaseResultFile> {
+/** Options of `runPhase`. */
+export interface RunPhaseOptions {
+  /** Train again from scratch even when the phase completed. */
+  rerun?: boolean;
+  /**
+   * A loss chart that redraws in place while the phase trains (default: on inside Jupyter), read
+   * from the run's metrics.jsonl every `liveEveryMs` (default 2000).
+   */
+  live?: boolean;
+  liveEveryMs?: number;
+}
+
+/** What a live chart cost while a phase ran. */
+export interface LiveCost {
+  /** Redraws sent (a poll that found no new step sends none). */
+  updates: number;
+  /** Polls of metrics.jsonl. */
+  polls: number;
+  /** Milliseconds the polls took on the event loop (reading, building the figure, sending it): time training did not run. */
+  ms: number;
+}
+
+/**
+ * Redraws phase `id`'s loss curves from metrics.jsonl every `everyMs` while the phase runs; `stop`
+ * draws the final state and returns what the chart cost.
+ */
+export function liveLoss(run: Run, id: number, everyMs = 2000): { stop(): Promise<LiveCost> } {
+  const chart = new LiveFigure(`phase ${id} training loss`);
+  const cost: LiveCost = { updates: 0, polls: 0, ms: 0 };
+  let seen = -1, busy: Promise<void> | undefined;
+  const poll = async () => {
+    const t0 = performance.now();
+    cost.polls++;
+    const records = (await runMetrics(run, id)).filter((r) => typeof r.loss === "number");
+    if (records.length !== seen && records.length > 0) {
+      seen = records.length;
+      await chart.update(metricCurves(records, "loss", `phase ${id} training loss (live: ${records.length} logged steps)`));
+      cost.updates++;
+    }
+    cost.ms += performance.now() - t0;
+  };
+  const timer = setInterval(() => {
+    busy ??= poll().catch((e) => run.log(`live chart: ${(e as Error).message}`)).finally(() => (busy = undefined));
+  }, everyMs);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await busy;
+      await poll().catch((e) => run.log(`live chart: ${(e as Error).message}`));
+      await chart.close();
+      return cost;
+    },
+  };
+}
+
+export async function runPhase(run: Run, id: number, opts: RunPhaseOptions = {}): Promise<PhaseResultFile> {
   const spec = phaseSpec(run, id);
   await ensure(run, id, false);
   const done = await completed(run, id);
@@ -317,7 +373,21 @@ export async function runPhase(run: Run, id: number, opts: { rerun?: boolean } =
     await settle();
     return done;
   }
-  await runIds(run, [id], new Set(opts.rerun ? [id] : []));
+  const live = (opts.live ?? inJupyter()) ? liveLoss(run, id, opts.liveEveryMs) : undefined;
+  const t0 = performance.now();
+  try {
+    await runIds(run, [id], new Set(opts.rerun ? [id] : []));
+  } finally {
+    if (live) {
+      const c = await live.stop();
+      const s = (performance.now() - t0) / 1000;
+      run.log(
+        `live loss chart: ${c.updates} redraws from ${c.polls} polls took ${(c.ms / 1000).toFixed(2)} s of the phase's ${s.toFixed(1)} s (${
+          (100 * c.ms / 1000 / s).toFixed(2)
+        }%)`,
+      );
+    }
+  }
   const r = await phaseResult(run, id);
   if (!r || (r.status !== "completed" && !r.validation.checks.length)) throw failure(run, r, id);
   if (r.status !== "completed") run.log(`phase ${id} (${spec.name}) did not pass its validation gate; its results follow`);

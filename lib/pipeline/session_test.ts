@@ -1,4 +1,5 @@
 import { acquireRunLock } from "../util/run_lock.ts";
+import { setTextSink } from "../viz/notebook.ts";
 import { z } from "zod";
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -128,6 +129,41 @@ Deno.test("runPhase runs the missing earlier phases first, then reuses results u
     key: "phases.2.crash",
     value: false,
   }]);
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("runPhase with live: the loss chart redraws while the phase trains and says what it cost", async () => {
+  const base = await tempDir();
+  const slow: PhaseSpec = {
+    id: 1,
+    name: "slow",
+    title: "a phase that logs a step every 40 ms",
+    section: z.strictObject({}),
+    async run(ctx: PhaseContext) {
+      for (let step = 1; step <= 8; step++) {
+        await new Promise((r) => setTimeout(r, 40));
+        await ctx.log({ model: "m", step, loss: 5 - step / 2 });
+      }
+      return { metrics: { score: 1 } };
+    },
+    validate: (out) => [check("score", out.metrics.score as number, 0)],
+  };
+  const lines: string[] = [];
+  const run = await openRun({ runDir: join(base, "run"), preset: "tiny", phases: [slow], ...quiet(base), log: (l) => lines.push(l) });
+  const shown: string[] = [];
+  const prev = setTextSink((t) => shown.push(t));
+  try {
+    await runPhase(run, 1, { live: true, liveEveryMs: 25 });
+  } finally {
+    setTextSink(prev);
+  }
+  const cost = lines.find((l) => l.startsWith("live loss chart:"));
+  assert.ok(cost, lines.join("\n"));
+  const [, redraws, polls] = cost.match(/(\d+) redraws from (\d+) polls/)!.map(Number);
+  assert.ok(redraws >= 3 && polls >= redraws, `redrawn while training, not only at the end: ${cost}`);
+  // Outside Jupyter the chart prints its last state once, with every logged step.
+  assert.equal(shown.length, 1, shown.join("\n"));
+  assert.match(shown[0], /phase 1 training loss \(live: 8 logged steps\)/);
   await Deno.remove(base, { recursive: true });
 });
 

@@ -34,3 +34,46 @@ export function phaseTimes(rows: { phase: number; name: string; seconds: number 
     layout: { title: { text: "wall time per phase (s)" }, height: 120 + 30 * rows.length, margin: { l: 160 } },
   };
 }
+
+/** Options of `heatmap`. */
+export interface HeatmapOptions {
+  /** Column and row labels (default 0..n-1). */
+  x?: (string | number)[];
+  y?: (string | number)[];
+  xTitle?: string;
+  yTitle?: string;
+  /** What a cell's number means (the colour bar's title). */
+  zTitle?: string;
+  /** Fixed colour range (default: the data's). */
+  zmin?: number;
+  zmax?: number;
+  /** Print each cell's value on it. */
+  annotate?: boolean;
+}
+
+/** A heatmap of `z` (rows of equal length; row 0 drawn on top). */
+export function heatmap(z: number[][], title: string, o: HeatmapOptions = {}): Figure {
+  const rows = z.length, cols = z[0]?.length ?? 0;
+  const x = o.x ?? Array.from({ length: cols }, (_, i) => i);
+  const y = o.y ?? Array.from({ length: rows }, (_, i) => i);
+  const trace: Record<string, unknown> = {
+    type: "heatmap",
+    z,
+    x,
+    y,
+    colorscale: "Viridis",
+    colorbar: o.zTitle ? { title: { text: o.zTitle } } : undefined,
+    ...(o.zmin !== undefined ? { zmin: o.zmin } : {}),
+    ...(o.zmax !== undefined ? { zmax: o.zmax } : {}),
+    ...(o.annotate ? { texttemplate: "%{z:.2f}" } : {}),
+  };
+  return {
+    data: [trace],
+    layout: {
+      title: { text: title },
+      xaxis: { title: { text: o.xTitle ?? "" }, type: "category" },
+      yaxis: { title: { text: o.yTitle ?? "" }, type: "category", autorange: "reversed" },
+      height: Math.min(900, 160 + 28 * rows),
+    },
+  };
+}

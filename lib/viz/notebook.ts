@@ -138,6 +138,56 @@ export async function showFigure(fig: Figure, label = ""): Promise<void> {
   await show({ [PLOTLY_MIME]: { data: fig.data, layout: fig.layout }, "text/html": figureHtml(fig, library) }, text);
 }
 
+/** Sends plotly.js alone, once per notebook, so that charts which redraw in place never carry it. */
+async function sendPlotlyLibrary(): Promise<void> {
+  if (plotlySent || !inJupyter()) return;
+  const library = await Deno.readTextFile(PLOTLY_JS);
+  plotlySent = true;
+  const script = `<script type="text/javascript">(function () { var d = window.define; window.define = undefined;
+${library}
+window.define = d; })();</script>`;
+  await Deno.jupyter.display({ "text/html": script, "text/plain": "(plotly.js, for the charts of this notebook)" }, { raw: true });
+}
+
+/**
+ * A chart that redraws in place while something runs: in Jupyter, the first `update` displays
+ * it under a display id and later ones send `update_display_data` for that id (Deno's
+ * `Deno.jupyter.display(..., { display_id, update })`), so the cell shows one chart that changes;
+ * the saved notebook keeps its last state. Outside Jupyter nothing is shown until `close`, which
+ * prints the last figure's text line.
+ */
+export class LiveFigure {
+  readonly label: string;
+  readonly displayId = `af-live-${crypto.randomUUID().slice(0, 12)}`;
+  /** Figures sent so far (the first display included). */
+  updates = 0;
+  #last?: Figure;
+
+  constructor(label = "") {
+    this.label = label;
+  }
+
+  /** Draws `fig` in place of the previous one. */
+  async update(fig: Figure): Promise<void> {
+    this.#last = fig;
+    if (!inJupyter()) return;
+    await sendPlotlyLibrary();
+    const bundle = {
+      [PLOTLY_MIME]: { data: fig.data, layout: fig.layout },
+      "text/html": figureHtml(fig),
+      "text/plain": figureText(fig, this.label),
+    };
+    await Deno.jupyter.display(bundle, { raw: true, display_id: this.displayId, update: this.updates > 0 });
+    this.updates++;
+  }
+
+  /** Ends the live chart: in Jupyter it stays as last drawn; elsewhere its text line is printed. */
+  async close(): Promise<void> {
+    if (inJupyter()) await settle();
+    else if (this.#last) textSink(figureText(this.#last, this.label));
+  }
+}
+
 /** Crude text of an HTML fragment for terminals: tags dropped, cells and rows spaced, entities decoded. */
 export function htmlText(html: string): string {
   return html.replace(/<\/(td|th)>/gi, "\t").replace(/<(br|\/tr|\/p|\/h\d|\/li)[^>]*>/gi, "\n").replace(/<[^>]+>/g, "")
