@@ -20,6 +20,7 @@ export * as evaluation from "./eval/mod.ts";
 export * as deploy from "./deploy/mod.ts";
 export * as phases from "./phases/mod.ts";
 export * as pipeline from "./pipeline/mod.ts";
+export * as explore from "./explore/mod.ts";
 export * as viz from "./viz/mod.ts";
 // Data, beside the layers (datasets/ sits at rank 1).
 export * as datasets from "../datasets/manager.ts";

@@ -18,6 +18,7 @@ Deno.test("lib/mod.ts exposes one namespace per layer, and a model built through
     "deploy",
     "phases",
     "pipeline",
+    "explore",
     "viz",
   ] as const;
   for (const ns of [...layers, "datasets", "arc", "puzzles"] as const) {
@@ -25,6 +26,7 @@ Deno.test("lib/mod.ts exposes one namespace per layer, and a model built through
   }
   assert.equal(af.phases.PHASES.length, 7);
   assert.equal(typeof af.pipeline.openRun, "function");
+  assert.equal(typeof af.explore.rerunGrokking, "function");
   assert.equal(typeof af.evaluation.answerMetrics, "function");
   const model = af.models.createModel("cognate-standard", {}, 0);
   const items = af.datasets.generateExamples("sanity", 8, 0);
