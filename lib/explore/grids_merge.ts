@@ -26,7 +26,8 @@ import { ARC_TRAINING_DIR } from "../../datasets/paths.ts";
 import * as tf from "@tensorflow/tfjs";
 import { STANDARD_OPTIONS } from "../compress/pipeline.ts";
 import { bitsPerWeight, type Matrix, mse } from "../compress/types.ts";
-import { type PipelineConfig, sectionOf } from "../config/config.ts";
+import { sectionOf } from "../config/config.ts";
+import type { RunLike } from "./text.ts";
 import { argmaxAllowed, Batcher } from "../deploy/batcher.ts";
 import { onnxInfo } from "../deploy/onnx.ts";
 import { OnnxRows, openOnnxKv } from "../deploy/onnx_rows.ts";
@@ -46,12 +47,6 @@ import { type Figure, heatmap } from "../viz/figures.ts";
 import { showFigure, showHtml, showTable } from "../viz/notebook.ts";
 import { esc } from "../viz/report.ts";
 
-/** What these functions need of a run: its directory and resolved config (the notebooks' `Run` fits). */
-export interface RunRef {
-  runDir: string;
-  config: PipelineConfig;
-}
-
 const phaseName = (id: number) => {
   const p = PHASES.find((q) => q.id === id);
   if (!p) throw new Error(`phase ${id} is not registered`);
@@ -59,7 +54,7 @@ const phaseName = (id: number) => {
 };
 
 /** Loads a model file of the run, saying which phase writes it when it is missing. */
-async function loadRunModel(run: RunRef, rel: string, what: string) {
+async function loadRunModel(run: RunLike, rel: string, what: string) {
   const path = join(run.runDir, rel);
   if (!(await exists(path))) throw new Error(`${path} is missing: ${what} (run that phase first)`);
   return await loadModel(path);
@@ -207,7 +202,7 @@ export async function smallestRealTask(
  * then the confidence of every predicted cell (`answerConfidence`). Returns the reason instead
  * when no task can be shown (no real ARC folder, or no real task fits the window).
  */
-export async function arcExample(run: RunRef, o: ArcExampleOptions): Promise<ArcExample | { skipped: string }> {
+export async function arcExample(run: RunLike, o: ArcExampleOptions): Promise<ArcExample | { skipped: string }> {
   const s = stageContext(run.config, 2);
   const sec = sectionOf(Phase2Section, s.phaseConfig, 2);
   let task: ArcTask, title: string, tokens: number;
@@ -288,7 +283,7 @@ export function arcExampleHtml(x: ArcExample | { skipped: string }): string {
 }
 
 /** Shows `arcExample`'s result for each source. */
-export async function showArcExamples(run: RunRef, o: { index?: number; arcDir?: string } = {}): Promise<void> {
+export async function showArcExamples(run: RunLike, o: { index?: number; arcDir?: string } = {}): Promise<void> {
   for (const source of ["generated", "real"] as const) await showHtml(arcExampleHtml(await arcExample(run, { ...o, source })));
 }
 
@@ -304,7 +299,7 @@ interface Specialist {
 }
 
 /** The base model (phase 1's, the variant phase 1 reports) and every stage specialist that shares its architecture. */
-async function specialistsOf(run: RunRef) {
+async function specialistsOf(run: RunLike) {
   const p1 = await readResult(run.runDir, phaseName(1));
   const variant = (p1?.metrics.base_variant as string | undefined) ?? "standard";
   const { model: base, meta: baseMeta } = await loadRunModel(run, phase1ModelPath(variant), "phase 1's base model");
@@ -345,7 +340,7 @@ export interface TaskVectorCosines {
 }
 
 /** Cosine similarity between every pair of task vectors (specialist - base, all parameters flattened). */
-export async function taskVectorCosines(run: RunRef): Promise<TaskVectorCosines> {
+export async function taskVectorCosines(run: RunLike): Promise<TaskVectorCosines> {
   const { baseHost, specialists, skipped } = await specialistsOf(run);
   const k = specialists.length;
   const dot = Array.from({ length: k }, () => new Array<number>(k).fill(0));
@@ -391,11 +386,11 @@ export function taskVectorFigure(c: TaskVectorCosines): Figure {
 }
 
 /** Shows the task-vector heatmap, with each vector's norm and the skipped stages. */
-export async function showTaskVectors(run: RunRef): Promise<TaskVectorCosines> {
+export async function showTaskVectors(run: RunLike): Promise<void> {
   const c = await taskVectorCosines(run);
   if (c.labels.length === 0) {
     await showHtml(`<p>No specialist shares the base model's architecture: ${esc(JSON.stringify(c.skipped))}</p>`);
-    return c;
+    return;
   }
   await showFigure(taskVectorFigure(c));
   await showTable(
@@ -405,7 +400,6 @@ export async function showTaskVectors(run: RunRef): Promise<TaskVectorCosines> {
     ],
     { title: `task vectors (base weights norm ${c.baseNorm.toPrecision(4)})` },
   );
-  return c;
 }
 
 /** How to merge: θ = θ_base + coeff · Σ τᵢ ("sum") or θ_base + coeff · mean τᵢ ("mean"). */
@@ -421,7 +415,7 @@ export interface MergeOptions {
  * disposes the model.
  */
 export async function mergedModel(
-  run: RunRef,
+  run: RunLike,
   o: MergeOptions,
 ): Promise<{ model: RegistryModel; meta: SavedModel; scale: number; phases: number[] }> {
   if (!Number.isFinite(o.coeff)) throw new Error(`coeff = ${o.coeff}: expected a number`);
@@ -472,7 +466,7 @@ export interface ScoreMergeOptions extends MergeOptions {
  * with greedy grid decoding, phase 4 answer token accuracy, phase 5 exact recall past the trained
  * window), on a small sample (`SMALL_SAMPLE`), next to phase 6's own numbers when it ran.
  */
-export async function scoreMerge(run: RunRef, o: ScoreMergeOptions): Promise<{ scale: number; phases: number[]; scores: MergeScore[] }> {
+export async function scoreMerge(run: RunLike, o: ScoreMergeOptions): Promise<{ scale: number; phases: number[]; scores: MergeScore[] }> {
   const { model, scale, phases } = await mergedModel(run, o);
   const p6 = await readResult(run.runDir, phaseName(6));
   const table = (p6?.metrics.retention as Record<string, number | string>[] | undefined) ?? [];
@@ -502,7 +496,7 @@ export async function scoreMerge(run: RunRef, o: ScoreMergeOptions): Promise<{ s
 }
 
 /** Scores the merge at `o.coeff` and shows the table. */
-export async function showMerge(run: RunRef, o: ScoreMergeOptions): Promise<void> {
+export async function showMerge(run: RunLike, o: ScoreMergeOptions): Promise<void> {
   const r = await scoreMerge(run, o);
   const sample = o.sample ?? SMALL_SAMPLE;
   await showTable(r.scores.map((s) => ({ ...s })), {
@@ -543,7 +537,7 @@ export interface RateDistortion {
  * (default phase 6's integrated model, the one phase 7 evaluates): bits per weight against
  * relative MSE, as bench/compress.ts measures them on Gaussian matrices.
  */
-export async function rateDistortion(run: RunRef, o: { matrix: string; model?: string }): Promise<RateDistortion> {
+export async function rateDistortion(run: RunLike, o: { matrix: string; model?: string }): Promise<RateDistortion> {
   const rel = o.model ?? stageModelPath(phaseName(6));
   const { model } = await loadRunModel(run, rel, "the evaluated model");
   const tensors = await model.params.toHost();
@@ -612,13 +606,12 @@ export function rateDistortionFigure(rd: RateDistortion): Figure {
 }
 
 /** Shows the rate-distortion chart and its table. */
-export async function showRateDistortion(run: RunRef, o: { matrix: string; model?: string }): Promise<RateDistortion> {
+export async function showRateDistortion(run: RunLike, o: { matrix: string; model?: string }): Promise<void> {
   const rd = await rateDistortion(run, o);
   await showFigure(rateDistortionFigure(rd));
   await showTable(rd.points.map((p) => ({ ...p })), { title: `${rd.matrix}: every standard setting` });
   const notes = Object.entries(rd.monotone).filter(([, v]) => !v.ok).map(([k, v]) => `${k}: ${v.note}`);
   if (notes.length) await showHtml(`<p>Not monotone: ${notes.map(esc).join("; ")}</p>`);
-  return rd;
 }
 
 /** The exported decoder's continuation of a prompt next to ours. */
@@ -666,7 +659,7 @@ async function greedyDynamic(path: string, ids: number[], maxNew: number, vocab:
  * through the same `Batcher` with its tfjs KV cache, so both choose among the same tokens).
  */
 export async function onnxContinuation(
-  run: RunRef,
+  run: RunLike,
   o: { prompt: string; maxNew?: number },
 ): Promise<OnnxContinuation | { skipped: string }> {
   const kv = join(run.runDir, EXPORT_GRAPHS.kv), dyn = join(run.runDir, EXPORT_GRAPHS.dynamic);
@@ -709,7 +702,7 @@ export async function onnxContinuation(
 }
 
 /** Shows the two continuations side by side. */
-export async function showOnnxContinuation(run: RunRef, o: { prompt: string; maxNew?: number }): Promise<void> {
+export async function showOnnxContinuation(run: RunLike, o: { prompt: string; maxNew?: number }): Promise<void> {
   const r = await onnxContinuation(run, o);
   if ("skipped" in r) return showHtml(`<p>Skipped: ${esc(r.skipped)}</p>`);
   await showTable([

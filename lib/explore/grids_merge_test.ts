@@ -25,11 +25,11 @@ import {
   onnxContinuation,
   rateDistortion,
   rateDistortionFigure,
-  type RunRef,
   scoreMerge,
   taskVectorCosines,
   taskVectorFigure,
 } from "./grids_merge.ts";
+import type { RunLike } from "./text.ts";
 
 await initBackend("wasm", { quiet: true });
 
@@ -42,7 +42,7 @@ async function save(runDir: string, rel: string, model: RegistryModel) {
 }
 
 /** A run directory with phase 1's base, specialists for phases 2 and 4 (other inits), phase 6's model and phase 7's ONNX exports. */
-async function fakeRun(): Promise<RunRef> {
+async function fakeRun(): Promise<RunLike> {
   const runDir = await Deno.makeTempDir({ prefix: "explore-grids-merge-" });
   const run = { runDir, config: resolveConfig({ preset: "tiny", phases: PHASES }) };
   const base = createModel("cognate-standard", config, 1);

@@ -137,10 +137,9 @@ export async function sampleCognates(run: RunLike, o: CognateSamplesOptions = {}
 }
 
 /** Shows `sampleCognates` as a table. */
-export async function showCognateSamples(run: RunLike, o: CognateSamplesOptions = {}): Promise<Record<string, string>[]> {
+export async function showCognateSamples(run: RunLike, o: CognateSamplesOptions = {}): Promise<void> {
   const rows = await sampleCognates(run, o);
   await showTable(rows, { title: "phase 1: greedy answers of the three cognates to the same prompts" });
-  return rows;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -293,7 +292,7 @@ export function ltmFigure(t: Pick<LtmTrace, "chunks" | "threshold" | "chunkSize"
 }
 
 /** Shows `ltmTrace`: the chart, then the write and slot counts. */
-export async function showLtmTrace(run: RunLike, o: LtmTraceOptions = {}): Promise<LtmTrace> {
+export async function showLtmTrace(run: RunLike, o: LtmTraceOptions = {}): Promise<void> {
   const t = await ltmTrace(run, o);
   await showFigure(t.figure);
   const s = t.stats;
@@ -303,7 +302,6 @@ export async function showLtmTrace(run: RunLike, o: LtmTraceOptions = {}): Promi
     { what: "persistent store: slots used / capacity", value: `${s.slotsUsed} / ${s.capacity}` },
     { what: "persistent store: mean slot strength", value: s.meanStrength },
   ], { title: "GatedLTM memory use" });
-  return t;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -387,10 +385,9 @@ export function actFigure(rows: readonly ActRow[], maxSteps: number): Figure {
 }
 
 /** Shows `actSteps`' heatmap. */
-export async function showActSteps(run: RunLike, o: ActStepsOptions = {}): Promise<ActSteps> {
+export async function showActSteps(run: RunLike, o: ActStepsOptions = {}): Promise<void> {
   const a = await actSteps(run, o);
   await showFigure(a.figure);
-  return a;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -534,10 +531,9 @@ export async function mathRationale(run: RunLike, o: MathRationaleOptions = {}):
 }
 
 /** Shows `mathRationale`'s table. */
-export async function showMathRationale(run: RunLike, o: MathRationaleOptions = {}): Promise<MathRationale> {
+export async function showMathRationale(run: RunLike, o: MathRationaleOptions = {}): Promise<void> {
   const r = await mathRationale(run, o);
   await showHtml(r.html);
-  return r;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -724,11 +720,10 @@ export function needleFigure(s: Pick<NeedleSweep, "depths" | "accuracy" | "keys"
 }
 
 /** Shows `needleSweep`: the chart, then every generation. */
-export async function showNeedleSweep(run: RunLike, o: NeedleSweepOptions = {}): Promise<NeedleSweep> {
+export async function showNeedleSweep(run: RunLike, o: NeedleSweepOptions = {}): Promise<void> {
   const s = await needleSweep(run, o);
   await showFigure(s.figure);
   await showTable(s.rows.map(({ prompt: _, ...r }) => ({ ...r, measuredDepth: Number(r.measuredDepth.toFixed(3)) })), {
     title: `greedy answers (${s.length}-token prompts)`,
   });
-  return s;
 }
