@@ -5,7 +5,9 @@
  * Chromium (Debian's `chromium`); a chart counts as drawn when plotly put its SVG into the
  * chart's div. Optionally screenshots the page.
  *
- *     deno run -A notebooks/browser_check.ts EXECUTED.ipynb... [--out DIR] [--screenshot DIR]
+ *     deno run -A notebooks/browser_check.ts EXECUTED.ipynb... [--out DIR] [--screenshot DIR] [--height PX]
+ *
+ * (`--height`: the screenshot's height in pixels, default 3600; the page is cut there.)
  *
  * Prints one line per notebook (charts drawn / charts) and exits 1 when a chart did not draw.
  * `tests/notebooks_test.ts` runs it on the notebooks it executes; run it yourself on the folder
@@ -62,6 +64,7 @@ export async function checkNotebook(
   outDir: string,
   tools: { chromium: string; python: string },
   shotDir?: string,
+  shotHeight = 3600,
 ): Promise<BrowserCheck> {
   const chromium = tools.chromium;
   await Deno.mkdir(outDir, { recursive: true });
@@ -83,7 +86,7 @@ export async function checkNotebook(
     await Deno.mkdir(shotDir, { recursive: true });
     const png = join(shotDir, basename(ipynb).replace(/\.ipynb$/, ".png"));
     const shot = await new Deno.Command(chromium, {
-      args: [...flags, "--window-size=1200,3600", `--screenshot=${resolve(png)}`, url],
+      args: [...flags, `--window-size=1200,${shotHeight}`, `--screenshot=${resolve(png)}`, url],
       stdout: "null",
       stderr: "null",
     }).output();
@@ -104,10 +107,10 @@ if (import.meta.main) {
   const { values, positionals } = parseArgs({
     args: Deno.args,
     allowPositionals: true,
-    options: { out: { type: "string" }, screenshot: { type: "string" } },
+    options: { out: { type: "string" }, screenshot: { type: "string" }, height: { type: "string", default: "3600" } },
   });
   if (!positionals.length) {
-    console.error("usage: deno run -A notebooks/browser_check.ts EXECUTED.ipynb... [--out DIR] [--screenshot DIR]");
+    console.error("usage: deno run -A notebooks/browser_check.ts EXECUTED.ipynb... [--out DIR] [--screenshot DIR] [--height PX]");
     Deno.exit(2);
   }
   const chromium = await findChromium(), python = await findNbconvert();
@@ -118,7 +121,9 @@ if (import.meta.main) {
   let bad = 0;
   const out = values.out ?? await Deno.makeTempDir({ prefix: "af-nbhtml-" });
   for (const f of positionals) {
-    const r = await checkNotebook(f, out, { chromium, python }, values.screenshot);
+    const height = Number(values.height);
+    if (!Number.isInteger(height) || height < 100) throw new Error(`--height ${values.height}: expected an integer >= 100`);
+    const r = await checkNotebook(f, out, { chromium, python }, values.screenshot, height);
     console.log(describeCheck(r));
     if (r.charts === 0 || r.drawn < r.charts) bad++;
   }
