@@ -37,6 +37,7 @@ export const LAYERS: readonly Layer[] = [
   { prefix: "lib/eval/", rank: 8 }, // evaluation suites and exports
   { prefix: "lib/deploy/", rank: 9 }, // export formats and the server
   { prefix: "lib/phases/", rank: 10 }, // the pipeline's phases
+  { prefix: "lib/evolve/", rank: 10 }, // merge recipes and their search (CMA-ES), over the phases' stages
   { prefix: "lib/pipeline/", rank: 11 }, // runs the phases in order
   { prefix: "lib/explore/", rank: 11 }, // the notebooks' explore sections: models of a run, opened up
   { prefix: "lib/cli.ts", rank: 12 }, // command line entry point

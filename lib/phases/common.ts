@@ -32,7 +32,10 @@ export function cognateFor(config: PipelineConfig, variant: CognateVariant, over
  * The model phase 1 handed on (`metrics.base_variant` of its result, default `standard`),
  * loaded fresh. Throws, naming the file, when phase 1 has not completed in this run.
  */
-export async function loadBase(ctx: PhaseContext, variant?: CognateVariant): Promise<{ model: RegistryModel; meta: SavedModel }> {
+export async function loadBase(
+  ctx: Pick<PhaseContext, "previous" | "phase" | "runDir">,
+  variant?: CognateVariant,
+): Promise<{ model: RegistryModel; meta: SavedModel }> {
   const p1 = await ctx.previous(1);
   if (!p1) {
     throw new Error(

@@ -34,5 +34,5 @@ export {
 } from "./p3_grids.ts";
 export { phase4, Phase4Section } from "./p4_math.ts";
 export { phase5, Phase5Section } from "./p5_long_context.ts";
-export { phase6, Phase6Section } from "./p6_integration.ts";
+export { type MergeInputs, mergeInputs, phase6, Phase6Section, taskArithmetic } from "./p6_integration.ts";
 export { phase7, Phase7Section } from "./p7_evaluation.ts";

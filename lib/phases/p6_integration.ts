@@ -65,6 +65,53 @@ function sameShapes(a: Map<string, HostTensor>, b: Map<string, HostTensor>): boo
   return true;
 }
 
+/** What phase 6 merges: the base model and the specialists that share its architecture. */
+export interface MergeInputs {
+  base: RegistryModel;
+  baseMeta: SavedModel;
+  baseHost: Map<string, HostTensor>;
+  specialists: { phase: number; tensors: Map<string, HostTensor>; meta: SavedModel }[];
+  /** Stages without a mergeable model, and why (they join through replay only). */
+  skipped: { phase: number; why: string }[];
+  /** The merged model's key and config: the base's key, the longest context of any specialist. */
+  mergedMeta: SavedModel;
+}
+
+/**
+ * Loads the base (phase 1's `base_variant`) and every completed stage's model of `runDir` that
+ * shares the base's architecture (`results`: the stages' result.json, by phase id, phase 1 excluded).
+ * The caller disposes `base`.
+ */
+export async function mergeInputs(
+  ctx: Pick<PhaseContext, "previous" | "phase" | "runDir">,
+  results: Map<number, PhaseResultFile>,
+): Promise<MergeInputs> {
+  const { model: base, meta: baseMeta } = await loadBase(ctx);
+  const baseHost = await base.params.toHost();
+  const specialists: MergeInputs["specialists"] = [];
+  const skipped: MergeInputs["skipped"] = [];
+  for (const [phase, r] of [...results].filter(([id]) => id !== 1).sort((a, b) => a[0] - b[0])) {
+    const file = r.artifacts.find((a) => a.endsWith(MODEL_FILE));
+    if (!file) {
+      skipped.push({ phase, why: "no model.safetensors among its artifacts" });
+      continue;
+    }
+    const { model, meta } = await loadModel(join(ctx.runDir, file));
+    const tensors = await model.params.toHost();
+    model.dispose();
+    if (meta.key !== baseMeta.key || !sameShapes(tensors, baseHost)) {
+      skipped.push({ phase, why: `${meta.key} differs from the base ${baseMeta.key}: joins through replay only` });
+      continue;
+    }
+    specialists.push({ phase, tensors, meta });
+  }
+  const longest = specialists.reduce(
+    (a, s) => ((s.meta.config.maxSeqLen as number) > (a.config.maxSeqLen as number) ? s.meta : a),
+    baseMeta,
+  );
+  return { base, baseMeta, baseHost, specialists, skipped, mergedMeta: { key: baseMeta.key, config: { ...longest.config } } };
+}
+
 interface StageRow {
   phase: number;
   name: string;
@@ -99,30 +146,7 @@ export function phase6(stages: readonly PhaseSpec[]): PhaseSpec {
     if (!live.some((p) => p.id === 1)) throw new Error("phase 6 needs phase 1 completed in this run (its base model and sanity stage)");
 
     // 1. Merge the specialists that share the base architecture.
-    const { model: base, meta: baseMeta } = await loadBase(ctx);
-    const baseHost = await base.params.toHost();
-    const specialists: { phase: number; tensors: Map<string, HostTensor>; meta: SavedModel }[] = [];
-    const skipped: { phase: number; why: string }[] = [];
-    for (const p of live.filter((p) => p.id !== 1)) {
-      const file = results.get(p.id)!.artifacts.find((a) => a.endsWith(MODEL_FILE));
-      if (!file) {
-        skipped.push({ phase: p.id, why: "no model.safetensors among its artifacts" });
-        continue;
-      }
-      const { model, meta } = await loadModel(join(ctx.runDir, file));
-      const tensors = await model.params.toHost();
-      model.dispose();
-      if (meta.key !== baseMeta.key || !sameShapes(tensors, baseHost)) {
-        skipped.push({ phase: p.id, why: `${meta.key} differs from the base ${baseMeta.key}: joins through replay only` });
-        continue;
-      }
-      specialists.push({ phase: p.id, tensors, meta });
-    }
-    const longest = specialists.reduce(
-      (a, s) => ((s.meta.config.maxSeqLen as number) > (a.config.maxSeqLen as number) ? s.meta : a),
-      baseMeta,
-    );
-    const mergedMeta: SavedModel = { key: baseMeta.key, config: { ...longest.config } };
+    const { base, baseHost, specialists, skipped, mergedMeta } = await mergeInputs(ctx, results);
     const scale = c.merge_scale > 0 ? c.merge_scale : 1 / Math.max(1, specialists.length);
     const mergedTensors = c.merge === "none" ? baseHost : taskArithmetic(baseHost, specialists.map((s) => s.tensors), scale);
     const model = createModel(mergedMeta.key, mergedMeta.config, 0);
