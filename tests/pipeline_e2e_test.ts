@@ -10,6 +10,7 @@ import type { RunState } from "../lib/util/run_dir.ts";
 import type { PhaseResultFile } from "../lib/util/run_dir.ts";
 import { exists, readJson } from "../lib/util/fs.ts";
 import { PHASES } from "../lib/phases/mod.ts";
+import { openRun, phaseReport, runPhase } from "../lib/pipeline/session.ts";
 
 const CLI = new URL("../lib/cli.ts", import.meta.url).pathname;
 const base = await Deno.makeTempDir({ prefix: "af-e2e-" });
@@ -134,6 +135,42 @@ Deno.test("every phase's gate fails for a model that did not learn (its base or 
       `phase ${p.id}: a model that did not learn fails ${failed.map((c) => `"${c.name}" (${c.value} < ${c.threshold})`).join(", ")}`,
     );
   }
+});
+
+Deno.test("phase 6 with merge = evolved: breeds a recipe on the run's specialists and reports its search", async () => {
+  // A copy of the full run, phase 6 rerun from it with the evolved merge (2 generations).
+  const dir = join(base, "evolved");
+  await new Deno.Command("cp", { args: ["-r", fullRun, dir] }).output();
+  const run = await openRun({
+    runDir: dir,
+    preset: "tiny",
+    backend: "wasm",
+    log: () => {},
+    sets: ["phases.6.merge=evolved", "phases.6.evolve_generations=2", "phases.6.evolve_popsize=4"],
+  });
+  const r = await runPhase(run, 6, { rerun: true, live: false });
+  const ev = r.metrics.evolve as {
+    evaluations: number;
+    start_fitness: number;
+    best_fitness: number;
+    history: unknown[];
+    coefficients: number[][];
+  };
+  assert.equal(r.metrics.merge, "evolved");
+  assert.equal(ev.history.length, 2);
+  assert.equal(ev.evaluations, 1 + 2 * 4, "the start and 2 generations of 4");
+  assert.ok(ev.best_fitness >= ev.start_fitness, `never worse than the start on validation: ${ev.best_fitness} vs ${ev.start_fitness}`);
+  assert.equal(ev.coefficients.length, (r.metrics.merged_phases as number[]).length);
+  const titles = phaseReport(run, r).map((s) => s.title);
+  assert.ok(
+    titles.some((t) => t.includes("fitness by generation")) && titles.some((t) => t.includes("coefficients by layer")),
+    titles.join("; "),
+  );
+  const taskArithmetic = (await phaseResults(fullRun)).get(6)!.metrics;
+  console.log(
+    `phase 6 at tiny: merged ${taskArithmetic.mean_merged} -> integrated ${taskArithmetic.mean_integrated} (task arithmetic); ` +
+      `${r.metrics.mean_merged} -> ${r.metrics.mean_integrated} (evolved ties, ${ev.evaluations} evaluations)`,
+  );
 });
 
 Deno.test("a run killed during phase 3 resumes to completion, with the uninterrupted run's results", async () => {

@@ -18,7 +18,10 @@ import { createModel, type RegistryModel } from "../models/registry.ts";
 import { check, type PhaseContext, type PhaseOutput, type PhaseSpec } from "./spec.ts";
 import type { PhaseResultFile, ValidationCheck } from "../util/run_dir.ts";
 import { stageContext } from "../eval/stage.ts";
-import { esc } from "../viz/report.ts";
+import { esc, type PageSection } from "../viz/report.ts";
+import { heatmap } from "../viz/figures.ts";
+import { breedRecipe, FITNESS_SAMPLE, scoreTensors, validationContext } from "../evolve/breed.ts";
+import { applyRecipe, parameterGroups } from "../evolve/merge.ts";
 import { deriveSeed, Rng } from "../util/rng.ts";
 import { loadBase, loggedLosses, phaseTrainer, trainText } from "./common.ts";
 import { sectionOf } from "../config/config.ts";
@@ -33,8 +36,12 @@ export const Phase6Section = z.strictObject({
   batch_size: z.number().int().min(0).default(16), // Windows per step (0: the run's training.batch_size).
   lr: z.number().min(0).default(0.001), // Peak learning rate (0: the run's training.lr).
   replay_per_stage: z.number().int().min(1).default(1500), // Most training items replayed from each stage.
-  merge: z.enum(["task_arithmetic", "none"]).default("task_arithmetic"), // `task_arithmetic` merges the specialists into the base; `none` starts joint fine-tuning from the base.
+  merge: z.enum(["task_arithmetic", "evolved", "none"]).default("task_arithmetic"), // `task_arithmetic` merges the specialists into the base; `evolved` breeds a recipe first (lib/evolve/, evolve_*); `none` starts joint fine-tuning from the base.
   merge_scale: z.number().min(0).default(0), // Task-arithmetic scale (0: 1 / number of merged specialists, the plain average).
+  evolve_method: z.enum(["task_arithmetic", "ties", "dare"]).default("ties"), // merge = evolved: the method whose per-layer coefficients CMA-ES searches.
+  evolve_generations: z.number().int().min(1).default(6), // merge = evolved: CMA-ES generations (each scores every candidate on the stages' validation contexts).
+  evolve_popsize: z.number().int().min(0).default(0), // merge = evolved: candidates per generation (0: CMA-ES's 4 + 3 ln n).
+  evolve_density: z.number().gt(0).max(1).default(0.5), // merge = evolved: TIES / DARE density (fraction of each task vector kept).
   gate_min_retention: z.number().min(0).default(0.6), // Gate: mean retention (integrated / specialist) over the stages must reach this.
   gate_min_gain: z.number().default(0.02), // Gate: the integrated model's mean stage metric must beat the base model's by this much.
 });
@@ -148,7 +155,40 @@ export function phase6(stages: readonly PhaseSpec[]): PhaseSpec {
     // 1. Merge the specialists that share the base architecture.
     const { base, baseHost, specialists, skipped, mergedMeta } = await mergeInputs(ctx, results);
     const scale = c.merge_scale > 0 ? c.merge_scale : 1 / Math.max(1, specialists.length);
-    const mergedTensors = c.merge === "none" ? baseHost : taskArithmetic(baseHost, specialists.map((s) => s.tensors), scale);
+    let mergedTensors = c.merge === "none" ? baseHost : taskArithmetic(baseHost, specialists.map((s) => s.tensors), scale);
+    let evolve: Record<string, unknown> | undefined;
+    if (c.merge === "evolved" && specialists.length) {
+      // Breed a recipe on the stages' validation contexts (not the held-out sets scored below).
+      const groups = parameterGroups(baseHost.keys());
+      const fitness = async (t: Map<string, HostTensor>) =>
+        (await scoreTensors(t, mergedMeta, live, (id) => validationContext(ctx.config, id, FITNESS_SAMPLE[id] ?? {}))).mean;
+      const r = await breedRecipe(baseHost, specialists.map((s) => s.tensors), groups, fitness, {
+        method: c.evolve_method,
+        generations: c.evolve_generations,
+        popsize: c.evolve_popsize || undefined,
+        density: c.evolve_density,
+        seed: deriveSeed(ctx.seed, "evolve"),
+        onGeneration: (g) =>
+          ctx.log({ model: "evolve", step: g.generation, fitness_best: g.best, fitness_mean: g.mean, fitness_best_ever: g.bestEver }),
+      });
+      mergedTensors = applyRecipe(baseHost, specialists.map((s) => s.tensors), r.best.recipe);
+      evolve = {
+        method: r.method,
+        groups,
+        specialists: specialists.map((s) => s.phase),
+        evaluations: r.evaluations,
+        start_fitness: round(r.start.fitness),
+        best_fitness: round(r.best.fitness),
+        coefficients: r.best.recipe.weights.map((row) => row.map((w) => round(w))),
+        density: r.best.recipe.density,
+        history: r.history.map((h) => ({
+          generation: h.generation,
+          best: round(h.best),
+          mean: round(h.mean),
+          best_ever: round(h.bestEver),
+        })),
+      };
+    }
     const model = createModel(mergedMeta.key, mergedMeta.config, 0);
     model.params.load(mergedTensors, { source: "merged specialists" });
 
@@ -209,6 +249,7 @@ export function phase6(stages: readonly PhaseSpec[]): PhaseSpec {
         skipped,
         merge: c.merge,
         merge_scale: round(scale),
+        ...(evolve ? { evolve } : {}),
         seq_len: seqLen,
         replay: replayCounts,
         windows: windows.count,
@@ -256,7 +297,47 @@ export function phase6(stages: readonly PhaseSpec[]): PhaseSpec {
       })),
       layout: { title: { text: "each stage's metric: specialist, base, merged, integrated" }, barmode: "group", height: 380 },
     };
-    return [{ title: "Phase 6: retention of every stage", html, figure }];
+    const sections: PageSection[] = [{ title: "Phase 6: retention of every stage", html, figure }];
+    const ev = r.metrics.evolve as
+      | {
+        method: string;
+        groups: string[];
+        specialists: number[];
+        coefficients: number[][];
+        history: { generation: number; best: number; mean: number; best_ever: number }[];
+        start_fitness: number;
+        evaluations: number;
+      }
+      | undefined;
+    if (ev) {
+      const h = ev.history;
+      sections.push({
+        title: `Phase 6: the evolved ${ev.method} merge, fitness by generation`,
+        html:
+          `<p>CMA-ES over ${ev.specialists.length} specialists x ${ev.groups.length} layer groups, ${ev.evaluations} evaluations; fitness = mean stage metric on validation contexts (other seeds than the held-out sets above); the start is phase 6's task arithmetic (${ev.start_fitness}).</p>`,
+        figure: {
+          data: [
+            { type: "scatter", mode: "lines+markers", name: "best so far", x: h.map((g) => g.generation), y: h.map((g) => g.best_ever) },
+            { type: "scatter", mode: "lines+markers", name: "generation mean", x: h.map((g) => g.generation), y: h.map((g) => g.mean) },
+          ],
+          layout: {
+            title: { text: `evolved ${ev.method}: validation fitness by generation` },
+            xaxis: { title: { text: "generation" } },
+            height: 360,
+          },
+        },
+      });
+      sections.push({
+        title: `Phase 6: the evolved ${ev.method} recipe's coefficients by layer`,
+        figure: heatmap(ev.coefficients, `evolved ${ev.method}: coefficient by specialist and layer group`, {
+          x: ev.groups,
+          y: ev.specialists.map((p) => `phase ${p}`),
+          zTitle: "coefficient",
+          annotate: true,
+        }),
+      });
+    }
+    return sections;
   }
 
   return {
