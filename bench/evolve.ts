@@ -14,14 +14,10 @@
 import { parseArgs } from "node:util";
 import { initBackend } from "../lib/backend/mod.ts";
 import { checkResolved } from "../lib/config/config.ts";
-import { stageContext } from "../lib/eval/stage.ts";
-import { breedRecipe, type BreedResult, FITNESS_SAMPLE, scoreTensors, validationContext } from "../lib/evolve/breed.ts";
-import { applyRecipe, MERGE_METHODS, type MergeMethod, parameterGroups, uniformRecipe } from "../lib/evolve/merge.ts";
-import { mergeInputs, PHASES } from "../lib/phases/mod.ts";
-import type { PhaseSpec } from "../lib/phases/spec.ts";
+import { coefficientFigure, compareMerges, fitnessFigure } from "../lib/evolve/compare.ts";
+import { MERGE_METHODS, type MergeMethod } from "../lib/evolve/merge.ts";
+import { PHASES } from "../lib/phases/mod.ts";
 import { readJson, writeAtomic, writeJsonAtomic } from "../lib/util/fs.ts";
-import { type PhaseResultFile, readResult } from "../lib/util/run_dir.ts";
-import { heatmap } from "../lib/viz/figures.ts";
 import { figureHtml } from "../lib/viz/notebook.ts";
 import { join } from "node:path";
 
@@ -51,111 +47,22 @@ if (!Number.isInteger(generations) || generations < 1) throw new Error(`--genera
 await initBackend("wasm", { quiet: true });
 const cfgFile = join(runDir, "config.json");
 const config = checkResolved(await readJson(cfgFile), PHASES, cfgFile);
-const results = new Map<number, PhaseResultFile>();
-const stages: PhaseSpec[] = [];
-for (const p of PHASES) {
-  if (!p.stage) continue;
-  const r = await readResult(runDir, p);
-  if (r?.status === "completed") {
-    results.set(p.id, r);
-    stages.push(p);
-  }
-}
-const ctx = { runDir, phase: 6, previous: (id: number) => Promise.resolve(results.get(id)) };
-const inputs = await mergeInputs(ctx, results);
-inputs.base.dispose();
-if (!inputs.specialists.length) throw new Error(`${runDir}: no specialist shares the base's architecture; nothing to merge`);
-const groups = parameterGroups(inputs.baseHost.keys());
-const specs = inputs.specialists.map((s) => s.tensors);
-const k = specs.length;
-console.log(
-  `bench:evolve on ${runDir}: base + phases ${
-    inputs.specialists.map((s) => s.phase).join(", ")
-  } (${k} specialists), ${groups.length} groups (${groups.join(", ")}), ${k * groups.length} coefficients; stages ${
-    stages.map((s) => s.id).join(", ")
-  }`,
-);
-for (const s of inputs.skipped) console.log(`  phase ${s.phase} not merged: ${s.why}`);
-
-const valCtx = (id: number) => validationContext(config, id, FITNESS_SAMPLE[id] ?? {});
-const testCtx = (id: number) => stageContext(config, id);
-const fitness = async (t: Parameters<typeof scoreTensors>[0]) => (await scoreTensors(t, inputs.mergedMeta, stages, valCtx)).mean;
-
-const rows: Record<string, unknown>[] = [];
-const scoreRow = async (label: string, t: Parameters<typeof scoreTensors>[0], validation: number) => {
-  const test = await scoreTensors(t, inputs.mergedMeta, stages, testCtx);
-  const row = { recipe: label, validation_fitness: round(validation), ...prefix(test.byStage), heldout_mean: round(test.mean) };
-  rows.push(row);
-  console.log(`  ${label}: validation ${validation.toFixed(4)}, held-out mean ${test.mean.toFixed(4)}`);
-};
-const round = (x: number) => Math.round(x * 1e4) / 1e4;
-const prefix = (by: Record<number, number>) => Object.fromEntries(Object.entries(by).map(([id, v]) => [`heldout_p${id}`, round(v)]));
-
-const t0 = performance.now();
-const start = uniformRecipe("task_arithmetic", groups, k, 1 / k);
-await scoreRow(
-  "phase 6: task arithmetic, 1/k",
-  applyRecipe(inputs.baseHost, specs, start),
-  await fitness(applyRecipe(inputs.baseHost, specs, start)),
-);
-const runs: BreedResult[] = [];
-for (const method of methods) {
-  console.log(`breeding ${method}: ${generations} generations`);
-  const r = await breedRecipe(inputs.baseHost, specs, groups, fitness, {
-    method,
-    generations,
-    popsize,
-    density,
-    seed,
-    onGeneration: (g) =>
-      console.log(
-        `  ${method} generation ${g.generation}: best ${g.best.toFixed(4)}, mean ${g.mean.toFixed(4)}, best so far ${
-          g.bestEver.toFixed(4)
-        }`,
-      ),
-  });
-  runs.push(r);
-  await scoreRow(`evolved ${method} (${r.evaluations} evaluations)`, applyRecipe(inputs.baseHost, specs, r.best.recipe), r.best.fitness);
-}
-const seconds = (performance.now() - t0) / 1000;
-
-const cols = Object.keys(rows[0]);
+const res = await compareMerges(runDir, config, { methods, generations, popsize, density, seed });
+console.log(`base + phases ${res.specialists.join(", ")}; ${res.groups.length} groups (${res.groups.join(", ")})`);
+for (const s of res.skipped) console.log(`  phase ${s.phase} not merged: ${s.why}`);
+const cols = Object.keys(res.rows[0]);
 console.log(`\n| ${cols.join(" | ")} |\n| ${cols.map(() => "---").join(" | ")} |`);
-for (const r of rows) console.log(`| ${cols.map((c) => String(r[c])).join(" | ")} |`);
-console.log(`\n${seconds.toFixed(0)} s; validation = other seeds than the held-out sets, smaller samples (FITNESS_SAMPLE)`);
+for (const r of res.rows) console.log(`| ${cols.map((c) => String(r[c])).join(" | ")} |`);
+console.log(`\n${res.seconds.toFixed(0)} s; validation = other seeds than the held-out sets, smaller samples (FITNESS_SAMPLE)`);
 
-if (values.json) {
-  await writeJsonAtomic(values.json, { runDir, groups, specialists: inputs.specialists.map((s) => s.phase), rows, runs, seconds });
-}
+if (values.json) await writeJsonAtomic(values.json, { runDir, ...res });
 if (values.html) {
-  const fitnessFig = {
-    data: runs.map((r) => ({
-      type: "scatter",
-      mode: "lines+markers",
-      name: r.method,
-      x: r.history.map((h) => h.generation),
-      y: r.history.map((h) => h.bestEver),
-    })),
-    layout: {
-      title: { text: "best validation fitness by generation" },
-      xaxis: { title: { text: "generation" } },
-      yaxis: { title: { text: "mean stage metric" } },
-      height: 380,
-    },
-  };
-  const coeffFigs = runs.map((r) =>
-    heatmap(r.best.recipe.weights, `best ${r.method} recipe: coefficient by specialist and layer group`, {
-      x: groups,
-      y: inputs.specialists.map((s) => `phase ${s.phase}`),
-      zTitle: "coefficient",
-      annotate: true,
-    })
-  );
   const table = `<table border="1" cellpadding="4"><tr>${cols.map((c) => `<th>${c}</th>`).join("")}</tr>${
-    rows.map((r) => `<tr>${cols.map((c) => `<td>${r[c]}</td>`).join("")}</tr>`).join("")
+    res.rows.map((r) => `<tr>${cols.map((c) => `<td>${r[c]}</td>`).join("")}</tr>`).join("")
   }</table>`;
   const lib = await Deno.readTextFile(new URL("../node_modules/plotly.js-dist-min/plotly.min.js", import.meta.url));
-  const figs = [fitnessFig, ...coeffFigs].map((f, i) => figureHtml(f, i === 0 ? lib : undefined)).join("\n");
+  const figs = [fitnessFigure(res.runs), ...res.runs.map((r) => coefficientFigure(r, res.specialists))]
+    .map((f, i) => figureHtml(f, i === 0 ? lib : undefined)).join("\n");
   await writeAtomic(
     values.html,
     `<!doctype html><meta charset="utf-8"><title>bench:evolve</title><h1>Merge breeding on ${runDir}</h1>${table}${figs}`,

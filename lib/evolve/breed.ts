@@ -56,6 +56,16 @@ export async function scoreTensors(
   }
 }
 
+/** The fitness breeding maximizes: the mean stage metric of merged tensors on the stages' validation contexts (FITNESS_SAMPLE). */
+export function validationFitness(
+  meta: SavedModel,
+  stages: readonly PhaseSpec[],
+  config: PipelineConfig,
+): (tensors: Map<string, HostTensor>) => Promise<number> {
+  const ctx = (id: number) => validationContext(config, id, FITNESS_SAMPLE[id] ?? {});
+  return async (tensors) => (await scoreTensors(tensors, meta, stages, ctx)).mean;
+}
+
 /** How a breeding run searches. */
 export interface BreedOptions {
   method: MergeMethod;

@@ -20,7 +20,7 @@ import type { PhaseResultFile, ValidationCheck } from "../util/run_dir.ts";
 import { stageContext } from "../eval/stage.ts";
 import { esc, type PageSection } from "../viz/report.ts";
 import { heatmap } from "../viz/figures.ts";
-import { breedRecipe, FITNESS_SAMPLE, scoreTensors, validationContext } from "../evolve/breed.ts";
+import { breedRecipe, validationFitness } from "../evolve/breed.ts";
 import { applyRecipe, parameterGroups } from "../evolve/merge.ts";
 import { deriveSeed, Rng } from "../util/rng.ts";
 import { loadBase, loggedLosses, phaseTrainer, trainText } from "./common.ts";
@@ -160,8 +160,7 @@ export function phase6(stages: readonly PhaseSpec[]): PhaseSpec {
     if (c.merge === "evolved" && specialists.length) {
       // Breed a recipe on the stages' validation contexts (not the held-out sets scored below).
       const groups = parameterGroups(baseHost.keys());
-      const fitness = async (t: Map<string, HostTensor>) =>
-        (await scoreTensors(t, mergedMeta, live, (id) => validationContext(ctx.config, id, FITNESS_SAMPLE[id] ?? {}))).mean;
+      const fitness = validationFitness(mergedMeta, live, ctx.config);
       const r = await breedRecipe(baseHost, specialists.map((s) => s.tensors), groups, fitness, {
         method: c.evolve_method,
         generations: c.evolve_generations,

@@ -1,0 +1,129 @@
+/**
+ * Breeding on a run: every chosen merge method bred over the run's specialists (breed.ts) and
+ * compared with phase 6's task-arithmetic merge on the stages' held-out sets (what phase 6 and the
+ * report score), before joint fine-tuning. `bench:evolve` and notebook 08 run it.
+ */
+import type { PipelineConfig } from "../config/config.ts";
+import { stageContext } from "../eval/stage.ts";
+import type { HostTensor } from "../nn/params.ts";
+import { mergeInputs, PHASES } from "../phases/mod.ts";
+import type { PhaseSpec } from "../phases/spec.ts";
+import { type PhaseResultFile, readResult } from "../util/run_dir.ts";
+import { type Figure, heatmap } from "../viz/figures.ts";
+import { breedRecipe, type BreedResult, type GenerationStats, scoreTensors, validationFitness } from "./breed.ts";
+import { applyRecipe, type MergeMethod, parameterGroups, uniformRecipe } from "./merge.ts";
+
+export interface CompareOptions {
+  methods: MergeMethod[];
+  generations: number;
+  popsize?: number;
+  density?: number;
+  seed?: number;
+  onGeneration?: (method: MergeMethod, g: GenerationStats) => void | Promise<void>;
+  log?: (line: string) => void;
+}
+
+/** One recipe's scores: validation fitness, each stage's held-out metric (`heldout_p<id>`), their mean. */
+export type CompareRow = Record<string, string | number>;
+
+export interface CompareResult {
+  groups: string[];
+  specialists: number[];
+  skipped: { phase: number; why: string }[];
+  rows: CompareRow[];
+  runs: BreedResult[];
+  seconds: number;
+}
+
+const round = (x: number) => Math.round(x * 1e4) / 1e4;
+
+/** Breeds `o.methods` on the run in `runDir` (phases 1-5 completed) and scores them beside phase 6's merge. */
+export async function compareMerges(runDir: string, config: PipelineConfig, o: CompareOptions): Promise<CompareResult> {
+  const log = o.log ?? ((l: string) => console.log(l));
+  const results = new Map<number, PhaseResultFile>();
+  const stages: PhaseSpec[] = [];
+  for (const p of PHASES) {
+    if (!p.stage) continue;
+    const r = await readResult(runDir, p);
+    if (r?.status === "completed") {
+      results.set(p.id, r);
+      stages.push(p);
+    }
+  }
+  const inputs = await mergeInputs({ runDir, phase: 6, previous: (id) => Promise.resolve(results.get(id)) }, results);
+  inputs.base.dispose();
+  if (!inputs.specialists.length) throw new Error(`${runDir}: no specialist shares the base's architecture; nothing to merge`);
+  const groups = parameterGroups(inputs.baseHost.keys());
+  const specs = inputs.specialists.map((s) => s.tensors);
+  const k = specs.length;
+  const testCtx = (id: number) => stageContext(config, id);
+  const fitness = validationFitness(inputs.mergedMeta, stages, config);
+  const rows: CompareRow[] = [];
+  const scoreRow = async (label: string, t: Map<string, HostTensor>, validation: number) => {
+    const test = await scoreTensors(t, inputs.mergedMeta, stages, testCtx);
+    const byStage = Object.fromEntries(Object.entries(test.byStage).map(([id, v]) => [`heldout_p${id}`, round(v)]));
+    rows.push({ recipe: label, validation_fitness: round(validation), ...byStage, heldout_mean: round(test.mean) });
+    log(`${label}: validation ${validation.toFixed(4)}, held-out mean ${test.mean.toFixed(4)}`);
+  };
+  const t0 = performance.now();
+  const start = applyRecipe(inputs.baseHost, specs, uniformRecipe("task_arithmetic", groups, k, 1 / k));
+  await scoreRow("phase 6: task arithmetic, 1/k", start, await fitness(start));
+  const runs: BreedResult[] = [];
+  for (const method of o.methods) {
+    log(`breeding ${method}: ${o.generations} generations`);
+    const r = await breedRecipe(inputs.baseHost, specs, groups, fitness, {
+      method,
+      generations: o.generations,
+      popsize: o.popsize,
+      density: o.density,
+      seed: o.seed,
+      onGeneration: async (g) => {
+        log(
+          `  ${method} generation ${g.generation}: best ${g.best.toFixed(4)}, mean ${g.mean.toFixed(4)}, best so far ${
+            g.bestEver.toFixed(4)
+          }`,
+        );
+        await o.onGeneration?.(method, g);
+      },
+    });
+    runs.push(r);
+    await scoreRow(`evolved ${method} (${r.evaluations} evaluations)`, applyRecipe(inputs.baseHost, specs, r.best.recipe), r.best.fitness);
+  }
+  return {
+    groups,
+    specialists: inputs.specialists.map((s) => s.phase),
+    skipped: inputs.skipped,
+    rows,
+    runs,
+    seconds: (performance.now() - t0) / 1000,
+  };
+}
+
+/** Best validation fitness so far by generation, one line per bred method. */
+export function fitnessFigure(runs: readonly Pick<BreedResult, "method" | "history">[]): Figure {
+  return {
+    data: runs.map((r) => ({
+      type: "scatter",
+      mode: "lines+markers",
+      name: r.method,
+      x: r.history.map((h) => h.generation),
+      y: r.history.map((h) => h.bestEver),
+    })),
+    layout: {
+      title: { text: "merge breeding: best validation fitness by generation" },
+      xaxis: { title: { text: "generation" } },
+      yaxis: { title: { text: "mean stage metric (validation)" } },
+      height: 380,
+    },
+  };
+}
+
+/** The best recipe's coefficients, specialists by layer groups. */
+export function coefficientFigure(run: BreedResult, specialists: number[]): Figure {
+  return heatmap(run.best.recipe.weights, `evolved ${run.method}: coefficient by specialist and layer group`, {
+    x: run.best.recipe.groups,
+    y: specialists.map((p) => `phase ${p}`),
+    zTitle: "coefficient",
+    annotate: true,
+  });
+}
