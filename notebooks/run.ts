@@ -38,7 +38,7 @@ export interface Notebook {
     execution_count?: number | null;
     metadata?: Record<string, unknown>;
   }[];
-  metadata: Record<string, unknown> & { agent_forge?: { phase: number; expect_plots?: string[] } };
+  metadata: Record<string, unknown> & { agent_forge?: { phase: number | null; after?: number; expect_plots?: string[] } };
   nbformat: number;
   nbformat_minor: number;
 }
