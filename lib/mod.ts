@@ -19,6 +19,7 @@ export * as text from "./text/mod.ts";
 export * as evaluation from "./eval/mod.ts";
 export * as deploy from "./deploy/mod.ts";
 export * as phases from "./phases/mod.ts";
+export * as evolve from "./evolve/mod.ts";
 export * as pipeline from "./pipeline/mod.ts";
 export * as explore from "./explore/mod.ts";
 export * as viz from "./viz/mod.ts";

@@ -17,6 +17,7 @@ Deno.test("lib/mod.ts exposes one namespace per layer, and a model built through
     "evaluation",
     "deploy",
     "phases",
+    "evolve",
     "pipeline",
     "explore",
     "viz",
