@@ -39,6 +39,7 @@ export const LAYERS: readonly Layer[] = [
   { prefix: "lib/phases/", rank: 10 }, // the pipeline's phases
   { prefix: "lib/evolve/", rank: 10 }, // merge recipes and their search (CMA-ES), over the phases' stages
   { prefix: "lib/pipeline/", rank: 11 }, // runs the phases in order
+  { prefix: "lib/search/", rank: 11 }, // hyper-parameter search over config keys (trials run through the session)
   { prefix: "lib/explore/", rank: 11 }, // the notebooks' explore sections: models of a run, opened up
   { prefix: "lib/cli.ts", rank: 12 }, // command line entry point
   { prefix: "lib/mod.ts", rank: 12 }, // the library's public surface
