@@ -1,0 +1,79 @@
+/**
+ * The search on a fake phase whose score depends on its learning rate and steps: it beats the
+ * default config, spends fewer trial-steps than every trial to the end, and a search stopped
+ * midway resumes to exactly the uninterrupted one.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { z } from "zod";
+import { openRun, runPhase } from "../pipeline/session.ts";
+import { check, type PhaseContext, type PhaseSpec } from "../phases/spec.ts";
+import { searchReport } from "./report.ts";
+import { runSearch, type SearchOptions, searchSummary } from "./run.ts";
+import { parseSpace } from "./space.ts";
+
+/** Phase 1 does nothing; phase 2's score rises with steps and peaks at lr = 10^-2.5 (its default lr 0.1 is poor). */
+const PHASES: PhaseSpec[] = [
+  {
+    id: 1,
+    name: "one",
+    title: "nothing",
+    section: z.strictObject({}),
+    run: () => Promise.resolve({ metrics: { ok: 1 } }),
+    validate: () => [],
+  },
+  {
+    id: 2,
+    name: "two",
+    title: "a score of lr and steps",
+    section: z.strictObject({ steps: z.number().int().default(90), lr: z.number().default(0.1) }),
+    run(ctx: PhaseContext) {
+      const c = ctx.phaseConfig as { steps: number; lr: number };
+      const score = (1 - Math.exp(-c.steps / 30)) * Math.exp(-((Math.log10(c.lr) + 2.5) ** 2));
+      return Promise.resolve({ metrics: { score: Math.round(score * 1e6) / 1e6 } });
+    },
+    validate: (out) => [check("score", out.metrics.score as number, -1)],
+  },
+];
+
+Deno.test("runSearch: beats the default config, ASHA spends less than every trial to the end, a stopped search resumes exactly", async () => {
+  const base = await Deno.makeTempDir({ prefix: "af-search-" });
+  const baseRun = join(base, "base");
+  const quiet = { backend: "cpu" as const, log: () => {}, sets: [`pipeline.baseline_file=${join(base, "baselines.json")}`] };
+  const run = await openRun({ runDir: baseRun, preset: "tiny", phases: PHASES, ...quiet });
+  await runPhase(run, 1, { live: false });
+  const opts = (out: string): SearchOptions => ({
+    baseRun,
+    phase: 2,
+    metric: "score",
+    space: parseSpace({ "phases.2.lr": { log_uniform: [1e-4, 1] } }, "space"),
+    resourceKey: "phases.2.steps",
+    asha: { minResource: 10, maxResource: 90, eta: 3, maxTrials: 9 },
+    sampler: "tpe",
+    seed: 1,
+    out,
+    phases: PHASES,
+    backend: "cpu",
+    log: () => {},
+  });
+  const whole = await runSearch(opts(join(base, "whole")));
+  assert.ok(whole.done);
+  const s = searchSummary(whole);
+  console.log(`default ${s.baseline}, best ${s.best?.score} at rung ${s.best?.rung}; trial-steps ${s.spent} vs ${s.everyTrialToTheEnd}`);
+  assert.ok(s.best && s.best.rung === 2 && s.best.score > s.baseline! + 0.1, JSON.stringify(s));
+  assert.ok(s.spent < s.everyTrialToTheEnd, `${s.spent} vs ${s.everyTrialToTheEnd}`);
+  // Stopped after 4 rungs (the baseline and 3 trials), then resumed: the same trials and scores.
+  const out = join(base, "stopped");
+  const part = await runSearch({ ...opts(out), maxJobs: 4 });
+  assert.equal(part.jobs, 4);
+  assert.ok(!part.done);
+  const resumed = await runSearch(opts(out));
+  const strip = (st: typeof whole) => st.trials.map((t) => ({ ...t, results: t.results.map(({ seconds: _, ...r }) => r) }));
+  assert.deepEqual(strip(resumed), strip(whole));
+  assert.equal(resumed.jobs, whole.jobs);
+  // Other options in the same folder are refused.
+  await assert.rejects(runSearch({ ...opts(out), seed: 2 }), /a search with other options is there/);
+  const html = await searchReport(whole);
+  assert.ok(html.includes("parcoords") && html.includes("ASHA rungs"));
+  await Deno.remove(base, { recursive: true });
+});
