@@ -86,6 +86,13 @@ export interface TpeOptions {
   candidates?: number;
 }
 
+/** u folded back into [0, 1] at both ends (a kernel draw past an end comes back inside, not piled on the end). */
+function reflect(u: number): number {
+  let x = Math.abs(u) % 2;
+  if (x > 1) x = 2 - x;
+  return x;
+}
+
 /** Parzen log-density at u of Gaussian kernels at `centres` (bandwidth from their spread), over [0, 1], with a uniform prior component. */
 function logParzen(u: number, centres: number[]): number {
   const n = centres.length;
@@ -115,7 +122,7 @@ export function suggest(space: Space, history: readonly { params: Params; score:
     for (let i = 0; i < nCand; i++) {
       // Draw from l(x): a good centre plus kernel noise, or (one time in n + 1) the uniform prior.
       const pick = rng.int(gu.length + 1);
-      const x = pick === gu.length ? rng.next() : Math.min(1, Math.max(0, gu[pick] + bw * rng.normal()));
+      const x = pick === gu.length ? rng.next() : reflect(gu[pick] + bw * rng.normal());
       const s = logParzen(x, gu) - logParzen(x, bu);
       if (s > bestScore) [best, bestScore] = [x, s];
     }
