@@ -26,7 +26,8 @@ export interface AshaOptions {
 export interface TrialRecord {
   id: number;
   params: Params;
-  results: { rung: number; resource: number; score: number; seconds?: number }[];
+  /** score: the search's objective; heldout: the phase's reported metric at that rung, when recorded. */
+  results: { rung: number; resource: number; score: number; heldout?: number; seconds?: number }[];
 }
 
 export type Job = { kind: "new"; rung: 0; resource: number } | { kind: "promote"; trial: number; rung: number; resource: number };
@@ -65,6 +66,6 @@ export function resourceSpent(trials: readonly TrialRecord[]): number {
 }
 
 /** A trial's score at its highest rung (the comparable number), with that rung. */
-export function topResult(t: TrialRecord): { rung: number; resource: number; score: number } | undefined {
+export function topResult(t: TrialRecord): TrialRecord["results"][number] | undefined {
   return t.results.reduce<TrialRecord["results"][number] | undefined>((a, r) => (!a || r.rung > a.rung ? r : a), undefined);
 }

@@ -8,6 +8,8 @@
  * Options: --resource-key KEY (default phases.N.steps)  --min-resource N  --max-resource N
  *          (default: DIR's value of the resource key)  --eta N (default 3)  --trials N (default 9)
  *          --sampler tpe|random (default tpe)  --metric PATH (default: the phase's stage metric)
+ *          --objective validation|result (default validation: the stage's evaluation at another seed
+ *          than the held-out set; result: the metric of result.json, which the report shows)
  *          --seed N  --out DIR (default: DIR-search-pN)  --backend B
  */
 import { parseArgs } from "node:util";
@@ -17,6 +19,11 @@ import { readJson, writeAtomic } from "../util/fs.ts";
 import { searchReport } from "./report.ts";
 import { runSearch, searchSummary } from "./run.ts";
 import { parseSpace } from "./space.ts";
+
+function objectiveFlag(v: string | undefined): "validation" | "result" | undefined {
+  if (v === undefined || v === "validation" || v === "result") return v;
+  throw new Error(`--objective ${v}: expected validation or result`);
+}
 
 export async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -32,6 +39,7 @@ export async function main(args: string[]): Promise<number> {
       trials: { type: "string", default: "9" },
       sampler: { type: "string", default: "tpe" },
       metric: { type: "string" },
+      objective: { type: "string" },
       seed: { type: "string", default: "0" },
       out: { type: "string" },
       backend: { type: "string" },
@@ -64,6 +72,7 @@ export async function main(args: string[]): Promise<number> {
     baseRun: values.run!,
     phase,
     metric: values.metric,
+    objective: objectiveFlag(values.objective),
     space: parseSpace(await readJson(values.space!), values.space!),
     resourceKey,
     asha: { minResource: min, maxResource: max, eta, maxTrials: int("trials", values.trials, 1) },
@@ -74,9 +83,12 @@ export async function main(args: string[]): Promise<number> {
   });
   await writeAtomic(join(out, "report.html"), await searchReport(state));
   const s = searchSummary(state);
+  const held = (v: number | undefined) => (state.objective === "validation" ? ` (held-out ${v})` : "");
   console.log(
-    `search: ${state.trials.length} trials, ${state.jobs} rungs; default ${state.metric} ${s.baseline}; best ${
-      s.best ? `${s.best.score} (trial ${s.best.id}, rung ${s.best.rung}, ${JSON.stringify(s.best.params)})` : "none"
+    `search: ${state.trials.length} trials, ${state.jobs} rungs; ${state.objective} ${state.metric}: default ${s.baseline}${
+      held(s.baselineHeldout)
+    }; best ${
+      s.best ? `${s.best.score}${held(s.best.heldout)} (trial ${s.best.id}, rung ${s.best.rung}, ${JSON.stringify(s.best.params)})` : "none"
     }; trial-steps ${s.spent} against ${s.everyTrialToTheEnd} for every trial to the end; report ${join(out, "report.html")}`,
   );
   return 0;

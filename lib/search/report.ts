@@ -13,7 +13,8 @@ export function searchRows(s: SearchState): Record<string, unknown>[] {
       ...t.params,
       rung: top?.rung ?? null,
       [s.resourceKey]: top?.resource ?? null,
-      [s.metric]: top?.score ?? null,
+      [`${s.metric} (${s.objective})`]: top?.score ?? null,
+      ...(s.objective === "validation" ? { [`${s.metric} (held-out)`]: top?.heldout ?? null } : {}),
       spent: t.results.reduce((a, r) => a + r.resource, 0),
     };
   });
@@ -77,6 +78,7 @@ export function rungFigure(s: SearchState): Figure {
 /** The report page: the summary, the table and both figures. */
 export async function searchReport(s: SearchState): Promise<string> {
   const sum = searchSummary(s);
+  const held = (v: number | undefined) => (s.objective === "validation" ? ` (held-out ${v})` : "");
   const rows = searchRows(s);
   const cols = rows.length ? Object.keys(rows[0]) : [];
   const table = `<table><tr>${cols.map((c) => `<th>${esc(c)}</th>`).join("")}</tr>${
@@ -85,8 +87,12 @@ export async function searchReport(s: SearchState): Promise<string> {
   const head =
     `<p>Phase ${s.phase}, ${s.sampler} sampling, ASHA (eta ${s.asha.eta}, ${s.resourceKey} ${s.asha.minResource} to ${s.asha.maxResource}), ${s.trials.length} trials, ${s.jobs} rungs run${
       s.done ? "" : " (not finished)"
-    }. Default config at ${s.asha.maxResource}: ${s.metric} ${sum.baseline ?? "not run"}; best trial: ${
-      sum.best ? `${sum.best.id} at rung ${sum.best.rung}, ${s.metric} ${sum.best.score} (${esc(JSON.stringify(sum.best.params))})` : "none"
+    }. Objective: ${s.metric} on ${
+      s.objective === "validation" ? "a validation context (held-out beside it)" : "the phase's result"
+    }. Default config at ${s.asha.maxResource}: ${sum.baseline ?? "not run"}${held(sum.baselineHeldout)}; best trial: ${
+      sum.best
+        ? `${sum.best.id} at rung ${sum.best.rung}, ${sum.best.score}${held(sum.best.heldout)} (${esc(JSON.stringify(sum.best.params))})`
+        : "none"
     }. Trial-steps spent ${sum.spent}, against ${sum.everyTrialToTheEnd} for every trial run to the end.</p>`;
   const sections: PageSection[] = [
     { title: "Trials", html: table },

@@ -1,8 +1,12 @@
 /**
  * A hyper-parameter search over one phase: trials are configs (a point of the space, as `--set`
  * overrides) of phase N, run on copies of a base run directory whose phases 1..N-1 are done, at
- * an ASHA-chosen resource (a config key such as `phases.2.steps`). The objective is a metric of
- * the phase's result.json (default: the phase's stage metric), higher is better.
+ * an ASHA-chosen resource (a config key such as `phases.2.steps`). Higher is better. The
+ * objective is, by default, the phase's stage metric on a validation context (the stage's own
+ * evaluation of the trained model at another seed than its held-out set, lib/evolve/breed.ts),
+ * so the search does not select on the held-out set the report shows; each rung also records the
+ * result.json metric (`heldout`) beside it. `objective: "result"` scores result.json's metric
+ * (`metric`, a dotted path) instead, for phases without a stage.
  *
  * The search directory holds `search.json` (the options and every finished rung, written
  * atomically after each), `trials/t<id>-r<rung>.json` (each rung's result.json) and, from
@@ -19,7 +23,9 @@ import type { PhaseSpec } from "../phases/spec.ts";
 import { openRun, runPhase } from "../pipeline/session.ts";
 import { exists, readJson, writeJsonAtomic } from "../util/fs.ts";
 import { deriveSeed, Rng } from "../util/rng.ts";
-import type { PhaseResultFile } from "../util/run_dir.ts";
+import { MODEL_FILE } from "../util/run_dir.ts";
+import { loadModel } from "../models/io.ts";
+import { validationContext } from "../evolve/breed.ts";
 import { type AshaOptions, nextJob, resourceSpent, rungResources, topResult, type TrialRecord } from "./asha.ts";
 import { type Params, sampleRandom, type Space, suggest } from "./space.ts";
 
@@ -29,6 +35,8 @@ export interface SearchOptions {
   phase: number;
   /** Dotted path into the phase's result metrics (default: the phase's stage metric). */
   metric?: string;
+  /** `validation` (default for a phase with a stage): the stage's evaluation on a validation context; `result`: result.json's metric. */
+  objective?: "validation" | "result";
   space: Space;
   /** The config key ASHA sets to each rung's resource (e.g. phases.2.steps). */
   resourceKey: string;
@@ -50,6 +58,7 @@ export interface SearchState {
   version: 1;
   phase: number;
   metric: string;
+  objective: "validation" | "result";
   space: Space;
   resourceKey: string;
   asha: AshaOptions;
@@ -57,7 +66,7 @@ export interface SearchState {
   seed: number;
   baseRun: string;
   /** The default config at the largest resource. */
-  baseline?: { resource: number; score: number };
+  baseline?: { resource: number; score: number; heldout: number };
   trials: TrialRecord[];
   /** Rungs run, the baseline included. */
   jobs: number;
@@ -81,6 +90,10 @@ export async function runSearch(o: SearchOptions): Promise<SearchState> {
   if (!spec) throw new Error(`search: phase ${o.phase} is not registered`);
   const metric = o.metric ?? spec.stage?.metric;
   if (!metric) throw new Error(`search: phase ${o.phase} has no stage metric; give --metric`);
+  const objective = o.objective ?? (spec.stage ? "validation" : "result");
+  if (objective === "validation" && !spec.stage) {
+    throw new Error(`search: phase ${o.phase} has no stage to evaluate on validation; use objective "result"`);
+  }
   rungResources(o.asha); // validates
   const baseCfg = await readJson<{ run: { preset: string } }>(join(o.baseRun, "config.json"));
   const file = join(o.out, STATE);
@@ -89,8 +102,8 @@ export async function runSearch(o: SearchOptions): Promise<SearchState> {
     state = await readJson<SearchState>(file);
     const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
     if (
-      !same(state.space, o.space) || state.phase !== o.phase || state.metric !== metric || !same(state.asha, o.asha) ||
-      state.seed !== o.seed
+      !same(state.space, o.space) || state.phase !== o.phase || state.metric !== metric || state.objective !== objective ||
+      !same(state.asha, o.asha) || state.seed !== o.seed
     ) {
       throw new Error(`${file}: a search with other options is there (phase, metric, space, ASHA or seed differ); choose another --out`);
     }
@@ -101,6 +114,7 @@ export async function runSearch(o: SearchOptions): Promise<SearchState> {
       version: 1,
       phase: o.phase,
       metric,
+      objective,
       space: o.space,
       resourceKey: o.resourceKey,
       asha: o.asha,
@@ -114,8 +128,8 @@ export async function runSearch(o: SearchOptions): Promise<SearchState> {
   }
   const save = () => writeJsonAtomic(file, state);
 
-  /** Phase `o.phase` on a fresh copy of the base run with `sets`; its result. */
-  const runTrial = async (name: string, sets: string[]): Promise<PhaseResultFile> => {
+  /** Phase `o.phase` on a fresh copy of the base run with `sets`: its score (the objective) and result.json's metric. */
+  const runTrial = async (name: string, sets: string[]): Promise<{ score: number; heldout: number }> => {
     const dir = join(o.out, "trials", name);
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     const cp = await new Deno.Command("cp", { args: ["-r", o.baseRun, dir] }).output();
@@ -123,8 +137,27 @@ export async function runSearch(o: SearchOptions): Promise<SearchState> {
     const run = await openRun({ runDir: dir, preset: baseCfg.run.preset, sets, phases, backend: o.backend, log: () => {} });
     const r = await runPhase(run, o.phase, { rerun: true, live: false });
     await writeJsonAtomic(join(o.out, "trials", `${name}.json`), r);
+    const heldout = metricAt(r.metrics, metric);
+    let score = heldout;
+    if (objective === "validation") {
+      const file = r.artifacts.find((a) => a.endsWith(MODEL_FILE));
+      if (!file) throw new Error(`search: phase ${o.phase}'s result lists no model file to evaluate on validation`);
+      const { model } = await loadModel(join(dir, file));
+      try {
+        const rec = await spec.stage!.evaluate(model, validationContext(run.config, o.phase));
+        if (!(metric in rec)) {
+          throw new Error(
+            `search: phase ${o.phase}'s stage evaluation reports ${Object.keys(rec).join(", ")}, not '${metric}'; ` +
+              `use one of those, or --objective result to score result.json's '${metric}'`,
+          );
+        }
+        score = rec[metric];
+      } finally {
+        model.dispose();
+      }
+    }
     await Deno.remove(dir, { recursive: true });
-    return r;
+    return { score: Number.isFinite(score) ? score : -Infinity, heldout };
   };
   const setsOf = (p: Params, resource: number) => [...Object.entries(p).map(([k, v]) => `${k}=${v}`), `${o.resourceKey}=${resource}`];
   let ran = 0;
@@ -134,11 +167,11 @@ export async function runSearch(o: SearchOptions): Promise<SearchState> {
   if (!state.baseline && budget()) {
     const t0 = performance.now();
     const r = await runTrial("default", [`${o.resourceKey}=${top}`]);
-    state.baseline = { resource: top, score: metricAt(r.metrics, metric) };
+    state.baseline = { resource: top, score: r.score, heldout: r.heldout };
     state.jobs++, ran++;
     await save();
     log(
-      `search: default config at ${o.resourceKey}=${top}: ${metric} ${state.baseline.score} (${
+      `search: default config at ${o.resourceKey}=${top}: ${objective} ${metric} ${state.baseline.score}, held-out ${state.baseline.heldout} (${
         ((performance.now() - t0) / 1000).toFixed(1)
       } s)`,
     );
@@ -159,19 +192,15 @@ export async function runSearch(o: SearchOptions): Promise<SearchState> {
       trial = { id, params, results: [] };
     } else trial = state.trials[job.trial];
     const t0 = performance.now();
-    const r = await runTrial(`t${trial.id}-r${job.rung}`, setsOf(trial.params, job.resource));
-    const score = metricAt(r.metrics, metric);
+    const { score, heldout } = await runTrial(`t${trial.id}-r${job.rung}`, setsOf(trial.params, job.resource));
     if (job.kind === "new") state.trials.push(trial);
-    trial.results.push({
-      rung: job.rung,
-      resource: job.resource,
-      score: Number.isFinite(score) ? score : -Infinity,
-      seconds: (performance.now() - t0) / 1000,
-    });
+    trial.results.push({ rung: job.rung, resource: job.resource, score, heldout, seconds: (performance.now() - t0) / 1000 });
     state.jobs++, ran++;
     await save();
     log(
-      `search: trial ${trial.id} rung ${job.rung} (${o.resourceKey}=${job.resource}): ${metric} ${score} ${JSON.stringify(trial.params)}`,
+      `search: trial ${trial.id} rung ${job.rung} (${o.resourceKey}=${job.resource}): ${objective} ${metric} ${score}, held-out ${heldout} ${
+        JSON.stringify(trial.params)
+      }`,
     );
   }
   return state;
@@ -179,18 +208,25 @@ export async function runSearch(o: SearchOptions): Promise<SearchState> {
 
 /** The best trial at the top rung (or the highest rung any reached) and what the search spent. */
 export function searchSummary(s: SearchState): {
-  best?: { id: number; params: Params; score: number; rung: number };
+  best?: { id: number; params: Params; score: number; rung: number; heldout?: number };
   spent: number;
   everyTrialToTheEnd: number;
   baseline?: number;
+  baselineHeldout?: number;
 } {
-  let best: { id: number; params: Params; score: number; rung: number } | undefined;
+  let best: { id: number; params: Params; score: number; rung: number; heldout?: number } | undefined;
   for (const t of s.trials) {
     const r = topResult(t);
     if (!r) continue;
     if (!best || r.rung > best.rung || (r.rung === best.rung && r.score > best.score)) {
-      best = { id: t.id, params: t.params, score: r.score, rung: r.rung };
+      best = { id: t.id, params: t.params, score: r.score, rung: r.rung, heldout: r.heldout };
     }
   }
-  return { best, spent: resourceSpent(s.trials), everyTrialToTheEnd: s.trials.length * s.asha.maxResource, baseline: s.baseline?.score };
+  return {
+    best,
+    spent: resourceSpent(s.trials),
+    everyTrialToTheEnd: s.trials.length * s.asha.maxResource,
+    baseline: s.baseline?.score,
+    baselineHeldout: s.baseline?.heldout,
+  };
 }

@@ -7,6 +7,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { z } from "zod";
 import { openRun, runPhase } from "../pipeline/session.ts";
+import { createModel } from "../models/registry.ts";
+import { saveModel } from "../models/io.ts";
 import { check, type PhaseContext, type PhaseSpec } from "../phases/spec.ts";
 import { searchReport } from "./report.ts";
 import { runSearch, type SearchOptions, searchSummary } from "./run.ts";
@@ -58,6 +60,7 @@ Deno.test("runSearch: beats the default config, ASHA spends less than every tria
   });
   const whole = await runSearch(opts(join(base, "whole")));
   assert.ok(whole.done);
+  assert.equal(whole.objective, "result", "a phase without a stage is scored on its result");
   const s = searchSummary(whole);
   console.log(`default ${s.baseline}, best ${s.best?.score} at rung ${s.best?.rung}; trial-steps ${s.spent} vs ${s.everyTrialToTheEnd}`);
   assert.ok(s.best && s.best.rung === 2 && s.best.score > s.baseline! + 0.1, JSON.stringify(s));
@@ -75,5 +78,65 @@ Deno.test("runSearch: beats the default config, ASHA spends less than every tria
   await assert.rejects(runSearch({ ...opts(out), seed: 2 }), /a search with other options is there/);
   const html = await searchReport(whole);
   assert.ok(html.includes("parcoords") && html.includes("ASHA rungs"));
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("runSearch: a phase with a stage is scored on a validation context, its result's metric recorded beside", async () => {
+  const base = await Deno.makeTempDir({ prefix: "af-search-val-" });
+  const quality = (lr: number) => Math.exp(-((Math.log10(lr) + 2.5) ** 2));
+  // The same quality, plus a small seed-dependent term: validation and held-out differ only through the seed.
+  const bySeed = (seed: number) => (seed % 997) / 1e5;
+  const staged: PhaseSpec = {
+    ...PHASES[1],
+    async run(ctx: PhaseContext) {
+      const c = ctx.phaseConfig as { lr: number };
+      const model = createModel("decoder", { vocabSize: 8, dModel: 8, nHeads: 1, nLayers: 1, maxSeqLen: 8 }, 0);
+      await saveModel(join(ctx.dir, "model.safetensors"), model, {
+        key: "decoder",
+        config: { vocabSize: 8, dModel: 8, nHeads: 1, nLayers: 1, maxSeqLen: 8 },
+      });
+      model.dispose();
+      return { metrics: { score: quality(c.lr) + bySeed(ctx.seed) }, artifacts: ["phase-2-two/model.safetensors"] };
+    },
+    stage: {
+      metric: "score",
+      replay: () => [],
+      seqLen: () => 8,
+      evaluate: (_m, s) => Promise.resolve({ score: quality((s.phaseConfig as { lr: number }).lr) + bySeed(s.seed) }),
+    },
+  };
+  const phases = [PHASES[0], staged];
+  const baseRun = join(base, "base");
+  const run = await openRun({
+    runDir: baseRun,
+    preset: "tiny",
+    phases,
+    backend: "cpu",
+    log: () => {},
+    sets: [`pipeline.baseline_file=${join(base, "b.json")}`],
+  });
+  await runPhase(run, 1, { live: false });
+  const st = await runSearch({
+    baseRun,
+    phase: 2,
+    space: parseSpace({ "phases.2.lr": { log_uniform: [1e-4, 1] } }, "space"),
+    resourceKey: "phases.2.steps",
+    asha: { minResource: 10, maxResource: 30, eta: 3, maxTrials: 3 },
+    sampler: "random",
+    seed: 2,
+    out: join(base, "search"),
+    phases,
+    backend: "cpu",
+    log: () => {},
+  });
+  assert.equal(st.objective, "validation");
+  assert.equal(st.metric, "score");
+  for (const t of st.trials) {
+    for (const r of t.results) {
+      assert.ok(typeof r.heldout === "number" && r.heldout !== r.score, `validation ${r.score} and held-out ${r.heldout} differ by seed`);
+      assert.ok(Math.abs(r.heldout! - r.score) < 0.01, "the same model quality underneath");
+    }
+  }
+  assert.ok(st.baseline && st.baseline.heldout !== st.baseline.score);
   await Deno.remove(base, { recursive: true });
 });
