@@ -4,7 +4,14 @@
  * `l0.qkv_w`, ..., `head_w`), with Linear weights stored [in, out].
  */
 import * as tf from "@tensorflow/tfjs";
-import { cachedSelfAttention, causalSelfAttention, type LayerKv, type RopeOptions, ropeTables } from "./attention.ts";
+import {
+  type AttentionWeights,
+  cachedSelfAttention,
+  causalSelfAttention,
+  type LayerKv,
+  type RopeOptions,
+  ropeTables,
+} from "./attention.ts";
 import { embedding, gelu, layerNorm, linear, rmsNorm, silu, tokenCrossEntropy } from "./layers.ts";
 import { ParamSet } from "./params.ts";
 
@@ -162,6 +169,22 @@ export class Decoder {
     return fc("fc2", h);
   }
 
+  /** Block `l`'s attention weights. */
+  #attention(l: number): AttentionWeights {
+    return {
+      qkvW: this.params.get(`l${l}.qkv_w`),
+      qkvB: this.#opt(`l${l}.qkv_b`),
+      projW: this.params.get(`l${l}.proj_w`),
+      projB: this.#opt(`l${l}.proj_b`),
+    };
+  }
+
+  /** The rest of block `l` after its attention output `a`: residual, norm, MLP, residual. [B, T, C] */
+  #afterAttention(x: tf.Tensor, a: tf.Tensor, l: number): tf.Tensor3D {
+    const h = tf.add(x, a);
+    return tf.add(h, this.#mlp(this.#norm(h, `l${l}.ln2`), l)) as tf.Tensor3D;
+  }
+
   /** Token (+ learned position) embeddings. ids int32 [B, T] -> [B, T, C]. */
   embed(ids: tf.Tensor2D, posOffset = 0): tf.Tensor3D {
     const [, t] = ids.shape;
@@ -180,19 +203,8 @@ export class Decoder {
     const rope: RopeOptions | undefined = this.cfg.positions === "rope"
       ? { base: this.cfg.ropeBase, scale: this.cfg.ropeScale, offset: posOffset }
       : undefined;
-    const a = causalSelfAttention(
-      this.#norm(x, `l${l}.ln1`) as tf.Tensor3D,
-      {
-        qkvW: this.params.get(`l${l}.qkv_w`),
-        qkvB: this.#opt(`l${l}.qkv_b`),
-        projW: this.params.get(`l${l}.proj_w`),
-        projB: this.#opt(`l${l}.proj_b`),
-      },
-      this.cfg.nHeads,
-      rope,
-    );
-    const h = tf.add(x, a);
-    return tf.add(h, this.#mlp(this.#norm(h, `l${l}.ln2`), l)) as tf.Tensor3D;
+    const a = causalSelfAttention(this.#norm(x, `l${l}.ln1`) as tf.Tensor3D, this.#attention(l), this.cfg.nHeads, rope);
+    return this.#afterAttention(x, a, l);
   }
 
   /** Final norm then output head. x [B, T, C] -> hidden [B, T, C], logits [B, T, V]. */
@@ -228,22 +240,9 @@ export class Decoder {
     }
     const present: LayerKv[] = [];
     for (let l = 0; l < nLayers; l++) {
-      const a = cachedSelfAttention(
-        this.#norm(x, `l${l}.ln1`) as tf.Tensor3D,
-        {
-          qkvW: this.params.get(`l${l}.qkv_w`),
-          qkvB: this.#opt(`l${l}.qkv_b`),
-          projW: this.params.get(`l${l}.proj_w`),
-          projB: this.#opt(`l${l}.proj_b`),
-        },
-        nHeads,
-        rope,
-        mask,
-        past?.[l],
-      );
+      const a = cachedSelfAttention(this.#norm(x, `l${l}.ln1`) as tf.Tensor3D, this.#attention(l), nHeads, rope, mask, past?.[l]);
       present.push(a.kv);
-      const h = tf.add(x, a.y);
-      x = tf.add(h, this.#mlp(this.#norm(h, `l${l}.ln2`), l)) as tf.Tensor3D;
+      x = this.#afterAttention(x, a.y, l);
     }
     return { logits: this.head(x as tf.Tensor3D).logits, present };
   }
