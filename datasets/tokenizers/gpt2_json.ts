@@ -142,6 +142,25 @@ async function gpt2VocabAndMerges(): Promise<{ tokens: string[]; merges: [string
 }
 
 /** ByteLevel settings of the GPT-2 pipeline: the GPT-2 split regex, no prefix space. */
+/**
+ * The `model` section of a byte-level BPE tokenizer.json: `vocab` (byte-level string -> id) and
+ * `merges` as "left right" strings (the format every `tokenizers` reader accepts).
+ */
+export function bpeModelJson(vocab: Record<string, number>, merges: readonly [string, string][]): Record<string, unknown> {
+  return {
+    type: "BPE",
+    dropout: null,
+    unk_token: null,
+    continuing_subword_prefix: null,
+    end_of_word_suffix: null,
+    fuse_unk: false,
+    byte_fallback: false,
+    ignore_merges: false,
+    vocab,
+    merges: merges.map(([a, b]) => `${a} ${b}`),
+  };
+}
+
 function byteLevel(trimOffsets: boolean): Record<string, unknown> {
   return { type: "ByteLevel", add_prefix_space: false, trim_offsets: trimOffsets, use_regex: true };
 }
@@ -171,18 +190,7 @@ export async function gpt2TokenizerJson(): Promise<Record<string, unknown>> {
     pre_tokenizer: byteLevel(true),
     post_processor: byteLevel(false),
     decoder: byteLevel(true),
-    model: {
-      type: "BPE",
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: false,
-      vocab,
-      merges: merges.map(([a, b]) => `${a} ${b}`),
-    },
+    model: bpeModelJson(vocab, merges),
   };
 }
 

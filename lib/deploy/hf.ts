@@ -27,8 +27,7 @@ import { createModel, isModelKey, MODEL_KEYS, type ModelKey, type RegistryModel 
 import type { DecoderConfig } from "../nn/decoder.ts";
 import type { SavedModel } from "../models/io.ts";
 import { TOKENIZER } from "../text/tokens.ts";
-import { byteLevelAlphabet } from "../../datasets/tokenizers/gpt2_json.ts";
-import { gpt2TokenizerConfigJson, gpt2TokenizerJson } from "../../datasets/tokenizers/gpt2_json.ts";
+import { bpeModelJson, byteLevelAlphabet, gpt2TokenizerConfigJson, gpt2TokenizerJson } from "../../datasets/tokenizers/gpt2_json.ts";
 import { GPT2_EOT, GPT2_VOCAB_SIZE } from "../../datasets/tokenizers/gpt2.ts";
 import { fromHfTensors, type HfArch, hfArchConfig, hfArchOf, toHfTensors } from "./hf_arch.ts";
 import { decoderToOnnx } from "./onnx.ts";
@@ -137,18 +136,7 @@ export function byteTokenizerJson(): Record<string, unknown> {
       special_tokens: { [bos]: { id: bos, ids: [SPECIAL_TOKENS.bos.id], tokens: [bos] } },
     },
     decoder: byteLevel,
-    model: {
-      type: "BPE",
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: false,
-      vocab,
-      merges: [],
-    },
+    model: bpeModelJson(vocab, []), // no merges: each byte stays its own token
   };
 }
 
