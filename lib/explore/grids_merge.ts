@@ -38,7 +38,7 @@ import { createModel, type RegistryModel } from "../models/registry.ts";
 import type { HostTensor } from "../nn/params.ts";
 import { PHASES } from "../phases/mod.ts";
 import { arcData, Phase2Section } from "../phases/p2_arc.ts";
-import { taskArithmetic } from "../phases/p6_integration.ts";
+import { loadSpecialists, type MergeCandidate, taskArithmetic } from "../phases/p6_integration.ts";
 import { logitsOf } from "../text/generate.ts";
 import { TOKENIZER } from "../text/tokens.ts";
 import { exists } from "../util/fs.ts";
@@ -305,25 +305,17 @@ async function specialistsOf(run: RunLike) {
   const { model: base, meta: baseMeta } = await loadRunModel(run, phase1ModelPath(variant), "phase 1's base model");
   const baseHost = await base.params.toHost();
   base.dispose();
-  const specialists: Specialist[] = [], skipped: { phase: number; why: string }[] = [];
+  // The stage models on disk (phase 6 reads them from the stages' results).
+  const candidates: MergeCandidate[] = [];
   for (const id of [2, 3, 4, 5]) {
-    const p = phaseName(id), path = join(run.runDir, stageModelPath(p));
-    if (!(await exists(path))) {
-      skipped.push({ phase: id, why: `no ${phaseDirName(p)}/model.safetensors` });
-      continue;
-    }
-    const { model, meta } = await loadModel(path);
-    const tensors = await model.params.toHost();
-    model.dispose();
-    const same = tensors.size === baseHost.size &&
-      [...baseHost].every(([n, t]) => tensors.get(n)?.data.length === t.data.length);
-    if (meta.key !== baseMeta.key || !same) {
-      skipped.push({ phase: id, why: `${meta.key} differs from the base ${baseMeta.key}: joins phase 6 through replay only` });
-      continue;
-    }
-    specialists.push({ phase: id, name: p.name, tensors, meta });
+    const p = phaseName(id), file = stageModelPath(p);
+    candidates.push(
+      await exists(join(run.runDir, file)) ? { phase: id, file } : { phase: id, missing: `no ${phaseDirName(p)}/model.safetensors` },
+    );
   }
-  return { baseHost, baseMeta, specialists, skipped };
+  const loaded = await loadSpecialists(run.runDir, baseMeta, baseHost, candidates);
+  const specialists: Specialist[] = loaded.specialists.map((s) => ({ ...s, name: phaseName(s.phase).name }));
+  return { baseHost, baseMeta, specialists, skipped: loaded.skipped, mergedMeta: loaded.mergedMeta };
 }
 
 /** Pairwise cosines of the specialists' task vectors. */
@@ -419,14 +411,9 @@ export async function mergedModel(
   o: MergeOptions,
 ): Promise<{ model: RegistryModel; meta: SavedModel; scale: number; phases: number[] }> {
   if (!Number.isFinite(o.coeff)) throw new Error(`coeff = ${o.coeff}: expected a number`);
-  const { baseHost, baseMeta, specialists } = await specialistsOf(run);
+  const { baseHost, specialists, mergedMeta: meta } = await specialistsOf(run);
   const k = specialists.length;
   const scale = (o.rule ?? "mean") === "mean" ? o.coeff / Math.max(1, k) : o.coeff;
-  const longest = specialists.reduce(
-    (a, s) => ((s.meta.config.maxSeqLen as number) > (a.config.maxSeqLen as number) ? s.meta : a),
-    baseMeta,
-  );
-  const meta: SavedModel = { key: baseMeta.key, config: { ...longest.config } };
   const model = createModel(meta.key, meta.config, 0);
   model.params.load(taskArithmetic(baseHost, specialists.map((s) => s.tensors), scale), { source: `merge at coeff ${o.coeff}` });
   return { model, meta, scale, phases: specialists.map((s) => s.phase) };

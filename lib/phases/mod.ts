@@ -34,5 +34,13 @@ export {
 } from "./p3_grids.ts";
 export { phase4, Phase4Section } from "./p4_math.ts";
 export { phase5, Phase5Section } from "./p5_long_context.ts";
-export { type MergeInputs, mergeInputs, phase6, Phase6Section, taskArithmetic } from "./p6_integration.ts";
+export {
+  loadSpecialists,
+  type MergeCandidate,
+  type MergeInputs,
+  mergeInputs,
+  phase6,
+  Phase6Section,
+  taskArithmetic,
+} from "./p6_integration.ts";
 export { phase7, Phase7Section } from "./p7_evaluation.ts";

@@ -84,6 +84,43 @@ export interface MergeInputs {
   mergedMeta: SavedModel;
 }
 
+/** A stage model that might be merged: its phase and its file relative to the run directory, or why there is none. */
+export type MergeCandidate = { phase: number; file: string } | { phase: number; missing: string };
+
+/**
+ * Loads every candidate that shares `base`'s architecture (registry key and parameter shapes) to
+ * the host; the others are skipped with the reason. Also the merged model's key and config: the
+ * base's key with the longest context of any specialist.
+ */
+export async function loadSpecialists(
+  runDir: string,
+  baseMeta: SavedModel,
+  baseHost: Map<string, HostTensor>,
+  candidates: readonly MergeCandidate[],
+): Promise<Pick<MergeInputs, "specialists" | "skipped" | "mergedMeta">> {
+  const specialists: MergeInputs["specialists"] = [];
+  const skipped: MergeInputs["skipped"] = [];
+  for (const c of candidates) {
+    if ("missing" in c) {
+      skipped.push({ phase: c.phase, why: c.missing });
+      continue;
+    }
+    const { model, meta } = await loadModel(join(runDir, c.file));
+    const tensors = await model.params.toHost();
+    model.dispose();
+    if (meta.key !== baseMeta.key || !sameShapes(tensors, baseHost)) {
+      skipped.push({ phase: c.phase, why: `${meta.key} differs from the base ${baseMeta.key}: joins through replay only` });
+      continue;
+    }
+    specialists.push({ phase: c.phase, tensors, meta });
+  }
+  const longest = specialists.reduce(
+    (a, s) => ((s.meta.config.maxSeqLen as number) > (a.config.maxSeqLen as number) ? s.meta : a),
+    baseMeta,
+  );
+  return { specialists, skipped, mergedMeta: { key: baseMeta.key, config: { ...longest.config } } };
+}
+
 /**
  * Loads the base (phase 1's `base_variant`) and every completed stage's model of `runDir` that
  * shares the base's architecture (`results`: the stages' result.json, by phase id, phase 1 excluded).
@@ -95,28 +132,11 @@ export async function mergeInputs(
 ): Promise<MergeInputs> {
   const { model: base, meta: baseMeta } = await loadBase(ctx);
   const baseHost = await base.params.toHost();
-  const specialists: MergeInputs["specialists"] = [];
-  const skipped: MergeInputs["skipped"] = [];
-  for (const [phase, r] of [...results].filter(([id]) => id !== 1).sort((a, b) => a[0] - b[0])) {
+  const candidates = [...results].filter(([id]) => id !== 1).sort((a, b) => a[0] - b[0]).map(([phase, r]): MergeCandidate => {
     const file = r.artifacts.find((a) => a.endsWith(MODEL_FILE));
-    if (!file) {
-      skipped.push({ phase, why: "no model.safetensors among its artifacts" });
-      continue;
-    }
-    const { model, meta } = await loadModel(join(ctx.runDir, file));
-    const tensors = await model.params.toHost();
-    model.dispose();
-    if (meta.key !== baseMeta.key || !sameShapes(tensors, baseHost)) {
-      skipped.push({ phase, why: `${meta.key} differs from the base ${baseMeta.key}: joins through replay only` });
-      continue;
-    }
-    specialists.push({ phase, tensors, meta });
-  }
-  const longest = specialists.reduce(
-    (a, s) => ((s.meta.config.maxSeqLen as number) > (a.config.maxSeqLen as number) ? s.meta : a),
-    baseMeta,
-  );
-  return { base, baseMeta, baseHost, specialists, skipped, mergedMeta: { key: baseMeta.key, config: { ...longest.config } } };
+    return file ? { phase, file } : { phase, missing: "no model.safetensors among its artifacts" };
+  });
+  return { base, baseMeta, baseHost, ...(await loadSpecialists(ctx.runDir, baseMeta, baseHost, candidates)) };
 }
 
 interface StageRow {
