@@ -8,6 +8,10 @@
  * `nextJob` is a pure function of what finished: a promotion when one is due (highest rung
  * first, best trial first), else a new trial at the bottom rung while the trial budget lasts,
  * else nothing (the search is over).
+ *
+ * With jobs in flight (parallel workers), `issued(trial, rung)` says which promotions were already
+ * handed out though their results are not known yet, so none is handed out twice; trials in flight
+ * count toward `maxTrials` by being in `trials` with no result yet.
  */
 import type { Params } from "./space.ts";
 
@@ -26,8 +30,8 @@ export interface AshaOptions {
 export interface TrialRecord {
   id: number;
   params: Params;
-  /** score: the search's objective; heldout: the phase's reported metric at that rung, when recorded. */
-  results: { rung: number; resource: number; score: number; heldout?: number; seconds?: number }[];
+  /** score: the search's objective; heldout: the phase's reported metric at that rung, when recorded; job: the job's number (lib/search/run.ts). */
+  results: { rung: number; resource: number; score: number; heldout?: number; seconds?: number; job?: number }[];
 }
 
 export type Job = { kind: "new"; rung: 0; resource: number } | { kind: "promote"; trial: number; rung: number; resource: number };
@@ -45,7 +49,11 @@ export function rungResources(o: AshaOptions): number[] {
 }
 
 /** The next job given the finished results (see the module comment), or null when the search is over. */
-export function nextJob(trials: readonly TrialRecord[], o: AshaOptions): Job | null {
+export function nextJob(
+  trials: readonly TrialRecord[],
+  o: AshaOptions,
+  issued: (trial: number, rung: number) => boolean = () => false,
+): Job | null {
   const res = rungResources(o);
   for (let k = res.length - 2; k >= 0; k--) {
     const at = trials.filter((t) => t.results.some((r) => r.rung === k));
@@ -53,7 +61,7 @@ export function nextJob(trials: readonly TrialRecord[], o: AshaOptions): Job | n
     if (top === 0) continue;
     const scoreAt = (t: TrialRecord) => t.results.find((r) => r.rung === k)!.score;
     const best = [...at].sort((a, b) => scoreAt(b) - scoreAt(a)).slice(0, top);
-    const due = best.find((t) => !t.results.some((r) => r.rung === k + 1) && Number.isFinite(scoreAt(t)));
+    const due = best.find((t) => !t.results.some((r) => r.rung === k + 1) && !issued(t.id, k + 1) && Number.isFinite(scoreAt(t)));
     if (due) return { kind: "promote", trial: due.id, rung: k + 1, resource: res[k + 1] };
   }
   if (trials.length < o.maxTrials) return { kind: "new", rung: 0, resource: res[0] };

@@ -15,19 +15,40 @@
  * proposes what the uninterrupted one would.
  *
  * The default config (no overrides) at the largest resource is scored first, as the baseline.
+ *
+ * Jobs run through an `Executor`: in this process by default, or on workers over a queue
+ * (lib/search/queue.ts). Up to `parallel` jobs are in flight, and job n is decided on the results
+ * of jobs 0..n-parallel only (all jobs before n when those give nothing to do), so the schedule,
+ * trials and scores are a function of the options alone: the same whether one process or many
+ * workers run it, and in whatever order the jobs finish.
  */
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { BackendRequest } from "../backend/mod.ts";
 import { PHASES } from "../phases/mod.ts";
 import type { PhaseSpec } from "../phases/spec.ts";
-import { openRun, runPhase } from "../pipeline/session.ts";
 import { exists, readJson, writeJsonAtomic } from "../util/fs.ts";
 import { deriveSeed, Rng } from "../util/rng.ts";
-import { MODEL_FILE } from "../util/run_dir.ts";
-import { loadModel } from "../models/io.ts";
-import { validationContext } from "../evolve/breed.ts";
 import { type AshaOptions, nextJob, resourceSpent, rungResources, topResult, type TrialRecord } from "./asha.ts";
 import { type Params, sampleRandom, type Space, suggest } from "./space.ts";
+import { runTrial, type TrialContext, type TrialJob, type TrialOutcome } from "./trial.ts";
+
+/** Runs a search's jobs: `run` resolves with the job's outcome (lib/search/trial.ts). */
+export interface Executor {
+  run(c: TrialContext, job: TrialJob): Promise<TrialOutcome>;
+  close?(): Promise<void>;
+}
+
+/** Runs jobs in this process, one at a time, in the order they are handed over. */
+export function inProcess(opts: { phases: readonly PhaseSpec[]; backend?: BackendRequest }): Executor {
+  let chain: Promise<unknown> = Promise.resolve();
+  return {
+    run(c, job) {
+      const p = chain.then(() => runTrial(c, job, opts));
+      chain = p.catch(() => {});
+      return p;
+    },
+  };
+}
 
 export interface SearchOptions {
   /** A run directory whose phases before `phase` completed (copied for every trial, never changed). */
@@ -45,17 +66,30 @@ export interface SearchOptions {
   seed: number;
   /** The search directory. */
   out: string;
+  /** Jobs in flight at once (default 1); part of the search's identity, since it shapes the schedule. */
+  parallel?: number;
+  /** Where jobs run (default: in this process, `inProcess`). */
+  executor?: Executor;
   backend?: BackendRequest;
   /** Phase registry (default PHASES; tests pass their own). */
   phases?: readonly PhaseSpec[];
   log?: (line: string) => void;
-  /** Stop after this many rungs run in this call (a test's stand-in for a kill). */
+  /** Stop after this many rungs finish in this call (a test's stand-in for a kill). */
   maxJobs?: number;
+}
+
+/** A job the search handed out: job n, in the order decided. `trial` is absent for the baseline. */
+export interface SearchJob extends TrialJob {
+  n: number;
+  trial?: number;
+  rung: number;
+  resource: number;
+  done: boolean;
 }
 
 /** What search.json holds. */
 export interface SearchState {
-  version: 1;
+  version: 2;
   phase: number;
   metric: string;
   objective: "validation" | "result";
@@ -64,25 +98,42 @@ export interface SearchState {
   asha: AshaOptions;
   sampler: "random" | "tpe";
   seed: number;
+  parallel: number;
   baseRun: string;
   /** The default config at the largest resource. */
   baseline?: { resource: number; score: number; heldout: number };
   trials: TrialRecord[];
-  /** Rungs run, the baseline included. */
+  /** Every job handed out, in order; a killed search hands its unfinished ones out again. */
+  queue: SearchJob[];
+  /** Rungs finished, the baseline included. */
   jobs: number;
   done: boolean;
 }
 
 const STATE = "search.json";
 
-/** The number at a dotted path of result metrics (NaN when absent or not a number). */
-export function metricAt(metrics: Record<string, unknown>, path: string): number {
-  let v: unknown = metrics;
-  for (const k of path.split(".")) v = typeof v === "object" && v !== null ? (v as Record<string, unknown>)[k] : undefined;
-  return typeof v === "number" ? v : NaN;
+/** The search's options and identity as search.json records them (for a new search, or to check a resumed one). */
+function newState(o: SearchOptions, metric: string, objective: "validation" | "result", parallel: number): SearchState {
+  return {
+    version: 2,
+    phase: o.phase,
+    metric,
+    objective,
+    space: o.space,
+    resourceKey: o.resourceKey,
+    asha: o.asha,
+    sampler: o.sampler,
+    seed: o.seed,
+    parallel,
+    baseRun: resolve(o.baseRun),
+    trials: [],
+    queue: [],
+    jobs: 0,
+    done: false,
+  };
 }
 
-/** Runs (or resumes) the search in `o.out`; returns the state when the trial budget is spent or `maxJobs` rungs ran. */
+/** Runs (or resumes) the search in `o.out`; returns the state when the trial budget is spent or `maxJobs` rungs finished. */
 export async function runSearch(o: SearchOptions): Promise<SearchState> {
   const log = o.log ?? ((l: string) => console.log(l));
   const phases = o.phases ?? PHASES;
@@ -94,114 +145,120 @@ export async function runSearch(o: SearchOptions): Promise<SearchState> {
   if (objective === "validation" && !spec.stage) {
     throw new Error(`search: phase ${o.phase} has no stage to evaluate on validation; use objective "result"`);
   }
+  const parallel = o.parallel ?? 1;
+  if (!Number.isInteger(parallel) || parallel < 1) throw new Error(`search: parallel = ${parallel}, expected an integer >= 1`);
   rungResources(o.asha); // validates
-  const baseCfg = await readJson<{ run: { preset: string } }>(join(o.baseRun, "config.json"));
   const file = join(o.out, STATE);
-  let state: SearchState;
+  let state = newState(o, metric, objective, parallel);
   if (await exists(file)) {
-    state = await readJson<SearchState>(file);
-    const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
-    if (
-      !same(state.space, o.space) || state.phase !== o.phase || state.metric !== metric || state.objective !== objective ||
-      !same(state.asha, o.asha) || state.seed !== o.seed
-    ) {
-      throw new Error(`${file}: a search with other options is there (phase, metric, space, ASHA or seed differ); choose another --out`);
+    const stored = await readJson<SearchState>(file);
+    if (stored.version !== 2) {
+      throw new Error(`${file}: a search.json of version ${stored.version} (before parallel jobs); choose another --out`);
     }
-    log(`search: resuming ${file} (${state.trials.length} trials, ${state.jobs} rungs run)`);
-  } else {
-    await Deno.mkdir(join(o.out, "trials"), { recursive: true });
-    state = {
-      version: 1,
-      phase: o.phase,
-      metric,
-      objective,
-      space: o.space,
-      resourceKey: o.resourceKey,
-      asha: o.asha,
-      sampler: o.sampler,
-      seed: o.seed,
-      baseRun: o.baseRun,
-      trials: [],
-      jobs: 0,
+    const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+    const keys = ["space", "phase", "metric", "objective", "asha", "seed", "sampler", "parallel", "resourceKey"] as const;
+    const differ = keys.filter((k) => !same(stored[k], state[k]));
+    if (differ.length) throw new Error(`${file}: a search with other options is there (${differ.join(", ")} differ); choose another --out`);
+    state = stored;
+    log(`search: resuming ${file} (${state.trials.length} trials, ${state.jobs} rungs finished)`);
+  } else await Deno.mkdir(join(o.out, "trials"), { recursive: true });
+  const save = () => writeJsonAtomic(file, state);
+  const ctx: TrialContext = { out: resolve(o.out), baseRun: state.baseRun, phase: o.phase, metric, objective };
+  const exec = o.executor ?? inProcess({ phases, backend: o.backend });
+  const top = o.asha.maxResource;
+  const setsOf = (p: Params, resource: number) => [...Object.entries(p).map(([k, v]) => `${k}=${v}`), `${o.resourceKey}=${resource}`];
+
+  /** The trials as known from jobs 0..h: later results hidden, later trials present with none (they count toward maxTrials). */
+  const view = (h: number): TrialRecord[] => state.trials.map((t) => ({ ...t, results: t.results.filter((r) => (r.job ?? -1) <= h) }));
+  const issued = (trial: number, rung: number) => state.queue.some((j) => j.trial === trial && j.rung === rung);
+  /** Job n (the next), or undefined while the results it is decided on are not all in, or null when the search is over. */
+  const decide = (): SearchJob | null | undefined => {
+    const n = state.queue.length;
+    if (n === 0) {
+      return { n, name: "default", sets: [`${o.resourceKey}=${top}`], rung: rungResources(o.asha).length - 1, resource: top, done: false };
+    }
+    const pending = (upTo: number) => state.queue.some((j) => !j.done && j.n <= upTo);
+    if (pending(n - parallel)) return undefined;
+    let job = nextJob(view(n - parallel), o.asha, issued);
+    if (!job) {
+      if (pending(n - 1)) return undefined; // decided once every job before it is in
+      job = nextJob(view(n - 1), o.asha, issued);
+      if (!job) return null;
+    }
+    let trial: number;
+    if (job.kind === "new") {
+      trial = state.trials.length;
+      const rng = new Rng(deriveSeed(o.seed, `trial-${trial}`));
+      const history = view(n - parallel).flatMap((t) => {
+        const r0 = t.results.find((x) => x.rung === 0);
+        return r0 ? [{ params: t.params, score: r0.score }] : [];
+      });
+      const params = o.sampler === "tpe" ? suggest(o.space, history, rng) : sampleRandom(o.space, rng);
+      state.trials.push({ id: trial, params, results: [] });
+    } else trial = job.trial;
+    const params = state.trials[trial].params;
+    return {
+      n,
+      name: `t${trial}-r${job.rung}`,
+      sets: setsOf(params, job.resource),
+      trial,
+      rung: job.rung,
+      resource: job.resource,
       done: false,
     };
-  }
-  const save = () => writeJsonAtomic(file, state);
-
-  /** Phase `o.phase` on a fresh copy of the base run with `sets`: its score (the objective) and result.json's metric. */
-  const runTrial = async (name: string, sets: string[]): Promise<{ score: number; heldout: number }> => {
-    const dir = join(o.out, "trials", name);
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-    const cp = await new Deno.Command("cp", { args: ["-r", o.baseRun, dir] }).output();
-    if (!cp.success) throw new Error(`search: could not copy ${o.baseRun} to ${dir}: ${new TextDecoder().decode(cp.stderr)}`);
-    const run = await openRun({ runDir: dir, preset: baseCfg.run.preset, sets, phases, backend: o.backend, log: () => {} });
-    const r = await runPhase(run, o.phase, { rerun: true, live: false });
-    await writeJsonAtomic(join(o.out, "trials", `${name}.json`), r);
-    const heldout = metricAt(r.metrics, metric);
-    let score = heldout;
-    if (objective === "validation") {
-      const file = r.artifacts.find((a) => a.endsWith(MODEL_FILE));
-      if (!file) throw new Error(`search: phase ${o.phase}'s result lists no model file to evaluate on validation`);
-      const { model } = await loadModel(join(dir, file));
-      try {
-        const rec = await spec.stage!.evaluate(model, validationContext(run.config, o.phase));
-        if (!(metric in rec)) {
-          throw new Error(
-            `search: phase ${o.phase}'s stage evaluation reports ${Object.keys(rec).join(", ")}, not '${metric}'; ` +
-              `use one of those, or --objective result to score result.json's '${metric}'`,
-          );
-        }
-        score = rec[metric];
-      } finally {
-        model.dispose();
-      }
-    }
-    await Deno.remove(dir, { recursive: true });
-    return { score: Number.isFinite(score) ? score : -Infinity, heldout };
   };
-  const setsOf = (p: Params, resource: number) => [...Object.entries(p).map(([k, v]) => `${k}=${v}`), `${o.resourceKey}=${resource}`];
-  let ran = 0;
-  const budget = () => o.maxJobs === undefined || ran < o.maxJobs;
 
-  const top = o.asha.maxResource;
-  if (!state.baseline && budget()) {
-    const t0 = performance.now();
-    const r = await runTrial("default", [`${o.resourceKey}=${top}`]);
-    state.baseline = { resource: top, score: r.score, heldout: r.heldout };
-    state.jobs++, ran++;
-    await save();
-    log(
-      `search: default config at ${o.resourceKey}=${top}: ${objective} ${metric} ${state.baseline.score}, held-out ${state.baseline.heldout} (${
-        ((performance.now() - t0) / 1000).toFixed(1)
-      } s)`,
-    );
-  }
-  while (budget()) {
-    const job = nextJob(state.trials, o.asha);
-    if (!job) {
-      state.done = true;
-      await save();
-      break;
+  const inflight = new Map<number, Promise<{ job: SearchJob; out: TrialOutcome }>>();
+  let ran = 0;
+  const budget = () => o.maxJobs === undefined || ran + inflight.size < o.maxJobs;
+  const start = (job: SearchJob) => inflight.set(job.n, exec.run(ctx, job).then((out) => ({ job, out })));
+  const record = (job: SearchJob, out: TrialOutcome) => {
+    if (job.trial === undefined) {
+      state.baseline = { resource: job.resource, score: out.score, heldout: out.heldout };
+      log(
+        `search: default config at ${o.resourceKey}=${job.resource}: ${objective} ${metric} ${out.score}, held-out ${out.heldout} (${
+          out.seconds.toFixed(1)
+        } s)`,
+      );
+    } else {
+      const t = state.trials[job.trial];
+      t.results.push({ rung: job.rung, resource: job.resource, score: out.score, heldout: out.heldout, seconds: out.seconds, job: job.n });
+      t.results.sort((a, b) => a.rung - b.rung);
+      log(
+        `search: trial ${t.id} rung ${job.rung} (${o.resourceKey}=${job.resource}): ${objective} ${metric} ${out.score}, held-out ${out.heldout} ${
+          JSON.stringify(t.params)
+        }`,
+      );
     }
-    let trial: TrialRecord;
-    if (job.kind === "new") {
-      const id = state.trials.length;
-      const rng = new Rng(deriveSeed(o.seed, `trial-${id}`));
-      const history = state.trials.map((t) => ({ params: t.params, score: t.results.find((x) => x.rung === 0)?.score ?? NaN }));
-      const params = o.sampler === "tpe" ? suggest(o.space, history, rng) : sampleRandom(o.space, rng);
-      trial = { id, params, results: [] };
-    } else trial = state.trials[job.trial];
-    const t0 = performance.now();
-    const { score, heldout } = await runTrial(`t${trial.id}-r${job.rung}`, setsOf(trial.params, job.resource));
-    if (job.kind === "new") state.trials.push(trial);
-    trial.results.push({ rung: job.rung, resource: job.resource, score, heldout, seconds: (performance.now() - t0) / 1000 });
+    job.done = true;
     state.jobs++, ran++;
-    await save();
-    log(
-      `search: trial ${trial.id} rung ${job.rung} (${o.resourceKey}=${job.resource}): ${objective} ${metric} ${score}, held-out ${heldout} ${
-        JSON.stringify(trial.params)
-      }`,
-    );
+  };
+
+  try {
+    for (const j of state.queue) if (!j.done && budget()) start(j);
+    while (true) {
+      while (budget()) {
+        const job = decide();
+        if (job === null) {
+          state.done = true;
+          await save();
+          return state;
+        }
+        if (job === undefined) break;
+        state.queue.push(job);
+        await save();
+        start(job);
+      }
+      if (!inflight.size) break;
+      const { job, out } = await Promise.race(inflight.values());
+      inflight.delete(job.n);
+      record(job, out);
+      await save();
+    }
+  } finally {
+    // A failed job leaves the others running; wait for them so none writes after we return.
+    await Promise.allSettled(inflight.values());
+    if (!o.executor) await exec.close?.();
   }
   return state;
 }

@@ -11,7 +11,7 @@ import { createModel } from "../models/registry.ts";
 import { saveModel } from "../models/io.ts";
 import { check, type PhaseContext, type PhaseSpec } from "../phases/spec.ts";
 import { searchReport } from "./report.ts";
-import { runSearch, type SearchOptions, searchSummary } from "./run.ts";
+import { type Executor, inProcess, runSearch, type SearchJob, type SearchOptions, type SearchState, searchSummary } from "./run.ts";
 import { parseSpace } from "./space.ts";
 
 /** Phase 1 does nothing; phase 2's score rises with steps and peaks at lr = 10^-2.5 (its default lr 0.1 is poor). */
@@ -138,5 +138,66 @@ Deno.test("runSearch: a phase with a stage is scored on a validation context, it
     }
   }
   assert.ok(st.baseline && st.baseline.heldout !== st.baseline.score);
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("runSearch with 2 jobs in flight: the same trials and scores whatever order the jobs finish in", async () => {
+  const base = await Deno.makeTempDir({ prefix: "af-search-par-" });
+  const baseRun = join(base, "base");
+  const run = await openRun({
+    runDir: baseRun,
+    preset: "tiny",
+    phases: PHASES,
+    backend: "cpu",
+    log: () => {},
+    sets: [`pipeline.baseline_file=${join(base, "b.json")}`],
+  });
+  await runPhase(run, 1, { live: false });
+  const opts = (out: string, executor?: Executor): SearchOptions => ({
+    baseRun,
+    phase: 2,
+    metric: "score",
+    space: parseSpace({ "phases.2.lr": { log_uniform: [1e-4, 1] } }, "space"),
+    resourceKey: "phases.2.steps",
+    asha: { minResource: 10, maxResource: 90, eta: 3, maxTrials: 9 },
+    sampler: "tpe",
+    seed: 3,
+    out,
+    parallel: 2,
+    executor,
+    phases: PHASES,
+    backend: "cpu",
+    log: () => {},
+  });
+  // Jobs run one at a time but finish after a random delay, so later jobs often finish first.
+  const finished: number[] = [];
+  const shuffled = (seed: number): Executor => {
+    const inner = inProcess({ phases: PHASES, backend: "cpu" });
+    let x = seed;
+    return {
+      async run(c, job) {
+        const out = await inner.run(c, job);
+        x = (x * 1103515245 + 12345) % 2147483648;
+        await new Promise((r) => setTimeout(r, x % 40));
+        finished.push((job as SearchJob).n);
+        return out;
+      },
+    };
+  };
+  const strip = (st: SearchState) => ({
+    trials: st.trials.map((t) => ({ ...t, results: t.results.map(({ seconds: _, ...r }) => r) })),
+    queue: st.queue.map((j) => j.name),
+  });
+  const plain = await runSearch(opts(join(base, "plain")));
+  assert.ok(plain.done);
+  for (const seed of [1, 2]) {
+    const other = await runSearch(opts(join(base, `shuffled-${seed}`), shuffled(seed)));
+    assert.deepEqual(strip(other), strip(plain));
+  }
+  assert.ok(finished.some((n, i) => i > 0 && n < finished[i - 1]), `some job finished before an earlier one: ${finished}`);
+  const s = searchSummary(plain);
+  assert.ok(s.best && s.best.score > s.baseline! + 0.1, JSON.stringify(s));
+  // The number of jobs in flight is part of the search: resuming with another one is refused.
+  await assert.rejects(runSearch({ ...opts(join(base, "plain")), parallel: 1 }), /parallel differ/);
   await Deno.remove(base, { recursive: true });
 });
