@@ -11,13 +11,17 @@
  *          --objective validation|result (default validation: the stage's evaluation at another seed
  *          than the held-out set; result: the metric of result.json, which the report shows)
  *          --seed N  --out DIR (default: DIR-search-pN)  --backend B
+ *          --parallel N (jobs in flight, default 1; part of the search, since job n is decided on
+ *          the results of jobs 0..n-N)  --redis URL (run jobs on workers, `deno task worker --redis
+ *          URL`, over BullMQ; OUT must be at the same path on every worker)  --queue NAME
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { parseBackend } from "../backend/mod.ts";
 import { readJson, writeAtomic } from "../util/fs.ts";
 import { searchReport } from "./report.ts";
-import { runSearch, searchSummary } from "./run.ts";
+import { queueExecutor } from "./queue.ts";
+import { type Executor, runSearch, searchSummary } from "./run.ts";
 import { parseSpace } from "./space.ts";
 
 function objectiveFlag(v: string | undefined): "validation" | "result" | undefined {
@@ -43,6 +47,9 @@ export async function main(args: string[]): Promise<number> {
       seed: { type: "string", default: "0" },
       out: { type: "string" },
       backend: { type: "string" },
+      parallel: { type: "string", default: "1" },
+      redis: { type: "string" },
+      queue: { type: "string" },
     },
   });
   for (const k of ["space", "run", "phase"] as const) {
@@ -68,6 +75,14 @@ export async function main(args: string[]): Promise<number> {
   const min = values["min-resource"] ? int("min-resource", values["min-resource"], 1) : Math.max(1, Math.round(max / eta / eta));
   if (values.sampler !== "tpe" && values.sampler !== "random") throw new Error(`--sampler ${values.sampler}: expected tpe or random`);
   const out = values.out ?? `${values.run!.replace(/\/$/, "")}-search-p${phase}`;
+  const parallel = int("parallel", values.parallel, 1);
+  let executor: Executor | undefined;
+  if (values.redis) {
+    executor = await queueExecutor({ url: values.redis, queue: values.queue });
+    console.log(
+      `search: jobs go to workers on ${values.redis} (${parallel} in flight); start them with deno task worker --redis ${values.redis}`,
+    );
+  } else if (values.queue) throw new Error("--queue needs --redis URL");
   const state = await runSearch({
     baseRun: values.run!,
     phase,
@@ -79,8 +94,10 @@ export async function main(args: string[]): Promise<number> {
     sampler: values.sampler,
     seed: int("seed", values.seed, 0),
     out,
+    parallel,
+    executor,
     backend: values.backend ? parseBackend(values.backend, "--backend") : undefined,
-  });
+  }).finally(() => executor?.close?.());
   await writeAtomic(join(out, "report.html"), await searchReport(state));
   const s = searchSummary(state);
   const held = (v: number | undefined) => (state.objective === "validation" ? ` (held-out ${v})` : "");

@@ -1,0 +1,186 @@
+/**
+ * The search on BullMQ over a real Redis (Debian's redis-server): two worker processes, one of
+ * them SIGKILLed in the middle of a trial. Every job completes exactly once, the killed trial
+ * continues from its checkpoint on the other worker, and the results equal the in-process search.
+ *
+ * Redis: AGENT_FORGE_REDIS_URL when set (.ci/run starts one), else a redis-server this test
+ * starts on a free port; without either the test is skipped with the reason printed.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { Queue } from "bullmq";
+import { Redis } from "ioredis";
+import { openRun, runPhase } from "../pipeline/session.ts";
+import { queueExecutor } from "./queue.ts";
+import { runSearch, type SearchOptions, type SearchState } from "./run.ts";
+import { parseSpace } from "./space.ts";
+import { PHASES } from "./testdata/slow_phases.ts";
+
+const WORKER = new URL("./worker.ts", import.meta.url).pathname;
+const FAKE_PHASES = new URL("./testdata/slow_phases.ts", import.meta.url).pathname;
+
+function hasRedisServer(): boolean {
+  try {
+    return new Deno.Command("redis-server", { args: ["--version"], stdout: "null", stderr: "null" }).outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+const envUrl = Deno.env.get("AGENT_FORGE_REDIS_URL");
+const canRun = Boolean(envUrl) || hasRedisServer();
+if (!canRun) console.log("queue_test skipped: no AGENT_FORGE_REDIS_URL and no redis-server on PATH (apt-get install redis-server)");
+
+/** A Redis URL for the test and a function that stops what the test started. */
+async function redis(): Promise<{ url: string; stop: () => Promise<void> }> {
+  if (envUrl) return { url: envUrl, stop: () => Promise.resolve() };
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const proc = new Deno.Command("redis-server", {
+    args: ["--port", String(port), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const url = `redis://127.0.0.1:${port}`;
+  for (let i = 0; i < 50; i++) {
+    const c = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    c.on("error", () => {}); // refused while the server starts
+    const ok = await c.connect().then(() => c.ping()).then(() => true, () => false);
+    c.disconnect();
+    if (ok) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    stop: async () => {
+      proc.kill("SIGTERM");
+      await proc.status;
+    },
+  };
+}
+
+Deno.test({
+  name: "search on BullMQ: 2 workers, one SIGKILLed mid-trial; every job completes once, results equal the in-process search",
+  ignore: !canRun,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const base = await Deno.makeTempDir({ prefix: "af-queue-" });
+    const { url, stop } = await redis();
+    const queueName = `af-test-${crypto.randomUUID().slice(0, 8)}`;
+    const attempts = join(base, "attempts.jsonl");
+    const workers: Deno.ChildProcess[] = [];
+    try {
+      const baseRun = join(base, "base");
+      const run = await openRun({
+        runDir: baseRun,
+        preset: "tiny",
+        phases: PHASES,
+        backend: "cpu",
+        log: () => {},
+        sets: [`pipeline.baseline_file=${join(base, "b.json")}`],
+      });
+      await runPhase(run, 1, { live: false });
+      const opts = (out: string): SearchOptions => ({
+        baseRun,
+        phase: 2,
+        metric: "score",
+        space: parseSpace({ "phases.2.lr": { log_uniform: [1e-4, 1] } }, "space"),
+        resourceKey: "phases.2.steps",
+        asha: { minResource: 10, maxResource: 90, eta: 3, maxTrials: 6 },
+        sampler: "tpe",
+        seed: 5,
+        out,
+        parallel: 2,
+        phases: PHASES,
+        backend: "cpu",
+        log: () => {},
+      });
+      const local = await runSearch(opts(join(base, "local")));
+
+      const spawnWorker = () =>
+        new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "-A",
+            WORKER,
+            "--redis",
+            url,
+            "--queue",
+            queueName,
+            "--phases",
+            FAKE_PHASES,
+            "--backend",
+            "cpu",
+            "--lock-ms",
+            "1500",
+          ],
+          env: { AF_SEARCH_ATTEMPTS: attempts },
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn();
+      // Worker 0 starts alone, so it takes the first job (the default config, 90 steps of 20 ms). Once
+      // it has begun, worker 1 starts, and worker 0 is SIGKILLed 400 ms into the trial (after its
+      // checkpoint at step 15); the job goes to worker 1 when worker 0's lock expires.
+      workers.push(spawnWorker());
+      const killer = (async () => {
+        const victim = workers[0];
+        while (true) {
+          await new Promise((r) => setTimeout(r, 25));
+          const text = await Deno.readTextFile(attempts).catch(() => "");
+          const mine = text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as { pid: number; trial: string })
+            .find((l) => l.pid === victim.pid);
+          if (!mine) continue;
+          workers.push(spawnWorker());
+          await new Promise((r) => setTimeout(r, 400));
+          victim.kill("SIGKILL");
+          await victim.status;
+          return mine.trial;
+        }
+      })();
+      const exec = await queueExecutor({ url, queue: queueName });
+      const remote = await runSearch({ ...opts(join(base, "remote")), executor: exec });
+      await exec.close();
+      const killed = await killer;
+
+      const strip = (st: SearchState) => ({
+        trials: st.trials.map((t) => ({ ...t, results: t.results.map(({ seconds: _, ...r }) => r) })),
+        baseline: st.baseline,
+        queue: st.queue.map((j) => j.name),
+      });
+      assert.ok(remote.done);
+      assert.deepEqual(strip(remote), strip(local), "the same trials, rungs and scores as in one process");
+      // Every job completed once on the queue, none failed.
+      const q = new Queue(queueName, { connection: new Redis(url, { maxRetriesPerRequest: null }) });
+      const counts = await q.getJobCounts("completed", "failed", "active", "wait", "delayed");
+      await q.obliterate({ force: true });
+      await q.close();
+      assert.equal(counts.completed, remote.queue.length, JSON.stringify(counts));
+      assert.equal(counts.failed + counts.active + counts.wait + counts.delayed, 0, JSON.stringify(counts));
+      assert.equal(new Set(remote.queue.map((j) => j.name)).size, remote.queue.length, "no job handed out twice");
+      // The killed trial ran twice: once on the killed worker, then on the other from its checkpoint.
+      const lines = (await Deno.readTextFile(attempts)).trim().split("\n").map((l) =>
+        JSON.parse(l) as { trial: string; pid: number; from: number }
+      );
+      const runs = lines.filter((l) => l.trial === killed);
+      console.log(`killed during ${killed}; its attempts: ${JSON.stringify(runs)}; jobs ${remote.queue.length}, attempts ${lines.length}`);
+      assert.equal(runs.length, 2, JSON.stringify(runs));
+      assert.equal(runs[0].pid, workers[0].pid);
+      assert.notEqual(runs[1].pid, workers[0].pid);
+      assert.equal(killed, "default");
+      assert.ok(runs[1].from >= 5, `the retry continued from the checkpoint (step ${runs[1].from})`);
+      // Every other job ran once.
+      assert.equal(lines.length, remote.queue.length + 1);
+    } finally {
+      for (const w of workers) {
+        try {
+          w.kill("SIGKILL");
+        } catch { /* already gone */ }
+        await w.status;
+        await w.stdout.cancel().catch(() => {});
+        await w.stderr.cancel().catch(() => {});
+      }
+      await stop();
+      await Deno.remove(base, { recursive: true });
+    }
+  },
+});
