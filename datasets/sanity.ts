@@ -217,6 +217,8 @@ export interface LmWindows {
   seqLen: number;
   /** Id used to fill the rest of a window: `pad`, else `eos`, else 0. */
   padId: number;
+  /** The window each item was packed into (item order), when built from items. */
+  itemRow?: Int32Array;
 }
 
 /**
@@ -242,6 +244,7 @@ export function lmWindows(
   // Windows of width tokens, each with a flag per token: is it an answer token?
   const rows: { tokens: number[]; answer: boolean[] }[] = [];
   let row: { tokens: number[]; answer: boolean[] } | undefined;
+  const itemRow = new Int32Array(items.length);
   for (const [i, item] of items.entries()) {
     const prompt = tokenizer.encode(item.prompt), answer = tokenizer.encode(item.answer);
     if (bos !== undefined) prompt.unshift(bos);
@@ -251,6 +254,7 @@ export function lmWindows(
       throw new Error(`lmWindows: item ${i}${item.task ? ` (${item.task})` : ""} has ${len} tokens, more than seqLen + 1 = ${width}`);
     }
     if (!row || !pack || row.tokens.length + len > width) rows.push(row = { tokens: [], answer: [] });
+    itemRow[i] = rows.length - 1;
     row.tokens.push(...prompt, ...answer);
     row.answer.push(...prompt.map(() => false), ...answer.map(() => true));
   }
@@ -269,5 +273,5 @@ export function lmWindows(
       }
     }
   });
-  return { ids, targets, mask, count, seqLen, padId };
+  return { ids, targets, mask, count, seqLen, padId, itemRow };
 }

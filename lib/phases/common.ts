@@ -10,7 +10,9 @@ import type { PipelineConfig } from "../config/config.ts";
 import { cognateBaseFromModel, type CognateConfig, cognateConfig, type CognateVariant, sizeCognate } from "../models/cognate.ts";
 import { loadModel, type SavedModel } from "../models/io.ts";
 import type { RegistryModel } from "../models/registry.ts";
-import { TOKENIZER, windowBatches } from "../text/tokens.ts";
+import { type TextItem, TOKENIZER, windowBatches } from "../text/tokens.ts";
+import { competence, difficultyLevels, type RowCurriculum, rowLevels } from "../train/curriculum.ts";
+import { z } from "zod";
 import { type PhaseRun, trainerConfig } from "../train/config.ts";
 import type { GradFilter, PersistentGradFilter, TrainConfig, TrainResult, TrainTask } from "../train/trainer.ts";
 import { train } from "../train/trainer.ts";
@@ -73,6 +75,44 @@ export interface TrainTextOptions extends TrainModelOptions {
   batchSize: number;
   /** Seed of the batch order. */
   seed: number;
+  /** Easy windows first on a competence schedule (`curriculumWindows`); uniform sampling without. */
+  curriculum?: RowCurriculum;
+}
+
+/** The curriculum keys of phases 2-4's sections (lib/train/curriculum.ts). */
+export const CurriculumKeys = {
+  curriculum: z.enum(["uniform", "competence"]).default("uniform"), // training order: uniform sampling, or easy items first on a competence schedule
+  curriculum_start: z.number().gt(0).max(1).default(0.2), // competence at step 0: windows below this difficulty level are admissible
+  curriculum_full_at: z.number().gt(0).max(1).default(0.5), // fraction of the steps after which every window is admissible
+};
+export type CurriculumSection = { curriculum: "uniform" | "competence"; curriculum_start: number; curriculum_full_at: number };
+
+/**
+ * A phase's training windows of `items` (built by `windows`), and under `curriculum: competence`
+ * their curriculum: items sorted by level (each item's difficulty ranked within its group, e.g.
+ * its task), so windows pack items of like difficulty, and each window's level the mean of its
+ * items'. Uniform keeps the items' order. Items without a difficulty count as the easiest.
+ */
+export function curriculumWindows(
+  items: readonly TextItem[],
+  windows: (items: readonly TextItem[]) => LmWindows,
+  sec: CurriculumSection,
+  steps: number,
+  group: (it: TextItem) => string = () => "",
+): { windows: LmWindows; curriculum?: RowCurriculum } {
+  if (sec.curriculum === "uniform") return { windows: windows(items) };
+  const level = difficultyLevels(items.map((it) => it.difficulty ?? 0), items.map(group));
+  const order = Array.from(items.keys()).sort((a, b) => level[a] - level[b] || a - b);
+  const w = windows(order.map((i) => items[i]));
+  if (!w.itemRow) throw new Error("curriculumWindows: the windows do not say which window holds each item");
+  const schedule = { start: sec.curriculum_start, fullAt: Math.max(1, Math.round(sec.curriculum_full_at * steps)) };
+  return {
+    windows: w,
+    curriculum: {
+      rowLevel: rowLevels(Float64Array.from(order, (i) => level[i]), w.itemRow, w.count),
+      competence: (s) => competence(s, schedule),
+    },
+  };
 }
 
 /**
@@ -99,7 +139,7 @@ export async function trainModel<B>(ctx: PhaseContext, task: TrainTask<B>, o: Tr
 
 /** `trainModel` on text windows: a causal LM's loss on the answer tokens of packed windows. */
 export function trainText(ctx: PhaseContext, o: TrainTextOptions): Promise<TrainResult> {
-  const batch = windowBatches(o.windows, o.batchSize, o.seed);
+  const batch = windowBatches(o.windows, o.batchSize, o.seed, o.curriculum);
   const model = o.model;
   return trainModel(ctx, {
     params: model.params,

@@ -8,7 +8,10 @@ import assert from "node:assert/strict";
 import { DEFAULT_CONFIG, type PipelineConfig, resolveConfig } from "../config/config.ts";
 import { grokfastFromConfig } from "../train/grokfast.ts";
 import type { TrainConfig } from "../train/trainer.ts";
-import { phaseTrainer } from "./common.ts";
+import { curriculumWindows, phaseTrainer } from "./common.ts";
+import { type TextItem, windowBatches, windowsOf } from "../text/tokens.ts";
+import * as tf from "@tensorflow/tfjs";
+import { initBackend } from "../backend/mod.ts";
 import { PHASES } from "./mod.ts";
 
 /** Phases whose run has `steps`, `lr` and `batch_size` keys (phase 5's stages have their own steps). */
@@ -96,4 +99,39 @@ Deno.test("the seed preset is the documented configuration, and it reaches phase
     [train.steps, train.lr, batchSize, train.gradAccum, train.warmupSteps, train.saveEvery, train.evalEvery],
     [100_000, 1e-4, 32, 4, 1000, 5000, 1000],
   );
+});
+
+Deno.test("curriculumWindows + windowBatches: easy windows first, every window once competence is full, batches a pure function of the step", async () => {
+  await initBackend("cpu", { quiet: true });
+  // 40 items of 2 tasks, difficulty 1..4 on different scales per task; 2 items per window at seqLen 15.
+  const items: TextItem[] = Array.from({ length: 40 }, (_, i) => ({
+    prompt: `q${i + 10}`,
+    answer: `a${i + 10}`,
+    task: i % 2 ? "odd" : "even",
+    difficulty: (i % 2 ? 100 : 1) * (1 + (Math.floor(i / 2) % 4)),
+  }));
+  const sec = { curriculum: "competence" as const, curriculum_start: 0.2, curriculum_full_at: 0.5 };
+  const { windows, curriculum } = curriculumWindows(items, (xs) => windowsOf(xs, 15), sec, 100, (it) => it.task!);
+  assert.ok(curriculum && windows.count === 20, `${windows.count} windows`);
+  // Items of like level share windows: every window's level is one of the item levels 0, 0.25, 0.5, 0.75.
+  assert.deepEqual([...new Set(curriculum.rowLevel)].sort(), [0, 0.25, 0.5, 0.75]);
+  const rowsAt = (step: number) => {
+    const batch = windowBatches(windows, 8, 7, curriculum)(step, 0);
+    const ids = batch.ids.arraySync() as number[][];
+    tf.dispose([batch.ids, batch.targets, batch.mask]);
+    return ids.map((row) => {
+      for (let r = 0; r < windows.count; r++) if (row.every((id, t) => windows.ids[r * 15 + t] === id)) return r;
+      throw new Error("a batch row that is no window");
+    });
+  };
+  // Step 0: competence 0.2 admits the level-0 windows only.
+  assert.ok(rowsAt(0).every((r) => curriculum.rowLevel[r] === 0), "only the easiest windows at step 0");
+  assert.deepEqual(rowsAt(3), rowsAt(3), "the same batch for the same step");
+  // From step 50 on (full competence) every window is drawn over enough steps.
+  const seen = new Set(Array.from({ length: 30 }, (_, k) => rowsAt(50 + k)).flat());
+  assert.equal(seen.size, windows.count);
+  // Uniform: the items' own order and no curriculum.
+  const u = curriculumWindows(items, (xs) => windowsOf(xs, 15), { ...sec, curriculum: "uniform" }, 100);
+  assert.equal(u.curriculum, undefined);
+  assert.deepEqual(u.windows.ids, windowsOf(items, 15).ids);
 });

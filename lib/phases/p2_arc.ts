@@ -29,7 +29,7 @@ import { deriveSeed, Rng } from "../util/rng.ts";
 import { esc, type PageSection } from "../viz/report.ts";
 import type { LmWindows } from "../../datasets/sanity.ts";
 import { answerMetrics, majorityTokenAccuracy } from "../eval/answers.ts";
-import { loadBase, phaseTrainer, trainText } from "./common.ts";
+import { CurriculumKeys, curriculumWindows, loadBase, phaseTrainer, trainText } from "./common.ts";
 import { sectionOf } from "../config/config.ts";
 import { z } from "zod";
 import { round } from "../util/numbers.ts";
@@ -60,6 +60,7 @@ export const Phase2Section = z.strictObject({
   gate_min_token_gain: z.number().min(0).max(1).default(0.15), // held-out answer token accuracy must beat the majority token's by this much
   gate_min_majority_gain: z.number().min(-1).max(1).default(-1), // cell accuracy minus the majority colour's must reach this; -1 (default) reports it ungated
   gate_min_shape_acc: z.number().min(0).max(1).default(0.3), // fraction of identity-view answers that must have the expected shape (0: reported, not gated)
+  ...CurriculumKeys, // difficulty: the task's largest grid (cells), ranked within its family
 });
 export type Phase2Section = z.infer<typeof Phase2Section>;
 
@@ -154,7 +155,7 @@ export function arcData(s: StageContext): ArcData {
   for (let i = 0; i < sec.train_tasks; i++) {
     const task = generateTask(names[i % names.length], deriveSeed(s.seed, `train-${i}`), gen);
     const aug = augmentTask(task, drawAugmentation(rng, task, sec));
-    const item = arcItem(aug, task.family);
+    const item = { ...arcItem(aug, task.family), difficulty: largestGrid(aug) };
     if (itemTokens(item) > sec.seq_len + 1) {
       trainTooLong++;
       continue;
@@ -180,6 +181,11 @@ export function arcData(s: StageContext): ArcData {
   });
   if (train.length === 0) throw new Error(`phase 2: no training task fits phases.2.seq_len = ${sec.seq_len}; raise it or lower max_size`);
   return { train, trainHashes, trainTooLong, eval: evalTasks, evalOverlap };
+}
+
+/** Cells of a task's largest grid: the generator's size knob, the curriculum's difficulty. */
+function largestGrid(t: ArcTask): number {
+  return Math.max(...[...t.train, ...t.test].flatMap((p) => [p.input, p.output]).map((g) => g.length * (g[0]?.length ?? 0)));
 }
 
 /** Real ARC tasks cut to `demos` demonstrations and the first test pair, those that fit `seq_len` (file-name order), at most `real_tasks`. */
@@ -229,12 +235,19 @@ async function run(ctx: PhaseContext) {
   const seen = windowsOf(data.train.slice(0, 64), sec.seq_len, false), baseSeen = await answerMetrics(model, seen);
   const baseTf = await answerMetrics(model, held), base = await score(identity(data.eval)), baseReal = await score(identity(real.tasks));
   const t1 = performance.now();
-  const windows = outputWindows(data.train, sec.seq_len, sec.demo_outputs);
   const { train: cfg, batchSize } = phaseTrainer(ctx, sec);
+  const { windows, curriculum } = curriculumWindows(
+    data.train,
+    (items) => outputWindows(items, sec.seq_len, sec.demo_outputs),
+    sec,
+    cfg.steps,
+    (it) => it.task ?? "",
+  );
   const result = await trainText(ctx, {
     name: "arc",
     model,
     windows,
+    curriculum,
     train: cfg,
     batchSize,
     seed: deriveSeed(ctx.seed, "batches"),

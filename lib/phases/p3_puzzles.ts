@@ -50,7 +50,7 @@ import type { Figure } from "../viz/figures.ts";
 import { esc, type PageSection } from "../viz/report.ts";
 import { answerMetrics, majorityTokenAccuracy } from "../eval/answers.ts";
 import { generateGreedy } from "../text/generate.ts";
-import { loadBase, loggedLosses, phaseTrainer, trainText } from "./common.ts";
+import { CurriculumKeys, curriculumWindows, loadBase, loggedLosses, phaseTrainer, trainText } from "./common.ts";
 import { groupMeans, round } from "../util/numbers.ts";
 import { saveModel } from "../models/io.ts";
 import { type TextItem, TOKENIZER, windowsOf } from "../text/tokens.ts";
@@ -79,6 +79,7 @@ export const Phase3Section = GrokkingSection.extend(GridSection.shape).extend({
   listops_max_tokens: z.number().int().min(4).default(24), // (b) ListOps: longest expression in ListOps tokens
   gate_min_mod_gain: z.number().default(0.15), // gate: modular validation and train accuracy above chance (1/p) by at least this
   gate_min_gain: z.number().default(0.05), // gate: puzzle answer token accuracy above the majority token and the base model by at least this
+  ...CurriculumKeys, // (b) difficulty: each puzzle's own (blanks, maze size, depth), ranked within its task
 });
 export type Phase3Section = z.infer<typeof Phase3Section>;
 
@@ -346,7 +347,6 @@ async function run(ctx: PhaseContext): Promise<PhaseOutput> {
 
   // (b) Puzzles: the base model before and after fine-tuning on every task.
   const data = puzzleData(ctx);
-  const trainW = windowsOf(data.train, c.seq_len);
   const majority: Record<string, number> = {};
   for (const [task, items] of Object.entries(data.test)) {
     const fit = windowsOf(data.train.filter((it) => it.task === task), c.seq_len);
@@ -357,11 +357,13 @@ async function run(ctx: PhaseContext): Promise<PhaseOutput> {
     let t = performance.now();
     const base = await evaluatePuzzles(model, data);
     const baseSeconds = (performance.now() - t) / 1000;
+    const trainer = phaseTrainer(ctx, c);
+    const fit = curriculumWindows(data.train, (items) => windowsOf(items, c.seq_len), c, trainer.train.steps, (it) => it.task ?? "");
     const tr = await trainText(ctx, {
       name: "puzzles",
       model,
-      windows: trainW,
-      ...phaseTrainer(ctx, c),
+      ...fit,
+      ...trainer,
       seed: deriveSeed(ctx.seed, "puzzle-batches"),
     });
     const logged = await loggedLosses(ctx, "puzzles");
@@ -409,7 +411,7 @@ async function run(ctx: PhaseContext): Promise<PhaseOutput> {
         // (b) puzzles
         tasks,
         train_items: data.train.length,
-        train_windows: trainW.count,
+        train_windows: fit.windows.count,
         eval_items: Object.fromEntries(tasks.map((k) => [k, data.test[k].length])),
         eval_overlap_removed: data.overlapRemoved,
         token_acc: round(fine.token_acc),

@@ -39,7 +39,7 @@ import type { Figure } from "../viz/figures.ts";
 import { esc, type PageSection } from "../viz/report.ts";
 import { type AnswerMetrics, answerMetrics, majorityTokenAccuracy, unigramLoss } from "../eval/answers.ts";
 import { generateGreedy, logitsOf } from "../text/generate.ts";
-import { loadBase, loggedRecords, phaseTrainer, trainText } from "./common.ts";
+import { CurriculumKeys, curriculumWindows, loadBase, loggedRecords, phaseTrainer, trainText } from "./common.ts";
 import { sectionOf } from "../config/config.ts";
 import { z } from "zod";
 import { round } from "../util/numbers.ts";
@@ -62,6 +62,7 @@ export const Phase4Section = z.strictObject({
   gate_min_gain: z.number().default(0.25), // gate: answer token accuracy above the base model's and the majority token's by this
   gate_min_loss_drop: z.number().default(1), // gate: answer loss below the base model's and the unigram's by this many nats
   gate_min_exact: z.number().min(0).max(1).default(0), // gate: greedy final-answer exact match at least this (0 = not gated: near chance at this scale)
+  ...CurriculumKeys, // difficulty: the problem's calculation steps
 });
 export type Phase4Section = z.infer<typeof Phase4Section>;
 
@@ -73,7 +74,7 @@ const EVAL_BATCH = 32, GSM8K_BATCH = 10;
 
 /** A problem as a text item: the question and a newline, then the calc rationale. */
 export function mathItem(p: MathProblem): TextItem {
-  return { prompt: `${p.question}\n`, answer: calcRationale(p), task: `steps-${p.steps.length}` };
+  return { prompt: `${p.question}\n`, answer: calcRationale(p), task: `steps-${p.steps.length}`, difficulty: p.steps.length };
 }
 
 /** Whether an item fits one window of `seqLen` (BOS + prompt + answer + EOS <= seqLen + 1 tokens). */
@@ -294,11 +295,13 @@ async function run(ctx: PhaseContext) {
     let t = performance.now();
     const base = await evaluateMath(model, data, c.seq_len), baseDigits = await digitAccuracy(model, testW, trainW);
     const baseSeconds = (performance.now() - t) / 1000;
+    const trainer = phaseTrainer(ctx, c);
+    const fit = curriculumWindows(data.train.map(mathItem), (items) => windowsOf(items, c.seq_len), c, trainer.train.steps);
     const tr = await trainText(ctx, {
       name: "math",
       model,
-      windows: trainW,
-      ...phaseTrainer(ctx, c),
+      ...fit,
+      ...trainer,
       seed: deriveSeed(ctx.seed, "batches"),
       evaluate: async () => {
         const m = await answerMetrics(model, testW, EVAL_BATCH);
@@ -324,7 +327,7 @@ async function run(ctx: PhaseContext) {
         format: "question\\n -> calc lines `a op b=c`, then `#### n`",
         train_problems: data.train.length,
         train_generated: data.generated,
-        train_windows: trainW.count,
+        train_windows: fit.windows.count,
         test_problems: flat.length,
         test_overlap_removed: data.overlapRemoved,
         test_too_long_removed: data.tooLongRemoved,
