@@ -10,6 +10,8 @@
  *
  * Options: --run DIR  --methods task_arithmetic,ties,dare  --generations N (default 6)
  *          --popsize N  --density X (ties/dare, default 0.5)  --seed N  --html FILE  --json FILE
+ *          --redis URL (score each generation's recipes on workers, `deno task worker --redis URL`,
+ *          all in flight at once; DIR must be at the same path on every worker)  --queue NAME
  */
 import { parseArgs } from "node:util";
 import { initBackend } from "../lib/backend/mod.ts";
@@ -17,6 +19,7 @@ import { checkResolved } from "../lib/config/config.ts";
 import { coefficientFigure, compareMerges, fitnessFigure } from "../lib/evolve/compare.ts";
 import { MERGE_METHODS, type MergeMethod } from "../lib/evolve/merge.ts";
 import { PHASES } from "../lib/phases/mod.ts";
+import { queueFitness } from "../lib/search/queue.ts";
 import { readJson, writeAtomic, writeJsonAtomic } from "../lib/util/fs.ts";
 import { figureHtml } from "../lib/viz/notebook.ts";
 import { join } from "node:path";
@@ -32,6 +35,8 @@ const { values } = parseArgs({
     seed: { type: "string", default: "0" },
     html: { type: "string" },
     json: { type: "string" },
+    redis: { type: "string" },
+    queue: { type: "string" },
   },
 });
 if (!values.run) throw new Error("--run DIR: a run directory with phases 1-5 completed is required");
@@ -47,7 +52,10 @@ if (!Number.isInteger(generations) || generations < 1) throw new Error(`--genera
 await initBackend("wasm", { quiet: true });
 const cfgFile = join(runDir, "config.json");
 const config = checkResolved(await readJson(cfgFile), PHASES, cfgFile);
-const res = await compareMerges(runDir, config, { methods, generations, popsize, density, seed });
+const remote = values.redis ? await queueFitness({ url: values.redis, queue: values.queue }) : undefined;
+if (remote) console.log(`population members go to workers on ${values.redis}`);
+const res = await compareMerges(runDir, config, { methods, generations, popsize, density, seed, evaluate: remote?.evaluate(runDir) })
+  .finally(() => remote?.close());
 console.log(`base + phases ${res.specialists.join(", ")}; ${res.groups.length} groups (${res.groups.join(", ")})`);
 for (const s of res.skipped) console.log(`  phase ${s.phase} not merged: ${s.why}`);
 const cols = Object.keys(res.rows[0]);

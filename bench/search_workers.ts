@@ -16,7 +16,7 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { cpus } from "node:os";
-import { Redis } from "ioredis";
+import { redisForRun } from "../lib/util/redis_server.ts";
 import { readJson, writeJsonAtomic } from "../lib/util/fs.ts";
 
 const { values } = parseArgs({
@@ -46,26 +46,6 @@ const cores = cpus().length;
 const SEARCH = new URL("../lib/search/cli.ts", import.meta.url).pathname;
 const WORKER = new URL("../lib/search/worker.ts", import.meta.url).pathname;
 
-async function startRedis(): Promise<{ url: string; stop: () => Promise<void> }> {
-  if (values.redis) return { url: values.redis, stop: () => Promise.resolve() };
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const proc = new Deno.Command("redis-server", {
-    args: ["--port", String(port), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  const url = `redis://127.0.0.1:${port}`;
-  for (let i = 0; i < 50; i++) {
-    const c = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    c.on("error", () => {});
-    const ok = await c.connect().then(() => c.ping()).then(() => true, () => false);
-    c.disconnect();
-    if (ok) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { url, stop: async () => (proc.kill("SIGTERM"), await proc.status, undefined) };
-}
-
 interface Row {
   how: string;
   workers: number;
@@ -79,7 +59,7 @@ interface Row {
 }
 
 const tmp = await Deno.makeTempDir({ prefix: "af-bench-workers-" });
-const redis = await startRedis();
+const redis = values.redis ? { url: values.redis, stop: () => Promise.resolve() } : await redisForRun();
 const rows: Row[] = [];
 /** One search into a fresh folder; `workers` 0 runs it in-process. */
 async function search(workers: number): Promise<void> {

@@ -11,8 +11,14 @@ import type { PhaseResultFile } from "../lib/util/run_dir.ts";
 import { exists, readJson } from "../lib/util/fs.ts";
 import { PHASES } from "../lib/phases/mod.ts";
 import { openRun, phaseReport, runPhase } from "../lib/pipeline/session.ts";
+import { checkResolved } from "../lib/config/config.ts";
+import { initBackend } from "../lib/backend/mod.ts";
+import { compareMerges } from "../lib/evolve/compare.ts";
+import { queueFitness } from "../lib/search/queue.ts";
+import { redisAvailable, redisForRun } from "../lib/util/redis_server.ts";
 
 const CLI = new URL("../lib/cli.ts", import.meta.url).pathname;
+const WORKER = new URL("../lib/search/worker.ts", import.meta.url).pathname;
 const base = await Deno.makeTempDir({ prefix: "af-e2e-" });
 const baselines = `pipeline.baseline_file=${join(base, "baselines.json")}`;
 
@@ -171,6 +177,41 @@ Deno.test("phase 6 with merge = evolved: breeds a recipe on the run's specialist
     `phase 6 at tiny: merged ${taskArithmetic.mean_merged} -> integrated ${taskArithmetic.mean_integrated} (task arithmetic); ` +
       `${r.metrics.mean_merged} -> ${r.metrics.mean_integrated} (evolved ties, ${ev.evaluations} evaluations)`,
   );
+});
+
+Deno.test({
+  name: "breeding's population members on a BullMQ worker: the same recipes, fitnesses and held-out scores as in one process",
+  ignore: !redisAvailable(),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const { url, stop } = await redisForRun();
+    const queue = `af-e2e-${crypto.randomUUID().slice(0, 8)}`;
+    const worker = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", WORKER, "--redis", url, "--queue", queue, "--backend", "wasm"],
+      stdout: "null",
+      stderr: "inherit",
+    }).spawn();
+    try {
+      await initBackend("wasm", { quiet: true });
+      const cfg = join(fullRun, "config.json");
+      const config = checkResolved(await readJson(cfg), PHASES, cfg);
+      const o = { methods: ["ties" as const], generations: 2, popsize: 3, seed: 1, log: () => {} };
+      const local = await compareMerges(fullRun, config, o);
+      const qf = await queueFitness({ url, queue });
+      const remote = await compareMerges(fullRun, config, { ...o, evaluate: qf.evaluate(fullRun) }).finally(() => qf.close());
+      const runs = (r: typeof local) => r.runs.map(({ best, history, evaluations }) => ({ best, history, evaluations }));
+      assert.deepEqual(runs(remote), runs(local));
+      assert.deepEqual(remote.rows, local.rows);
+      console.log(
+        `breeding on a worker: ${remote.runs[0].evaluations} evaluations, best validation fitness ${remote.runs[0].best.fitness}`,
+      );
+    } finally {
+      worker.kill("SIGKILL");
+      await worker.status;
+      await stop();
+    }
+  },
 });
 
 Deno.test("a run killed during phase 3 resumes to completion, with the uninterrupted run's results", async () => {

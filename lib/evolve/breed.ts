@@ -82,6 +82,12 @@ export interface BreedOptions {
   seed?: number;
   /** Called after each generation. */
   onGeneration?: (g: GenerationStats) => void | Promise<void>;
+  /**
+   * Scores a generation's recipes at once, in their order (e.g. on workers, lib/search/queue.ts);
+   * by default each is merged here and scored by `fitness`, one after another. Either way the
+   * breeding is the same for a seed.
+   */
+  evaluate?: (recipes: MergeRecipe[]) => Promise<number[]>;
 }
 
 /** One generation of a breeding run. */
@@ -123,9 +129,18 @@ export async function breedRecipe(
     ...uniformRecipe(o.method, groups, k, 0, density, seed),
     weights: Array.from({ length: k }, (_, i) => x.slice(i * G, (i + 1) * G)),
   });
-  const score = async (x: number[]) => await fitness(applyRecipe(base, specialists, recipeOf(x)));
+  const scoreAll = async (xs: number[][]): Promise<number[]> => {
+    if (o.evaluate) {
+      const fs = await o.evaluate(xs.map(recipeOf));
+      if (fs.length !== xs.length) throw new Error(`breedRecipe: evaluate returned ${fs.length} scores for ${xs.length} recipes`);
+      return fs;
+    }
+    const fs: number[] = [];
+    for (const x of xs) fs.push(await fitness(applyRecipe(base, specialists, recipeOf(x))));
+    return fs;
+  };
   const x0 = Array(k * G).fill(w0);
-  const startFit = await score(x0);
+  const [startFit] = await scoreAll([x0]);
   let evaluations = 1;
   let best = { x: x0, f: startFit };
   const [lo, hi] = o.bounds ?? [-0.5, 2];
@@ -140,13 +155,11 @@ export async function breedRecipe(
   const history: GenerationStats[] = [];
   for (let g = 0; g < o.generations; g++) {
     const xs = es.ask();
-    const fs: number[] = [];
-    for (const x of xs) {
-      const f = await score(x);
-      evaluations++;
-      fs.push(f);
-      if (f > best.f) best = { x, f };
-    }
+    const fs = await scoreAll(xs);
+    evaluations += xs.length;
+    fs.forEach((f, i) => {
+      if (f > best.f) best = { x: xs[i], f };
+    });
     es.tell(xs, fs.map((f) => -f)); // CMA-ES minimizes
     const stats = { generation: g + 1, best: Math.max(...fs), mean: fs.reduce((a, f) => a + f, 0) / fs.length, bestEver: best.f };
     history.push(stats);

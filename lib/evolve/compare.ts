@@ -1,9 +1,11 @@
 /**
  * Breeding on a run: every chosen merge method bred over the run's specialists (breed.ts) and
  * compared with phase 6's task-arithmetic merge on the stages' held-out sets (what phase 6 and the
- * report score), before joint fine-tuning. `bench:evolve` and notebook 08 run it.
+ * report score), before joint fine-tuning. `bench:evolve` and notebook 08 run it. `runFitness` is
+ * the validation fitness of recipes on a run, which a worker computes for a breeding on the queue.
  */
-import type { PipelineConfig } from "../config/config.ts";
+import { join } from "node:path";
+import { checkResolved, type PipelineConfig } from "../config/config.ts";
 import { stageContext } from "../eval/stage.ts";
 import type { HostTensor } from "../nn/params.ts";
 import { mergeInputs, PHASES } from "../phases/mod.ts";
@@ -11,7 +13,8 @@ import type { PhaseSpec } from "../phases/spec.ts";
 import { type PhaseResultFile, readResult } from "../util/run_dir.ts";
 import { type Figure, heatmap } from "../viz/figures.ts";
 import { breedRecipe, type BreedResult, type GenerationStats, scoreTensors, validationFitness } from "./breed.ts";
-import { applyRecipe, type MergeMethod, parameterGroups, uniformRecipe } from "./merge.ts";
+import { applyRecipe, type MergeMethod, type MergeRecipe, parameterGroups, uniformRecipe } from "./merge.ts";
+import { readJson } from "../util/fs.ts";
 
 export interface CompareOptions {
   methods: MergeMethod[];
@@ -20,6 +23,8 @@ export interface CompareOptions {
   density?: number;
   seed?: number;
   onGeneration?: (method: MergeMethod, g: GenerationStats) => void | Promise<void>;
+  /** Scores a generation's recipes (e.g. on workers; see BreedOptions.evaluate); default: here. */
+  evaluate?: (recipes: MergeRecipe[]) => Promise<number[]>;
   log?: (line: string) => void;
 }
 
@@ -37,9 +42,8 @@ export interface CompareResult {
 
 const round = (x: number) => Math.round(x * 1e4) / 1e4;
 
-/** Breeds `o.methods` on the run in `runDir` (phases 1-5 completed) and scores them beside phase 6's merge. */
-export async function compareMerges(runDir: string, config: PipelineConfig, o: CompareOptions): Promise<CompareResult> {
-  const log = o.log ?? ((l: string) => console.log(l));
+/** The stage phases of PHASES that completed in `runDir`, with their result.json. */
+async function completedStages(runDir: string): Promise<{ stages: PhaseSpec[]; results: Map<number, PhaseResultFile> }> {
   const results = new Map<number, PhaseResultFile>();
   const stages: PhaseSpec[] = [];
   for (const p of PHASES) {
@@ -50,14 +54,33 @@ export async function compareMerges(runDir: string, config: PipelineConfig, o: C
       stages.push(p);
     }
   }
+  return { stages, results };
+}
+
+/** The base, the specialists that share its architecture, and the validation fitness of merges of them, for the run in `runDir`. */
+async function breedingInputs(runDir: string, config: PipelineConfig) {
+  const { stages, results } = await completedStages(runDir);
   const inputs = await mergeInputs({ runDir, phase: 6, previous: (id) => Promise.resolve(results.get(id)) }, results);
   inputs.base.dispose();
   if (!inputs.specialists.length) throw new Error(`${runDir}: no specialist shares the base's architecture; nothing to merge`);
+  return { stages, inputs, specs: inputs.specialists.map((s) => s.tensors), fitness: validationFitness(inputs.mergedMeta, stages, config) };
+}
+
+/** A recipe's validation fitness on the run in `runDir` (its inputs loaded once): what `compareMerges` breeds on. */
+export async function runFitness(runDir: string): Promise<(recipe: MergeRecipe) => Promise<number>> {
+  const file = join(runDir, "config.json");
+  const config = checkResolved(await readJson(file), PHASES, file);
+  const { inputs, specs, fitness } = await breedingInputs(runDir, config);
+  return (recipe) => fitness(applyRecipe(inputs.baseHost, specs, recipe));
+}
+
+/** Breeds `o.methods` on the run in `runDir` (phases 1-5 completed) and scores them beside phase 6's merge. */
+export async function compareMerges(runDir: string, config: PipelineConfig, o: CompareOptions): Promise<CompareResult> {
+  const log = o.log ?? ((l: string) => console.log(l));
+  const { stages, inputs, specs, fitness } = await breedingInputs(runDir, config);
   const groups = parameterGroups(inputs.baseHost.keys());
-  const specs = inputs.specialists.map((s) => s.tensors);
   const k = specs.length;
   const testCtx = (id: number) => stageContext(config, id);
-  const fitness = validationFitness(inputs.mergedMeta, stages, config);
   const rows: CompareRow[] = [];
   const scoreRow = async (label: string, t: Map<string, HostTensor>, validation: number) => {
     const test = await scoreTensors(t, inputs.mergedMeta, stages, testCtx);
@@ -77,6 +100,7 @@ export async function compareMerges(runDir: string, config: PipelineConfig, o: C
       popsize: o.popsize,
       density: o.density,
       seed: o.seed,
+      evaluate: o.evaluate,
       onGeneration: async (g) => {
         log(
           `  ${method} generation ${g.generation}: best ${g.best.toFixed(4)}, mean ${g.mean.toFixed(4)}, best so far ${

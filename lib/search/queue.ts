@@ -1,6 +1,7 @@
 /**
- * A search's jobs on BullMQ over Redis, so that workers on any machines that have the repository
- * (and the search directory at the same path: shared storage) run them.
+ * Search trials and breeding's population members as jobs on BullMQ over Redis, so that workers
+ * on any machines that have the repository (and the search or run directory at the same path:
+ * shared storage) run them.
  *
  * - The coordinator (`deno task search --redis URL --parallel N`) adds each job with an id made of
  *   the search directory and the job's name: a coordinator that restarts adds the same ids again,
@@ -10,23 +11,29 @@
  * - A worker killed mid-job stops renewing its lock; after `lockMs` another worker's stall check
  *   hands the job out again, and the new attempt continues the trial from its last checkpoint
  *   (lib/search/trial.ts). The coordinator records each job once, when BullMQ reports it completed.
+ * - A population member (a merge recipe of a breeding run, lib/evolve/) is a job that scores the
+ *   recipe's validation fitness on the run (`runFitness`); its id is the run and the recipe, so a
+ *   recipe asked for twice is scored once. `queueFitness` hands breedRecipe a generation at a time.
  */
 import { createHash } from "node:crypto";
+import { resolve } from "node:path";
 import { Queue, QueueEvents, Worker } from "bullmq";
 import { Redis } from "ioredis";
-import type { BackendRequest } from "../backend/mod.ts";
+import { type BackendRequest, initBackend } from "../backend/mod.ts";
 import type { PhaseSpec } from "../phases/spec.ts";
+import { runFitness } from "../evolve/compare.ts";
+import type { MergeRecipe } from "../evolve/merge.ts";
 import type { Executor } from "./run.ts";
 import { runTrial, type TrialContext, type TrialJob, type TrialOutcome } from "./trial.ts";
 
 /** The default queue name. */
 export const QUEUE = "agent-forge-search";
 
-/** A job's data on the queue. */
-interface JobData {
-  ctx: TrialContext;
-  job: TrialJob;
-}
+/** A job's data on the queue: a search trial, or a merge recipe's fitness on a run. */
+type JobData = { kind?: "trial"; ctx: TrialContext; job: TrialJob } | { kind: "fitness"; runDir: string; recipe: MergeRecipe };
+type JobResult = TrialOutcome | { fitness: number };
+
+const hash = (s: string) => createHash("sha1").update(s).digest("hex").slice(0, 12);
 
 function connect(url: string): Redis {
   // BullMQ needs maxRetriesPerRequest null for its blocking commands.
@@ -35,29 +42,63 @@ function connect(url: string): Redis {
 
 /** The queue id of a job: stable across coordinator restarts, distinct across searches. */
 export function queueJobId(c: TrialContext, job: TrialJob): string {
-  return `${createHash("sha1").update(c.out).digest("hex").slice(0, 12)}-${job.name}`;
+  return `${hash(c.out)}-${job.name}`;
 }
 
 /** An Executor that runs each job on a worker through the queue; close() disconnects. */
 export async function queueExecutor(o: { url: string; queue?: string; attempts?: number }): Promise<Required<Executor>> {
-  const name = o.queue ?? QUEUE;
-  const queue = new Queue<JobData, TrialOutcome>(name, { connection: connect(o.url) });
-  const events = new QueueEvents(name, { connection: connect(o.url) });
-  await events.waitUntilReady();
+  const q = await open(o.url, o.queue), { queue, events } = q;
   return {
     async run(ctx, job) {
-      const j = await queue.add(job.name, { ctx, job: { name: job.name, sets: job.sets } }, {
+      const j = await queue.add(job.name, { kind: "trial", ctx, job: { name: job.name, sets: job.sets } }, {
         jobId: queueJobId(ctx, job),
         attempts: o.attempts ?? 3, // a job that throws (not one whose worker died: that one is retried as stalled)
         backoff: { type: "fixed", delay: 1000 },
       });
-      const out = await j.waitUntilFinished(events);
+      const out = await j.waitUntilFinished(events) as TrialOutcome;
       return { score: out.score ?? -Infinity, heldout: out.heldout ?? NaN, seconds: out.seconds };
     },
-    async close() {
-      await events.close();
-      await queue.close();
-    },
+    close: () => shut(q),
+  };
+}
+
+/** The coordinator's queue and its event stream, on connections of their own (BullMQ leaves given connections open: `shut` closes them). */
+async function open(url: string, name = QUEUE) {
+  const conns = [connect(url), connect(url)];
+  const queue = new Queue<JobData, JobResult>(name, { connection: conns[0] });
+  const events = new QueueEvents(name, { connection: conns[1] });
+  await events.waitUntilReady();
+  return { queue, events, conns };
+}
+
+async function shut(q: Awaited<ReturnType<typeof open>>): Promise<void> {
+  await q.events.close();
+  await q.queue.close();
+  for (const c of q.conns) c.disconnect();
+}
+
+/**
+ * Population members on workers: `evaluate(runDir)` is a BreedOptions.evaluate that scores each
+ * recipe of a generation as a job (all of them in flight at once) and returns the fitnesses in order.
+ */
+export async function queueFitness(o: { url: string; queue?: string }): Promise<{
+  evaluate: (runDir: string) => (recipes: MergeRecipe[]) => Promise<number[]>;
+  close: () => Promise<void>;
+}> {
+  const q = await open(o.url, o.queue), { queue, events } = q;
+  const one = async (runDir: string, recipe: MergeRecipe) => {
+    const id = `fit-${hash(runDir)}-${hash(JSON.stringify(recipe))}`;
+    const j = await queue.add("fitness", { kind: "fitness", runDir, recipe }, {
+      jobId: id,
+      attempts: 3,
+      backoff: { type: "fixed", delay: 1000 },
+    });
+    const out = await j.waitUntilFinished(events) as { fitness: number | null };
+    return out.fitness ?? -Infinity;
+  };
+  return {
+    evaluate: (runDir) => (recipes) => Promise.all(recipes.map((r) => one(resolve(runDir), r))),
+    close: () => shut(q),
   };
 }
 
@@ -72,12 +113,27 @@ export interface WorkerOptions {
 }
 
 /** Starts a worker that runs one job at a time until closed. */
-export function startWorker(o: WorkerOptions): Worker<JobData, TrialOutcome> {
+export function startWorker(o: WorkerOptions): Worker<JobData, JobResult> {
   const log = o.log ?? ((l: string) => console.log(l));
   const lockDuration = o.lockMs ?? 60_000;
-  const worker = new Worker<JobData, TrialOutcome>(
+  // A run's breeding inputs (base, specialists, validation stages), loaded once per run.
+  const connection = connect(o.url);
+  const fitnessOf = new Map<string, Promise<(recipe: MergeRecipe) => Promise<number>>>();
+  const worker = new Worker<JobData, JobResult>(
     o.queue ?? QUEUE,
     async (job) => {
+      if (job.data.kind === "fitness") {
+        const { runDir, recipe } = job.data;
+        if (!fitnessOf.has(runDir)) fitnessOf.set(runDir, initBackend(o.backend, { quiet: true }).then(() => runFitness(runDir)));
+        const t0 = performance.now();
+        const fitness = await (await fitnessOf.get(runDir)!)(recipe);
+        log(
+          `worker ${Deno.pid}: ${recipe.method} recipe on ${runDir}: fitness ${fitness} (${
+            ((performance.now() - t0) / 1000).toFixed(1)
+          } s)`,
+        );
+        return { fitness };
+      }
       const { ctx, job: trial } = job.data;
       log(`worker ${Deno.pid}: ${trial.name} of ${ctx.out} (attempt ${job.attemptsStarted}) ${trial.sets.join(" ")}`);
       const out = await runTrial(ctx, trial, { phases: o.phases, backend: o.backend, takeOverLock: true });
@@ -85,13 +141,14 @@ export function startWorker(o: WorkerOptions): Worker<JobData, TrialOutcome> {
       return out;
     },
     {
-      connection: connect(o.url),
+      connection,
       concurrency: 1,
       lockDuration,
       stalledInterval: lockDuration,
       maxStalledCount: 3,
     },
   );
-  worker.on("failed", (job, err) => log(`worker ${Deno.pid}: ${job?.data.job.name ?? "a job"} failed: ${err.message}`));
+  worker.on("closed", () => connection.disconnect());
+  worker.on("failed", (job, err) => log(`worker ${Deno.pid}: job ${job?.id ?? "?"} failed: ${err.message}`));
   return worker;
 }

@@ -15,48 +15,13 @@ import { queueExecutor } from "./queue.ts";
 import { runSearch, type SearchOptions, type SearchState } from "./run.ts";
 import { parseSpace } from "./space.ts";
 import { PHASES } from "./testdata/slow_phases.ts";
+import { redisAvailable, redisForRun } from "../util/redis_server.ts";
 
 const WORKER = new URL("./worker.ts", import.meta.url).pathname;
 const FAKE_PHASES = new URL("./testdata/slow_phases.ts", import.meta.url).pathname;
 
-function hasRedisServer(): boolean {
-  try {
-    return new Deno.Command("redis-server", { args: ["--version"], stdout: "null", stderr: "null" }).outputSync().success;
-  } catch {
-    return false;
-  }
-}
-
-const envUrl = Deno.env.get("AGENT_FORGE_REDIS_URL");
-const canRun = Boolean(envUrl) || hasRedisServer();
+const canRun = redisAvailable();
 if (!canRun) console.log("queue_test skipped: no AGENT_FORGE_REDIS_URL and no redis-server on PATH (apt-get install redis-server)");
-
-/** A Redis URL for the test and a function that stops what the test started. */
-async function redis(): Promise<{ url: string; stop: () => Promise<void> }> {
-  if (envUrl) return { url: envUrl, stop: () => Promise.resolve() };
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const proc = new Deno.Command("redis-server", {
-    args: ["--port", String(port), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  const url = `redis://127.0.0.1:${port}`;
-  for (let i = 0; i < 50; i++) {
-    const c = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    c.on("error", () => {}); // refused while the server starts
-    const ok = await c.connect().then(() => c.ping()).then(() => true, () => false);
-    c.disconnect();
-    if (ok) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    url,
-    stop: async () => {
-      proc.kill("SIGTERM");
-      await proc.status;
-    },
-  };
-}
 
 Deno.test({
   name: "search on BullMQ: 2 workers, one SIGKILLed mid-trial; every job completes once, results equal the in-process search",
@@ -65,7 +30,7 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     const base = await Deno.makeTempDir({ prefix: "af-queue-" });
-    const { url, stop } = await redis();
+    const { url, stop } = await redisForRun();
     const queueName = `af-test-${crypto.randomUUID().slice(0, 8)}`;
     const attempts = join(base, "attempts.jsonl");
     const workers: Deno.ChildProcess[] = [];
