@@ -296,6 +296,29 @@ export class Cogment {
   }
 }
 
+/** Parameters of a Cogment of config `c` (counted on an instance, freed at once). */
+export function cogmentParamCount(c: CogmentConfig): number {
+  const m = new Cogment(c, 0);
+  const n = m.params.count();
+  m.dispose();
+  return n;
+}
+
+/**
+ * `base` with the decoder's mlpRatio chosen so the model has about `target` parameters (the
+ * count is linear in mlpRatio: two instances give the line). Throws when even a tiny MLP is over.
+ */
+export function sizeCogment(base: CogmentConfig, target: number): CogmentConfig {
+  const at = (r: number) => cogmentParamCount({ ...base, mlpRatio: r });
+  const n1 = at(1), n2 = at(2);
+  const ratio = 1 + (target - n1) / (n2 - n1);
+  const minRatio = 1 / base.dModel;
+  if (ratio < minRatio) {
+    throw new Error(`sizeCogment: a budget of ${target} parameters is below the Cogment's ${at(minRatio)} at the smallest MLP`);
+  }
+  return cogmentConfig({ ...base, mlpRatio: ratio });
+}
+
 /** Factory: DEFAULT_COGMENT with `overrides` (validated), parameters drawn from `seed`. */
 export function createCogment(overrides: Partial<CogmentConfig> = {}, seed = 0): Cogment {
   return new Cogment(cogmentConfig(overrides), seed);

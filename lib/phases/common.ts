@@ -7,7 +7,16 @@
 import { join } from "node:path";
 import type { LmWindows } from "../../datasets/sanity.ts";
 import type { PipelineConfig } from "../config/config.ts";
-import { cognateBaseFromModel, type CognateConfig, cognateConfig, type CognateVariant, sizeCognate } from "../models/cognate.ts";
+import {
+  cognateBaseFromModel,
+  type CognateConfig,
+  cognateConfig,
+  cognateParamCount,
+  type CognateVariant,
+  decoderPart,
+  sizeCognate,
+} from "../models/cognate.ts";
+import { type CogmentConfig, cogmentConfig, sizeCogment } from "../models/cogment.ts";
 import { loadModel, type SavedModel } from "../models/io.ts";
 import type { RegistryModel } from "../models/registry.ts";
 import { type TextItem, TOKENIZER, windowBatches } from "../text/tokens.ts";
@@ -28,6 +37,12 @@ export function cognateFor(config: PipelineConfig, variant: CognateVariant, over
   const base = cognateBaseFromModel(config.model);
   const s = sizeCognate(base, variant);
   return cognateConfig({ ...base, variant, nLayers: s.nLayers, mlpRatio: s.mlpRatio, ...overrides });
+}
+
+/** Cogment at the run's model section (decoder part), its MLP sized to the standard cognate's parameter count. */
+export function cogmentFor(config: PipelineConfig): CogmentConfig {
+  const standard = cognateFor(config, "standard");
+  return sizeCogment(cogmentConfig({ ...decoderPart(standard) }), cognateParamCount(standard));
 }
 
 /**

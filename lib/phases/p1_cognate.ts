@@ -26,7 +26,8 @@ import { grokfastFromConfig } from "../train/grokfast.ts";
 import { esc } from "../viz/report.ts";
 import { deriveSeed } from "../util/rng.ts";
 import { answerMetrics, majorityTokenAccuracy, unigramLoss } from "../eval/answers.ts";
-import { cognateFor, loggedLosses, loggedRecords, phaseTrainer, trainText } from "./common.ts";
+import { cogmentFor, cognateFor, loggedLosses, loggedRecords, phaseTrainer, trainText } from "./common.ts";
+import type { Cogment } from "../models/cogment.ts";
 import { sectionOf } from "../config/config.ts";
 import { generateGreedy } from "../text/generate.ts";
 import { phase1ModelPath } from "../util/run_dir.ts";
@@ -48,6 +49,7 @@ export const Phase1Section = z.strictObject({
   patience: z.number().int().min(0).default(4), // evaluations without improvement before early stopping (0 = off)
   min_delta: z.number().min(0).default(0.005), // smallest validation-loss improvement that counts
   base_variant: z.enum(COGNATE_VARIANTS).default("standard"), // which variant later phases start from
+  reasoning_model: z.enum(["refinement", "cogment"]).default("refinement"), // the reasoning variant: the cognate with the ACT refinement core, or Cogment (depth ACT, slots, GatedLTM, refinement) at the same budget
   gate_loss_margin: z.number().default(0.5), // gate: every variant's test answer loss at least this far below the unigram loss (nats)
   gate_acc_margin: z.number().default(0.05), // gate: every variant's test answer-token accuracy above the majority token's by this much
 });
@@ -166,8 +168,9 @@ async function run(ctx: PhaseContext): Promise<PhaseOutput> {
   const variants: Record<string, Record<string, unknown>> = {};
   const models = new Map<CognateVariant, RegistryModel>();
   for (const variant of COGNATE_VARIANTS) {
-    const config = cognateFor(ctx.config, variant);
-    const key = `cognate-${variant}` as const;
+    const cogment = variant === "reasoning" && c.reasoning_model === "cogment";
+    const config = cogment ? cogmentFor(ctx.config) : cognateFor(ctx.config, variant);
+    const key = cogment ? "cogment" : `cognate-${variant}` as const;
     const model = createModel(key, config, deriveSeed(ctx.seed, `init-${variant}`));
     const detector = c.patience > 0
       ? new ConvergenceDetector({ patience: c.patience, minDelta: c.min_delta, window: 1, mode: "min" })
@@ -197,6 +200,7 @@ async function run(ctx: PhaseContext): Promise<PhaseOutput> {
     await saveModel(join(ctx.runDir, phase1ModelPath(variant)), model, { key, config: { ...config } });
     const logged = await loggedLosses(ctx, variant);
     variants[variant] = {
+      model: key,
       params: model.params.count(),
       layers: config.nLayers,
       mlp_ratio: round(config.mlpRatio, 3),
@@ -207,6 +211,7 @@ async function run(ctx: PhaseContext): Promise<PhaseOutput> {
       test_token_acc: round(m.token_acc),
       test_exact: round(m.exact),
       seconds: round(res.seconds, 1),
+      ...(cogment ? { cogment: await cogmentUse(model as unknown as Cogment, testW) } : {}),
     };
     models.set(variant, model);
   }
@@ -247,6 +252,36 @@ async function run(ctx: PhaseContext): Promise<PhaseOutput> {
       [STAGE_METRIC]: (variants[c.base_variant] as { test_token_acc: number }).test_token_acc,
     },
     artifacts: COGNATE_VARIANTS.map(phase1ModelPath),
+  };
+}
+
+/**
+ * How a Cogment thinks and remembers on held-out windows (their first 32, answer positions):
+ * mean applications of the shared block (depth ACT) and refinement steps, the short-term slots'
+ * utilization (exp(entropy of mean slot attention) / slots) and the GatedLTM's write rate.
+ */
+export async function cogmentUse(model: Cogment, w: LmWindows): Promise<Record<string, number>> {
+  const rows = Math.min(32, w.count), T = w.seqLen;
+  const ids = tf.tensor2d(w.ids.subarray(0, rows * T), [rows, T], "int32");
+  const mask = tf.tensor2d(w.mask.subarray(0, rows * T), [rows, T]);
+  const parts = tf.tidy(() => {
+    const out = model.forward(ids);
+    const n = tf.sum(mask);
+    const masked = (x: tf.Tensor2D) => tf.div(tf.sum(tf.mul(x, mask)), n);
+    return [
+      masked(out.halting.steps),
+      out.refinement.positionSteps ? masked(out.refinement.positionSteps) : tf.scalar(out.refinement.steps),
+      out.memory.slotUtilization,
+      out.memory.ltmWriteRate,
+    ];
+  });
+  const [depth, refine, slots, writes] = await Promise.all(parts.map((t) => t.data()));
+  tf.dispose([ids, mask, ...parts]);
+  return {
+    depth_steps: round(depth[0], 3),
+    refine_steps: round(refine[0], 3),
+    slot_utilization: round(slots[0], 3),
+    ltm_write_rate: round(writes[0], 3),
   };
 }
 

@@ -236,8 +236,10 @@ function withStepsProbe(model: RegistryModel): { view: RegistryModel; steps: tf.
     ...(forward
       ? {
         forward: (ids: tf.Tensor2D) => {
-          const out = forward(ids) as Partial<CognateOutput> & { logits: tf.Tensor3D };
-          if (out.extras?.steps) steps.push(tf.keep(out.extras.steps));
+          // A cognate's ACT steps, or a Cogment's (phases.1.reasoning_model = cogment) depth-ACT steps.
+          const out = forward(ids) as Partial<CognateOutput> & { logits: tf.Tensor3D; halting?: { steps?: tf.Tensor2D } };
+          const st = out.extras?.steps ?? out.halting?.steps;
+          if (st) steps.push(tf.keep(st));
           return out;
         },
       }
