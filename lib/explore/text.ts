@@ -48,7 +48,7 @@ export interface RunLike {
 // Shared pieces
 
 /** Loads a model file of the run, saying which phase makes it when it is missing. */
-async function openModel(run: RunLike, path: string, phase: number): Promise<{ model: RegistryModel; meta: SavedModel }> {
+export async function openModel(run: RunLike, path: string, phase: number): Promise<{ model: RegistryModel; meta: SavedModel }> {
   try {
     return await loadModel(join(run.runDir, path));
   } catch (e) {
@@ -88,12 +88,12 @@ export function heldOutSanity(run: RunLike, count = 6): TextItem[] {
 }
 
 /** phases.1.seq_len of the run: the window phase 1 trained the cognates at. */
-function phase1SeqLen(run: RunLike): number {
+export function phase1SeqLen(run: RunLike): number {
   return sectionOf(Phase1Section, run.config.phases["1"] ?? {}, 1).seq_len;
 }
 
 /** The ids a cognate reads for `text`: BOS and the first `window - 1` tokens. */
-function inputIds(text: string, window: number): number[] {
+export function inputIds(text: string, window: number): number[] {
   return [TOKENIZER.bos, ...TOKENIZER.encode(text)].slice(0, window);
 }
 
