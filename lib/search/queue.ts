@@ -4,19 +4,21 @@
  * shared storage) run them.
  *
  * - The coordinator (`deno task search --redis URL --parallel N`) adds each job with an id made of
- *   the search directory and the job's name: a coordinator that restarts adds the same ids again,
- *   which BullMQ ignores, and waits on the jobs already there.
+ *   the search's identity (in its search.json) and the job's name: a coordinator that restarts
+ *   adds the same ids again, which BullMQ ignores, and waits on the jobs already there; a new
+ *   search in the same folder has another identity, so it never gets an old search's results.
  * - A worker (`deno task worker --redis URL`) runs one job at a time through `runTrial`, the
  *   function the in-process search uses, so results are the same.
  * - A worker killed mid-job stops renewing its lock; after `lockMs` another worker's stall check
  *   hands the job out again, and the new attempt continues the trial from its last checkpoint
  *   (lib/search/trial.ts). The coordinator records each job once, when BullMQ reports it completed.
  * - A population member (a merge recipe of a breeding run, lib/evolve/) is a job that scores the
- *   recipe's validation fitness on the run (`runFitness`); its id is the run and the recipe, so a
- *   recipe asked for twice is scored once. `queueFitness` hands breedRecipe a generation at a time.
+ *   recipe's validation fitness on the run (`runFitness`); its id is the run's fingerprint (its
+ *   folder and every phase's result.json, so a phase run again is another run) and the recipe, so
+ *   a recipe asked for twice is scored once. `queueFitness` hands breedRecipe a generation at a time.
  */
 import { createHash } from "node:crypto";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { Queue, QueueEvents, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { type BackendRequest, initBackend } from "../backend/mod.ts";
@@ -30,7 +32,13 @@ import { runTrial, type TrialContext, type TrialJob, type TrialOutcome } from ".
 export const QUEUE = "agent-forge-search";
 
 /** A job's data on the queue: a search trial, or a merge recipe's fitness on a run. */
-type JobData = { kind?: "trial"; ctx: TrialContext; job: TrialJob } | { kind: "fitness"; runDir: string; recipe: MergeRecipe };
+type JobData = { kind?: "trial"; ctx: TrialContext; job: TrialJob } | {
+  kind: "fitness";
+  runDir: string;
+  /** runFingerprint(runDir) when the job was made: a worker reloads a run whose phases changed. */
+  fingerprint: string;
+  recipe: MergeRecipe;
+};
 type JobResult = TrialOutcome | { fitness: number };
 
 const hash = (s: string) => createHash("sha1").update(s).digest("hex").slice(0, 12);
@@ -42,7 +50,16 @@ function connect(url: string): Redis {
 
 /** The queue id of a job: stable across coordinator restarts, distinct across searches. */
 export function queueJobId(c: TrialContext, job: TrialJob): string {
-  return `${hash(c.out)}-${job.name}`;
+  return `${c.id ?? hash(c.out)}-${job.name}`;
+}
+
+/** A run's fingerprint: its folder and the text of every phase's result.json (which holds its timings, so a rerun phase changes it). */
+async function runFingerprint(runDir: string): Promise<string> {
+  const parts = [runDir];
+  const dirs: string[] = [];
+  for await (const e of Deno.readDir(runDir)) if (e.isDirectory && /^phase-\d+-/.test(e.name)) dirs.push(e.name);
+  for (const d of dirs.sort()) parts.push(await Deno.readTextFile(join(runDir, d, "result.json")).catch(() => ""));
+  return hash(parts.join("\n"));
 }
 
 /** An Executor that runs each job on a worker through the queue; close() disconnects. */
@@ -86,9 +103,12 @@ export async function queueFitness(o: { url: string; queue?: string }): Promise<
   close: () => Promise<void>;
 }> {
   const q = await open(o.url, o.queue), { queue, events } = q;
+  const fingerprints = new Map<string, Promise<string>>();
   const one = async (runDir: string, recipe: MergeRecipe) => {
-    const id = `fit-${hash(runDir)}-${hash(JSON.stringify(recipe))}`;
-    const j = await queue.add("fitness", { kind: "fitness", runDir, recipe }, {
+    if (!fingerprints.has(runDir)) fingerprints.set(runDir, runFingerprint(runDir));
+    const fingerprint = await fingerprints.get(runDir)!;
+    const id = `fit-${fingerprint}-${hash(JSON.stringify(recipe))}`;
+    const j = await queue.add("fitness", { kind: "fitness", runDir, fingerprint, recipe }, {
       jobId: id,
       attempts: 3,
       backoff: { type: "fixed", delay: 1000 },
@@ -116,17 +136,18 @@ export interface WorkerOptions {
 export function startWorker(o: WorkerOptions): Worker<JobData, JobResult> {
   const log = o.log ?? ((l: string) => console.log(l));
   const lockDuration = o.lockMs ?? 60_000;
-  // A run's breeding inputs (base, specialists, validation stages), loaded once per run.
+  // A run's breeding inputs (base, specialists, validation stages), loaded once per run and fingerprint.
   const connection = connect(o.url);
   const fitnessOf = new Map<string, Promise<(recipe: MergeRecipe) => Promise<number>>>();
   const worker = new Worker<JobData, JobResult>(
     o.queue ?? QUEUE,
     async (job) => {
       if (job.data.kind === "fitness") {
-        const { runDir, recipe } = job.data;
-        if (!fitnessOf.has(runDir)) fitnessOf.set(runDir, initBackend(o.backend, { quiet: true }).then(() => runFitness(runDir)));
+        const { runDir, fingerprint, recipe } = job.data;
+        const key = `${runDir}#${fingerprint}`;
+        if (!fitnessOf.has(key)) fitnessOf.set(key, initBackend(o.backend, { quiet: true }).then(() => runFitness(runDir)));
         const t0 = performance.now();
-        const fitness = await (await fitnessOf.get(runDir)!)(recipe);
+        const fitness = await (await fitnessOf.get(key)!)(recipe);
         log(
           `worker ${Deno.pid}: ${recipe.method} recipe on ${runDir}: fitness ${fitness} (${
             ((performance.now() - t0) / 1000).toFixed(1)

@@ -117,8 +117,6 @@ Deno.test({
       // Every job completed once on the queue, none failed.
       const q = new Queue(queueName, { connection: new Redis(url, { maxRetriesPerRequest: null }) });
       const counts = await q.getJobCounts("completed", "failed", "active", "wait", "delayed");
-      await q.obliterate({ force: true });
-      await q.close();
       assert.equal(counts.completed, remote.queue.length, JSON.stringify(counts));
       assert.equal(counts.failed + counts.active + counts.wait + counts.delayed, 0, JSON.stringify(counts));
       assert.equal(new Set(remote.queue.map((j) => j.name)).size, remote.queue.length, "no job handed out twice");
@@ -135,6 +133,16 @@ Deno.test({
       assert.ok(runs[1].from >= 5, `the retry continued from the checkpoint (step ${runs[1].from})`);
       // Every other job ran once.
       assert.equal(lines.length, remote.queue.length + 1);
+      // A new search in the same folder (the old one deleted) is another search: its jobs run again, on the surviving worker.
+      await Deno.remove(join(base, "remote"), { recursive: true });
+      const exec2 = await queueExecutor({ url, queue: queueName });
+      const again = await runSearch({ ...opts(join(base, "remote")), executor: exec2 }).finally(() => exec2.close());
+      assert.notEqual(again.id, remote.id);
+      assert.deepEqual(strip(again), strip(local));
+      const after = (await Deno.readTextFile(attempts)).trim().split("\n").length;
+      assert.equal(after, lines.length + again.queue.length, "every job of the new search ran, none answered from the old one's");
+      await q.obliterate({ force: true });
+      await q.close();
     } finally {
       for (const w of workers) {
         try {

@@ -90,6 +90,8 @@ export interface SearchJob extends TrialJob {
 /** What search.json holds. */
 export interface SearchState {
   version: 2;
+  /** Made once, with the search: its jobs' ids on a queue (lib/search/queue.ts). */
+  id: string;
   phase: number;
   metric: string;
   objective: "validation" | "result";
@@ -116,6 +118,7 @@ const STATE = "search.json";
 function newState(o: SearchOptions, metric: string, objective: "validation" | "result", parallel: number): SearchState {
   return {
     version: 2,
+    id: crypto.randomUUID(),
     phase: o.phase,
     metric,
     objective,
@@ -163,7 +166,7 @@ export async function runSearch(o: SearchOptions): Promise<SearchState> {
     log(`search: resuming ${file} (${state.trials.length} trials, ${state.jobs} rungs finished)`);
   } else await Deno.mkdir(join(o.out, "trials"), { recursive: true });
   const save = () => writeJsonAtomic(file, state);
-  const ctx: TrialContext = { out: resolve(o.out), baseRun: state.baseRun, phase: o.phase, metric, objective };
+  const ctx: TrialContext = { id: state.id, out: resolve(o.out), baseRun: state.baseRun, phase: o.phase, metric, objective };
   const exec = o.executor ?? inProcess({ phases, backend: o.backend });
   const top = o.asha.maxResource;
   const setsOf = (p: Params, resource: number) => [...Object.entries(p).map(([k, v]) => `${k}=${v}`), `${o.resourceKey}=${resource}`];

@@ -21,6 +21,8 @@ import { dropMetrics, MODEL_FILE, phaseDir, readState, RUN_FILES, writeState } f
 
 /** What any process needs to run a job of a search (all of it is in search.json). */
 export interface TrialContext {
+  /** The search's identity (made once with its search.json): a queue tells its jobs from an earlier search's in the same folder. */
+  id?: string;
   /** The search directory (shared storage: every worker reads and writes it at this path). */
   out: string;
   baseRun: string;
