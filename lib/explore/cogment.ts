@@ -44,8 +44,10 @@ export interface CogmentTraceOptions {
 }
 
 export interface CogmentTrace {
-  /** Where the model comes from. */
+  /** Where the model comes from, in a few words (the charts' titles carry it). */
   source: string;
+  /** The same, with how to get the other model. */
+  note: string;
   /** Per input: its tokens, depth-ACT steps and refinement steps per token. */
   depth: ActRow[];
   refine: ActRow[];
@@ -59,9 +61,15 @@ export interface CogmentTrace {
 }
 
 /** Phase 1's Cogment, or one trained here (see the module comment), with a line saying which. */
-async function cogmentOf(run: RunLike, steps: number): Promise<{ model: Cogment; config: Record<string, unknown>; source: string }> {
+async function cogmentOf(
+  run: RunLike,
+  steps: number,
+): Promise<{ model: Cogment; config: Record<string, unknown>; source: string; note: string }> {
   const { model, meta } = await openModel(run, phase1ModelPath("reasoning"), 1);
-  if (meta.key === "cogment") return { model: model as unknown as Cogment, config: meta.config, source: "phase 1's reasoning variant" };
+  if (meta.key === "cogment") {
+    const source = "phase 1's reasoning variant";
+    return { model: model as unknown as Cogment, config: meta.config, source, note: source };
+  }
   model.dispose();
   const config = cogmentFor(run.config);
   const cog = createModel("cogment", config, deriveSeed(run.config.run.seed, "explore-cogment")) as unknown as Cogment;
@@ -82,15 +90,16 @@ async function cogmentOf(run: RunLike, steps: number): Promise<{ model: Cogment;
   return {
     model: cog,
     config: { ...config },
-    source:
-      `a Cogment trained here for ${steps} steps (phase 1's reasoning variant is the refinement cognate; set phases.1.reasoning_model=cogment to train Cogment in phase 1)`,
+    source: `a Cogment trained here for ${steps} steps`,
+    note: `a Cogment trained here for ${steps} steps (phase 1's reasoning variant is the refinement cognate; ` +
+      "set phases.1.reasoning_model=cogment to train Cogment in phase 1)",
   };
 }
 
 /** Runs Cogment on each input and reads its halting, slots and memory (see the module comment). */
 export async function cogmentTrace(run: RunLike, o: CogmentTraceOptions = {}): Promise<CogmentTrace> {
   const texts = o.texts?.length ? [...o.texts] : heldOutSanity(run, o.count ?? 6).map((it) => it.prompt + it.answer);
-  const { model, config, source } = await cogmentOf(run, o.steps ?? 150);
+  const { model, config, source, note } = await cogmentOf(run, o.steps ?? 150);
   try {
     const window = inputWindow(config, phase1SeqLen(run));
     const depth: ActRow[] = [], refine: ActRow[] = [];
@@ -134,7 +143,7 @@ export async function cogmentTrace(run: RunLike, o: CogmentTraceOptions = {}): P
     const threshold = model.ltm.cfg.surpriseThreshold, chunkSize = model.cfg.memChunkSize;
     const retitle = (f: Figure, title: string): Figure => ({
       ...f,
-      layout: { ...f.layout, title: { text: `${title} (${source.split(" (")[0]})` } },
+      layout: { ...f.layout, title: { text: `${title} (${source})` } },
     });
     const figures = [
       retitle(actFigure(depth, model.cfg.depthMaxSteps), "Cogment: applications of the shared block per token (depth ACT)"),
@@ -142,7 +151,7 @@ export async function cogmentTrace(run: RunLike, o: CogmentTraceOptions = {}): P
       {
         data: [{ type: "bar", x: slotUsage.map((_, k) => `slot ${k}`), y: slotUsage, name: "mean attention" }],
         layout: {
-          title: { text: `Cogment: short-term slot use, mean attention over ${tokens} tokens (${source.split(" (")[0]})` },
+          title: { text: `Cogment: short-term slot use, mean attention over ${tokens} tokens (${source})` },
           yaxis: { title: { text: "mean attention" }, range: [0, 1] },
         },
       },
@@ -151,7 +160,7 @@ export async function cogmentTrace(run: RunLike, o: CogmentTraceOptions = {}): P
         "Cogment: GatedLTM surprise per chunk, first input",
       ),
     ];
-    return { source, depth, refine, slotUsage, ltm, threshold, chunkSize, figures };
+    return { source, note, depth, refine, slotUsage, ltm, threshold, chunkSize, figures };
   } finally {
     model.dispose();
   }
@@ -160,6 +169,6 @@ export async function cogmentTrace(run: RunLike, o: CogmentTraceOptions = {}): P
 /** Shows `cogmentTrace`: where the model comes from, then its four charts. */
 export async function showCogmentTrace(run: RunLike, o: CogmentTraceOptions = {}): Promise<void> {
   const t = await cogmentTrace(run, o);
-  await showHtml(`<p>Model: ${esc(t.source)}.</p>`);
+  await showHtml(`<p>Model: ${esc(t.note)}.</p>`);
   for (const f of t.figures) await showFigure(f);
 }

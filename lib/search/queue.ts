@@ -26,7 +26,7 @@ import type { PhaseSpec } from "../phases/spec.ts";
 import { runFitness } from "../evolve/compare.ts";
 import type { MergeRecipe } from "../evolve/merge.ts";
 import type { Executor } from "./run.ts";
-import { runTrial, type TrialContext, type TrialJob, type TrialOutcome } from "./trial.ts";
+import { outcomeFromJson, runTrial, type TrialContext, type TrialJob, type TrialOutcome } from "./trial.ts";
 
 /** The default queue name. */
 export const QUEUE = "agent-forge-search";
@@ -72,8 +72,7 @@ export async function queueExecutor(o: { url: string; queue?: string; attempts?:
         attempts: o.attempts ?? 3, // a job that throws (not one whose worker died: that one is retried as stalled)
         backoff: { type: "fixed", delay: 1000 },
       });
-      const out = await j.waitUntilFinished(events) as TrialOutcome;
-      return { score: out.score ?? -Infinity, heldout: out.heldout ?? NaN, seconds: out.seconds };
+      return outcomeFromJson(await j.waitUntilFinished(events) as TrialOutcome);
     },
     close: () => shut(q),
   };

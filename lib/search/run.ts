@@ -182,7 +182,8 @@ export async function runSearch(o: SearchOptions): Promise<SearchState> {
     }
     const pending = (upTo: number) => state.queue.some((j) => !j.done && j.n <= upTo);
     if (pending(n - parallel)) return undefined;
-    let job = nextJob(view(n - parallel), o.asha, issued);
+    const known = view(n - parallel);
+    let job = nextJob(known, o.asha, issued);
     if (!job) {
       if (pending(n - 1)) return undefined; // decided once every job before it is in
       job = nextJob(view(n - 1), o.asha, issued);
@@ -192,7 +193,7 @@ export async function runSearch(o: SearchOptions): Promise<SearchState> {
     if (job.kind === "new") {
       trial = state.trials.length;
       const rng = new Rng(deriveSeed(o.seed, `trial-${trial}`));
-      const history = view(n - parallel).flatMap((t) => {
+      const history = known.flatMap((t) => {
         const r0 = t.results.find((x) => x.rung === 0);
         return r0 ? [{ params: t.params, score: r0.score }] : [];
       });

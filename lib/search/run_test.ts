@@ -13,17 +13,11 @@ import { check, type PhaseContext, type PhaseSpec } from "../phases/spec.ts";
 import { searchReport } from "./report.ts";
 import { type Executor, inProcess, runSearch, type SearchJob, type SearchOptions, type SearchState, searchSummary } from "./run.ts";
 import { parseSpace } from "./space.ts";
+import { fakeScore, NOTHING } from "./testdata/slow_phases.ts";
 
 /** Phase 1 does nothing; phase 2's score rises with steps and peaks at lr = 10^-2.5 (its default lr 0.1 is poor). */
 const PHASES: PhaseSpec[] = [
-  {
-    id: 1,
-    name: "one",
-    title: "nothing",
-    section: z.strictObject({}),
-    run: () => Promise.resolve({ metrics: { ok: 1 } }),
-    validate: () => [],
-  },
+  NOTHING,
   {
     id: 2,
     name: "two",
@@ -31,8 +25,7 @@ const PHASES: PhaseSpec[] = [
     section: z.strictObject({ steps: z.number().int().default(90), lr: z.number().default(0.1) }),
     run(ctx: PhaseContext) {
       const c = ctx.phaseConfig as { steps: number; lr: number };
-      const score = (1 - Math.exp(-c.steps / 30)) * Math.exp(-((Math.log10(c.lr) + 2.5) ** 2));
-      return Promise.resolve({ metrics: { score: Math.round(score * 1e6) / 1e6 } });
+      return Promise.resolve({ metrics: { score: fakeScore(c.steps, c.lr) } });
     },
     validate: (out) => [check("score", out.metrics.score as number, -1)],
   },

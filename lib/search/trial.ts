@@ -51,9 +51,8 @@ export function metricAt(metrics: Record<string, unknown>, path: string): number
   return typeof v === "number" ? v : NaN;
 }
 
-/** An outcome file; a score of -Infinity (a failed or non-finite objective) is stored as null. */
-async function readOutcome(file: string): Promise<TrialOutcome> {
-  const o = await readJson<{ score: number | null; heldout: number | null; seconds: number }>(file);
+/** An outcome as JSON carries it (a file, a queue's return value): a score of -Infinity (a failed or non-finite objective) comes back as null. */
+export function outcomeFromJson(o: { score: number | null; heldout: number | null; seconds: number }): TrialOutcome {
   return { score: o.score ?? -Infinity, heldout: o.heldout ?? NaN, seconds: o.seconds };
 }
 
@@ -87,7 +86,7 @@ export async function runTrial(
   opts: { phases: readonly PhaseSpec[]; backend?: BackendRequest; takeOverLock?: boolean },
 ): Promise<TrialOutcome> {
   const done = outcomeFile(c, job.name);
-  if (await exists(done)) return readOutcome(done);
+  if (await exists(done)) return outcomeFromJson(await readJson(done));
   const spec = opts.phases.find((p) => p.id === c.phase);
   if (!spec) throw new Error(`search: phase ${c.phase} is not registered`);
   const t0 = performance.now();

@@ -9,15 +9,24 @@ import { basename, join } from "node:path";
 import { z } from "zod";
 import { check, type PhaseContext, type PhaseSpec } from "../../phases/spec.ts";
 
+/** Phase 1 of the search tests: it does nothing. */
+export const NOTHING: PhaseSpec = {
+  id: 1,
+  name: "one",
+  title: "nothing",
+  section: z.strictObject({}),
+  run: () => Promise.resolve({ metrics: { ok: 1 } }),
+  validate: () => [],
+};
+
+/** The search tests' phase-2 score: rises with steps, peaks at lr = 10^-2.5, rounded to 6 decimals. */
+export function fakeScore(steps: number, lr: number): number {
+  const score = (1 - Math.exp(-steps / 30)) * Math.exp(-((Math.log10(lr) + 2.5) ** 2));
+  return Math.round(score * 1e6) / 1e6;
+}
+
 export const PHASES: PhaseSpec[] = [
-  {
-    id: 1,
-    name: "one",
-    title: "nothing",
-    section: z.strictObject({}),
-    run: () => Promise.resolve({ metrics: { ok: 1 } }),
-    validate: () => [],
-  },
+  NOTHING,
   {
     id: 2,
     name: "two",
@@ -40,8 +49,7 @@ export const PHASES: PhaseSpec[] = [
           await Deno.rename(`${ckpt}.tmp`, ckpt);
         }
       }
-      const score = (1 - Math.exp(-c.steps / 30)) * Math.exp(-((Math.log10(c.lr) + 2.5) ** 2));
-      return { metrics: { score: Math.round(score * 1e6) / 1e6 } };
+      return { metrics: { score: fakeScore(c.steps, c.lr) } };
     },
     validate: (out) => [check("score", out.metrics.score as number, -1)],
   },
