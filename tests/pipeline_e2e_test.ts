@@ -113,7 +113,12 @@ const DID_NOT_LEARN: Record<number, (m: Record<string, any>) => Record<string, u
       ) => [v, { ...(r as object), test_loss: m.baselines.unigram_loss, test_token_acc: m.baselines.majority_token_acc }]),
     ),
   }),
-  2: (m) => ({ ...m, cell_acc: m.base.cell_acc, heldout_token_acc: m.base_heldout_token_acc }),
+  2: (m) => ({
+    ...m,
+    cell_acc: m.base.cell_acc,
+    heldout_token_acc: m.base_heldout_token_acc,
+    grid: { ...m.grid, heldout: { ...m.grid.heldout, ...m.copy_input } }, // part (b) no better than copying the input
+  }),
   3: (m) => ({
     ...m,
     mod_val_acc: m.mod_chance,

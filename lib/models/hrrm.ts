@@ -68,10 +68,13 @@ export interface HrrmConfig {
   /**
    * Positions: `learned` (a table of maxSeqLen rows, default) or `grid2d`: the sequence is a
    * gridSide x gridSide grid, row-major, and a position is a learned row embedding plus a learned
-   * column embedding, so attention can see rows and columns from the start.
+   * column embedding, so attention can see rows and columns from the start. `cells`: each token is
+   * a packed cell (`packCell`: two ids, so ids are [B, T, 2]) of one of several grids (an ARC task's demonstrations and
+   * query); its embedding adds the colour's, the row's and column's counted from both edges
+   * (so a mirror is as easy to see as a copy), the grid's kind and its pair's index.
    */
-  positions: "learned" | "grid2d";
-  /** grid2d: side of the square grid; gridSide^2 must equal the sequence length (default 0: unused). */
+  positions: "learned" | "grid2d" | "cells";
+  /** grid2d: side of the square grid; gridSide^2 must equal the sequence length. cells: the largest grid side, at most 32 (default 0: unused). */
   gridSide: number;
 }
 
@@ -98,6 +101,70 @@ export const DEFAULT_HRRM: HrrmConfig = {
   positions: "learned",
   gridSide: 0,
 };
+
+// ---------------------------------------------------------------------------------------------
+// Packed cell tokens (positions = "cells")
+
+/** Values (colours and markers), largest grid side, grid kinds and pairs a packed cell token can hold. */
+export const CELL_VALUES = 16, CELL_MAX_SIDE = 32, CELL_KINDS = 4, CELL_PAIRS = 8;
+
+/** One cell of one grid of a task. */
+export interface CellToken {
+  /** Colour or marker, 0..CELL_VALUES-1. */
+  value: number;
+  /** Row and column in its grid, and the grid's height and width. */
+  row: number;
+  col: number;
+  height: number;
+  width: number;
+  /** Which grid: 0 demonstration input, 1 demonstration output, 2 query input, 3 query output (to answer). */
+  kind: number;
+  /** Index of the grid's input/output pair, 0..CELL_PAIRS-1. */
+  pair: number;
+}
+
+/**
+ * Sizes of a cell token's fields. A token is two int32s, each small enough to stay exact through
+ * the float arithmetic some backends do integer division in (< 2^24): [value, kind, pair] and
+ * [row, column, row from the bottom, column from the right].
+ */
+const CELL_FIELDS: readonly (readonly number[])[] = [[CELL_VALUES, CELL_KINDS, CELL_PAIRS], [
+  CELL_MAX_SIDE,
+  CELL_MAX_SIDE,
+  CELL_MAX_SIDE,
+  CELL_MAX_SIDE,
+]];
+
+const packFields = (values: readonly number[], sizes: readonly number[]) =>
+  values.reduceRight((acc, v, i) => {
+    if (!Number.isInteger(v) || v < 0 || v >= sizes[i]) throw new Error(`packCell: field value ${v} outside 0..${sizes[i] - 1}`);
+    return acc * sizes[i] + v;
+  }, 0);
+
+/** Packs a cell into its two ids (see CELL_FIELDS). */
+export function packCell(t: CellToken): [number, number] {
+  return [
+    packFields([t.value, t.kind, t.pair], CELL_FIELDS[0]),
+    packFields([t.row, t.col, t.height - 1 - t.row, t.width - 1 - t.col], CELL_FIELDS[1]),
+  ];
+}
+
+/** Splits packed ids int32 [B, T, 2] into the seven fields, each int32 [B, T]: value, kind, pair, row, col, row and col from the far edge. */
+function unpackCells(ids: tf.Tensor3D): tf.Tensor2D[] {
+  const [b, t] = ids.shape;
+  return CELL_FIELDS.flatMap((sizes, half) => {
+    let rest = tf.reshape(tf.slice(ids, [0, 0, half], [b, t, 1]), [b, t]) as tf.Tensor2D;
+    return sizes.map((n) => {
+      const high = tf.floorDiv(rest, tf.scalar(n, "int32")) as tf.Tensor2D;
+      const field = tf.sub(rest, tf.mul(high, tf.scalar(n, "int32"))) as tf.Tensor2D;
+      rest = high;
+      return field;
+    });
+  });
+}
+
+/** Token ids: int32 [B, T], or [B, T, 2] packed cells for positions = "cells". */
+export type HrrmIds = tf.Tensor2D | tf.Tensor3D;
 
 /** Checks an HRRM config; the error names the field and what it accepts. */
 export function validateHrrmConfig(c: HrrmConfig): void {
@@ -128,7 +195,16 @@ export function validateHrrmConfig(c: HrrmConfig): void {
   if (!(c.mlpRatio > 0)) throw new Error(`hrrm.mlpRatio = ${c.mlpRatio}: expected > 0`);
   if (!(c.qLossWeight >= 0)) throw new Error(`hrrm.qLossWeight = ${c.qLossWeight}: expected >= 0`);
   if (!(c.normEps > 0)) throw new Error(`hrrm.normEps = ${c.normEps}: expected > 0`);
-  if (c.positions !== "learned" && c.positions !== "grid2d") throw new Error(`hrrm.positions = ${c.positions}: expected learned or grid2d`);
+  if (!["learned", "grid2d", "cells"].includes(c.positions)) {
+    throw new Error(`hrrm.positions = ${c.positions}: expected learned, grid2d or cells`);
+  }
+  if (
+    c.positions === "cells" && (!Number.isInteger(c.gridSide) || c.gridSide < 1 || c.gridSide > CELL_MAX_SIDE || c.vocabSize > CELL_VALUES)
+  ) {
+    throw new Error(
+      `hrrm.gridSide = ${c.gridSide}, vocabSize = ${c.vocabSize}: cells positions need a side of 1-${CELL_MAX_SIDE} and at most ${CELL_VALUES} values`,
+    );
+  }
   if (c.positions === "grid2d" && (!Number.isInteger(c.gridSide) || c.gridSide < 1 || c.gridSide * c.gridSide > c.maxSeqLen)) {
     throw new Error(`hrrm.gridSide = ${c.gridSide}: grid2d positions need a positive side whose square fits maxSeqLen = ${c.maxSeqLen}`);
   }
@@ -252,6 +328,12 @@ export class Hrrm {
       // Row and column tables each std 1/2: their sum has the learned table's std 1/sqrt(2).
       p.add("pos_row", [this.cfg.gridSide, C], { kind: "normal", std: 0.5 });
       p.add("pos_col", [this.cfg.gridSide, C], { kind: "normal", std: 0.5 });
+    } else if (this.cfg.positions === "cells") {
+      // Six tables each std 1/sqrt(12): their sum has the learned table's std 1/sqrt(2).
+      const std = 1 / Math.sqrt(12), S = this.cfg.gridSide;
+      for (const name of ["pos_row", "pos_col", "pos_row_end", "pos_col_end"]) p.add(name, [S, C], { kind: "normal", std });
+      p.add("pos_kind", [CELL_KINDS, C], { kind: "normal", std });
+      p.add("pos_pair", [CELL_PAIRS, C], { kind: "normal", std });
     } else p.add("pos", [maxSeqLen, C], { kind: "normal", std: Math.SQRT1_2 });
     const block = (name: string) => {
       p.add(`${name}.qkv_w`, [C, 3 * C], lecun(C));
@@ -289,16 +371,32 @@ export class Hrrm {
   }
 
   /** Input embedding: token + learned position. ids int32 [B, T] -> [B, T, C]. */
-  embed(ids: tf.Tensor2D): tf.Tensor3D {
+  embed(ids: HrrmIds): tf.Tensor3D {
     const [, t] = ids.shape;
     if (t > this.cfg.maxSeqLen) throw new Error(`sequence of ${t} tokens exceeds hrrm.maxSeqLen ${this.cfg.maxSeqLen}`);
+    if (this.cfg.positions === "cells") return this.#embedCells(ids);
+    if (ids.rank !== 2) throw new Error(`hrrm: ids must be [B, T] for ${this.cfg.positions} positions, got rank ${ids.rank}`);
     const x = embedding(this.params.get("tok") as tf.Variable<tf.Rank.R2>, ids); // [B, T, C]
     return tf.add(x, this.positionTable(t)) as tf.Tensor3D;
+  }
+
+  /** Packed cell tokens int32 [B, T, 2] -> the sum of their seven field embeddings [B, T, C]. */
+  #embedCells(ids: HrrmIds): tf.Tensor3D {
+    if (ids.rank !== 3) throw new Error(`hrrm: cells positions need ids [B, T, 2] (packCell), got rank ${ids.rank}`);
+    const p = this.params, S = this.cfg.gridSide;
+    const fields = unpackCells(ids as tf.Tensor3D); // 7 x [B, T]
+    const tables = ["tok", "pos_kind", "pos_pair", "pos_row", "pos_col", "pos_row_end", "pos_col_end"];
+    // Rows and columns past the model's side would index outside their tables: clip (the phase keeps grids within it).
+    return tables.map((name, i) =>
+      embedding(p.get(name) as tf.Variable<tf.Rank.R2>, i >= 3 ? tf.minimum(fields[i], tf.scalar(S - 1, "int32")) : fields[i])
+    )
+      .reduce((a, b) => tf.add(a, b)) as tf.Tensor3D;
   }
 
   /** The position embeddings of the first t positions [t, C]. */
   positionTable(t: number): tf.Tensor2D {
     const C = this.cfg.dModel, S = this.cfg.gridSide;
+    if (this.cfg.positions === "cells") throw new Error("hrrm: cells positions come with each token (packCell), not from a table");
     if (this.cfg.positions === "learned") return tf.slice(this.params.get("pos"), [0, 0], [t, C]) as tf.Tensor2D;
     if (t !== S * S) throw new Error(`hrrm: grid2d positions need ${S * S} tokens (a ${S}x${S} grid), got ${t}`);
     const rows = tf.reshape(this.params.get("pos_row"), [S, 1, C]), cols = tf.reshape(this.params.get("pos_col"), [1, S, C]);
@@ -385,7 +483,7 @@ export class Hrrm {
    * and Q heads. ids int32 [B, T]. With oneStepGrad, all but the last L and H update run
    * off the tape (`noGrad`), so gradients do not reach the incoming carry.
    */
-  segment(ids: tf.Tensor2D, carry: HrrmCarry): HrrmSegment {
+  segment(ids: HrrmIds, carry: HrrmCarry): HrrmSegment {
     const [b, t] = ids.shape;
     const { nHigh, tLow, vocabSize: V } = this.cfg;
     const x = this.embed(ids); // [B, T, C]
@@ -442,7 +540,7 @@ export class Hrrm {
    * detached) gradients summed into one step, and training never halts early.
    * ids, targets int32 [B, T]; mask float [B, T] (1 = scored).
    */
-  deepSupervision(ids: tf.Tensor2D, targets: tf.Tensor2D, opts: { mask?: tf.Tensor2D; segments?: number } = {}): HrrmLoss {
+  deepSupervision(ids: HrrmIds, targets: tf.Tensor2D, opts: { mask?: tf.Tensor2D; segments?: number } = {}): HrrmLoss {
     const [b, t] = ids.shape;
     const S = opts.segments ?? this.cfg.trainSegments;
     const V = this.cfg.vocabSize;
@@ -484,7 +582,7 @@ export class Hrrm {
   }
 
   /** The deep-supervision loss alone (a TrainTask's `loss`). */
-  loss(ids: tf.Tensor2D, targets: tf.Tensor2D, mask?: tf.Tensor2D): tf.Scalar {
+  loss(ids: HrrmIds, targets: tf.Tensor2D, mask?: tf.Tensor2D): tf.Scalar {
     return this.deepSupervision(ids, targets, { mask }).loss;
   }
 
@@ -495,7 +593,7 @@ export class Hrrm {
    * any backend). With `halt: false` every sequence runs all maxSegments (the Q values are
    * still reported). ids int32 [B, T].
    */
-  async infer(ids: tf.Tensor2D, opts: { maxSegments?: number; halt?: boolean } = {}): Promise<HrrmInference> {
+  async infer(ids: HrrmIds, opts: { maxSegments?: number; halt?: boolean } = {}): Promise<HrrmInference> {
     const [b, t] = ids.shape;
     const maxSeg = opts.maxSegments ?? this.cfg.maxSegments;
     const halt = opts.halt ?? true;

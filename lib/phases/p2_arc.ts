@@ -36,6 +36,8 @@ import { round } from "../util/numbers.ts";
 import { saveModel } from "../models/io.ts";
 import { type TextItem, TOKENIZER, windowsOf } from "../text/tokens.ts";
 import { arcItem, type EvalTask, majorityGrid, scoreBaseline, scoreModel, summarize, type TaskScore } from "../eval/arc_answers.ts";
+import { ARC_HRRM_PATH, ArcGridKeys, type ArcGridResult, type CellSummary, runArcGrid } from "./p2_grid.ts";
+import { taskViews } from "./arc_cells.ts";
 
 /** `phases.2`: the ARC section (type, defaults and validation). */
 export const Phase2Section = z.strictObject({
@@ -61,6 +63,7 @@ export const Phase2Section = z.strictObject({
   gate_min_majority_gain: z.number().min(-1).max(1).default(-1), // cell accuracy minus the majority colour's must reach this; -1 (default) reports it ungated
   gate_min_shape_acc: z.number().min(0).max(1).default(0.3), // fraction of identity-view answers that must have the expected shape (0: reported, not gated)
   ...CurriculumKeys, // difficulty: the task's largest grid (cells), ranked within its family
+  ...ArcGridKeys, // part (b): the grid-native HRRM (lib/phases/p2_grid.ts)
 });
 export type Phase2Section = z.infer<typeof Phase2Section>;
 
@@ -263,6 +266,15 @@ async function run(ctx: PhaseContext) {
   model.dispose();
   const copy = scoreBaseline(data.eval, (t) => t.test[0].input), major = scoreBaseline(data.eval, majorityGrid);
   const s = summarize(tuned), sb = summarize(base), sc = summarize(copy), sm = summarize(major);
+  const grid = sec.grid_steps === 0 ? undefined : await runArcGrid(ctx, sec, {
+    families: familiesOf(sec),
+    heldOut: data.eval.map((t) => ({
+      ...t,
+      views: taskViews(t.task, sec.grid_votes, new Rng(deriveSeed(ctx.seed, `grid-views-${t.id}`))),
+    })),
+    heldOutHashes: new Set(data.eval.map((t) => taskHash(t.task))),
+    realDir: ARC_TRAINING_DIR,
+  });
   const families = [...new Set(data.eval.map((t) => t.family))];
   const byFamily = (xs: TaskScore[], f: string) => summarize(xs.filter((x) => x.family === f));
   // Samples: the first exact answer (if any), then the best and a middling wrong one by cell accuracy.
@@ -319,14 +331,16 @@ async function run(ctx: PhaseContext) {
         pred: tuned[i].pred,
         cell_acc: round(tuned[i].cell),
       })),
+      ...(grid ? { grid: { ...grid, seconds: undefined } } : {}),
       timing: {
+        ...(grid ? { grid: grid.seconds } : {}),
         resumed_from_step: result.resumedFrom,
         prepare_s: round((t1 - t0) / 1000, 1),
         train_s: round((t2 - t1) / 1000, 1),
         eval_s: round((performance.now() - t2) / 1000, 1),
       },
     },
-    artifacts: [stageModelPath(phase2)],
+    artifacts: [stageModelPath(phase2), ...(grid ? [ARC_HRRM_PATH] : [])],
   };
 }
 
@@ -343,7 +357,7 @@ type Summary = ReturnType<typeof summarize>;
  */
 function validate(out: { metrics: Record<string, unknown> }, ctx: PhaseContext) {
   const sec = sectionOf(Phase2Section, ctx.phaseConfig, 2),
-    m = out.metrics as Record<string, number> & { base: Summary; majority: Summary };
+    m = out.metrics as Record<string, number> & { base: Summary; majority: Summary; copy_input: Summary };
   return [
     check("cell_acc - base model cell_acc", round(m.cell_acc - m.base.cell_acc), sec.gate_min_gain),
     ...(sec.gate_min_majority_gain > -1
@@ -357,6 +371,24 @@ function validate(out: { metrics: Record<string, unknown> }, ctx: PhaseContext) 
     // 0 reports the shape accuracy without gating it (a check with threshold 0 could never fail).
     ...(sec.gate_min_shape_acc > 0 ? [check("answers of the expected shape", m.shape_acc, sec.gate_min_shape_acc)] : []),
     check("held-out tasks sharing a hash with training", m.heldout_hash_overlap, 0, true),
+    ...gridChecks(out.metrics.grid as ArcGridResult | undefined, m, sec),
+  ];
+}
+
+/**
+ * Part (b)'s gate: the grid-native HRRM's held-out cell accuracy and exact match above the best
+ * input-blind baseline, max(copy the test input, majority colour), by the configured margins.
+ */
+function gridChecks(g: ArcGridResult | undefined, m: { copy_input: Summary; majority: Summary }, sec: Phase2Section) {
+  if (!g) return [];
+  const best = (k: "cell_acc" | "exact") => Math.max(m.copy_input[k], m.majority[k]);
+  return [
+    check(
+      "grid HRRM cell_acc - max(copy input, majority colour)",
+      round(g.heldout.cell_acc - best("cell_acc")),
+      sec.gate_grid_min_cell_gain,
+    ),
+    check("grid HRRM exact - max(copy input, majority colour)", round(g.heldout.exact - best("exact")), sec.gate_grid_min_exact_gain),
   ];
 }
 
@@ -416,6 +448,9 @@ function report(result: { metrics: Record<string, unknown> }): PageSection[] {
         },
       },
     },
+    ...(m.grid
+      ? [gridSection(m.grid as ArcGridResult, { ...m, copy_input: m.copy_input as Summary, majority: m.majority as Summary })]
+      : []),
     {
       title: "Phase 2: real ARC-AGI-1 tasks",
       html: real.status === "evaluated"
@@ -433,6 +468,39 @@ function report(result: { metrics: Record<string, unknown> }): PageSection[] {
       }</table>`,
     },
   ];
+}
+
+/** Part (b)'s section: the grid-native HRRM against the baselines, real tasks with test-time training, pictures. */
+function gridSection(g: ArcGridResult, m: Summary & { copy_input: Summary; majority: Summary }): PageSection {
+  const cols = ["exact", "pass_at_2", "cell_acc", "shape_acc"] as const;
+  const row = (name: string, s: Partial<CellSummary> & Pick<Summary, (typeof cols)[number]>) =>
+    `<tr><td>${esc(name)}</td>${cols.map((c) => `<td>${s[c]}</td>`).join("")}<td>${s.mean_segments ?? "-"}</td></tr>`;
+  const real = g.real_arc;
+  const realHtml = real.status === "evaluated"
+    ? `<p>Real ARC-AGI-1 (first ${real.tasks} tasks of ${
+      esc(real.dir)
+    }, each after ${real.ttt_steps} test-time training steps on its own demonstrations): solved ${real.solved.length}/${real.tasks} at pass@2 (${
+      esc(real.solved.join(", ") || "none")
+    }); exact ${real.exact}, cell accuracy ${real.cell_acc}, right shape ${real.shape_acc}, within the token budget ${real.answered}.</p>`
+    : `<p>Real ARC-AGI-1: skipped (${esc(real.reason)}).</p>`;
+  return {
+    title: "Phase 2 (b): grid-native HRRM on held-out generated tasks (exact match first)",
+    html:
+      `<table><tr><th>predictor (${g.heldout.tasks} tasks)</th><th>exact</th><th>pass@2 (voted)</th><th>cell accuracy</th><th>right shape</th><th>mean segments</th></tr>${
+        row(`grid HRRM after ${g.ttt_steps} test-time steps, Q-halting`, g.heldout)
+      }${row("the same weights held to one segment", g.one_segment)}${row("grid HRRM without test-time training", g.no_ttt)}${
+        row("text model of part (a)", m)
+      }${row("copy the test input", m.copy_input)}${
+        row("majority colour, test input's shape", m.majority)
+      }</table><p>${g.params} parameters, ${g.steps} steps, train loss ${g.train_loss_first} → ${g.train_loss_last}.</p>${realHtml}
+    <table><tr><th>task</th><th>input</th><th>expected</th><th>predicted</th></tr>${
+        g.samples.map((s) =>
+          `<tr><td>${esc(s.id)}<br>${esc(s.family)}<br>cell acc ${s.cell_acc}${s.pass2 ? "<br><b>solved (pass@2)</b>" : ""}</td>${
+            [s.input, s.want, s.pred].map((x) => `<td>${gridHtml(x)}</td>`).join("")
+          }</tr>`
+        ).join("")
+      }</table>`,
+  };
 }
 
 /** Phase 2: ARC visual reasoning. */
@@ -456,6 +524,11 @@ export const phase2: PhaseSpec = {
       gate_min_gain: 0.03, // tiny pipeline (phase-1 base, 110 steps): measured gain 0.065
       gate_min_token_gain: 0.05,
       gate_min_shape_acc: 0, // 110 steps of a 2-layer model rarely learn to copy the shape: reported, not gated
+      grid_steps: 150,
+      grid_batch_size: 8,
+      grid_votes: 2,
+      grid_ttt_steps: 32,
+      grid_real_tasks: 2,
     },
   },
 

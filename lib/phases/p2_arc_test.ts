@@ -112,7 +112,15 @@ function phase2ConfigTiny() {
 }
 
 Deno.test("phase 2 fine-tunes past its base model, resumes mid-training to the same numbers, evaluates its stage and reports", async () => {
-  const sets = ["phases.2.steps=40", "phases.2.eval_tasks=6", "phases.2.real_tasks=1", "phases.2.train_tasks=400"];
+  const sets = [
+    "phases.2.steps=40",
+    "phases.2.eval_tasks=6",
+    "phases.2.real_tasks=1",
+    "phases.2.train_tasks=400",
+    "phases.2.grid_steps=30",
+    "phases.2.grid_ttt_steps=4",
+    "phases.2.grid_real_tasks=1",
+  ];
   const runs = [];
   for (let k = 0; k < 2; k++) {
     const { runDir, config } = await testRun([phase2], "tiny", sets);
@@ -147,7 +155,14 @@ Deno.test("phase 2 fine-tunes past its base model, resumes mid-training to the s
   assert.ok(m.real_arc.status === (haveArcTraining("p2_arc_test.ts") ? "evaluated" : "skipped"));
   const checks = phase2.validate(a.out, a.ctx);
   assert.ok(checks.find((c) => c.name.startsWith("cell_acc - base"))!.passed);
-  assert.deepEqual(a.out.artifacts, ["phase-2-arc/model.safetensors"]);
+  assert.deepEqual(a.out.artifacts, ["phase-2-arc/model.safetensors", "phase-2-arc/hrrm-arc.safetensors"]);
+  // Part (b): the grid HRRM trained, was scored with and without test-time training, and is gated against copy and majority.
+  const g = m.grid as unknown as { steps: number; heldout: { tasks: number }; no_ttt: { tasks: number }; real_arc: { status: string } };
+  assert.equal(g.steps, 30);
+  assert.equal(g.heldout.tasks, m.tasks);
+  assert.equal(g.no_ttt.tasks, m.tasks);
+  assert.equal(g.real_arc.status, haveArcTraining("p2_arc_test.ts") ? "evaluated" : "skipped");
+  assert.ok(checks.some((c) => c.name.startsWith("grid HRRM cell_acc - max(copy input, majority colour)")));
   // The stage rebuilds the held-out set from (config, seed) alone and scores the saved model the same.
   const { model } = await loadModel(join(a.runDir, "phase-2-arc", "model.safetensors"));
   const stage = await phase2.stage!.evaluate(model, stageContext(a.ctx.config, 2));
