@@ -524,11 +524,11 @@ export const phase2: PhaseSpec = {
       gate_min_gain: 0.03, // tiny pipeline (phase-1 base, 110 steps): measured gain 0.065
       gate_min_token_gain: 0.05,
       gate_min_shape_acc: 0, // 110 steps of a 2-layer model rarely learn to copy the shape: reported, not gated
-      grid_steps: 150,
+      grid_steps: 120,
       grid_batch_size: 8,
       grid_votes: 2,
-      grid_ttt_steps: 32,
-      grid_real_tasks: 2,
+      grid_ttt_steps: 24,
+      grid_real_tasks: 0, // real tasks are large: 2 of them with test-time training cost 40 s, more than the rest of tiny's phase 2
     },
   },
 
