@@ -213,6 +213,24 @@ export function validateHrrmConfig(c: HrrmConfig): void {
   }
 }
 
+/**
+ * The grid phases' HRRM shape: `layers` blocks in each level, 4 heads, MLP ratio 2, 2 L-steps per
+ * H-step and 2 H-steps per segment; `trainSegments` capped at `maxSegments`.
+ */
+export function gridLevels(o: { dModel: number; layers: number; maxSegments: number; trainSegments: number }): Partial<HrrmConfig> {
+  return {
+    dModel: o.dModel,
+    nHeads: 4,
+    mlpRatio: 2,
+    lowLayers: o.layers,
+    highLayers: o.layers,
+    tLow: 2,
+    nHigh: 2,
+    maxSegments: o.maxSegments,
+    trainSegments: Math.min(o.trainSegments, o.maxSegments),
+  };
+}
+
 /** DEFAULT_HRRM with `overrides` applied, validated. */
 export function hrrmConfig(overrides: Partial<HrrmConfig> = {}): HrrmConfig {
   const c = { ...DEFAULT_HRRM, ...overrides };

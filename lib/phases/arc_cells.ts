@@ -2,16 +2,16 @@
  * Grid-native ARC for the HRRM (positions = "cells"): a task becomes one token per cell of every
  * grid, demonstrations and query alike, each cell carrying its colour, its row and column (counted
  * from both edges), its grid's kind (demonstration input/output, query input/output) and its
- * pair's index. The query output's cells enter blank, in the shape the shape step predicts, and
- * the model answers all of them at once. Where that shape is the query input's, they enter as a
- * draft holding the input's colours instead (kind 3 tells the model it is a draft). Grids up to 30x30 fit; a task longer than the token
- * budget drops demonstrations (the last first) until it fits, and one that does not fit with a
- * single demonstration is left unanswered.
+ * pair's index. The query output's cells enter in the shape the shape step predicts: as a draft
+ * holding the query input's colours where that shape is the input's, else blank; the model
+ * answers all of them at once. Grids up to 30x30 fit; a task longer than the token budget drops
+ * demonstrations (the last first) until it fits, and one that does not fit with a single
+ * demonstration is left unanswered.
  *
- * Also here: the output-shape step, batches of augmented generated tasks (any pair can be the
- * query), answering under augmented views with a vote (pass@2), and test-time training: a copy of
- * the model fine-tuned on a task's own demonstrations, each in turn the query and the others its
- * context (leave-one-out), under random augmentations.
+ * Also here: the output-shape step, training sequences (any pair of a task can be the query),
+ * answering under augmented views with a vote (pass@2), and test-time training: the model
+ * fine-tuned on a task's own demonstrations, each in turn the query and the others its context
+ * (leave-one-out), as given or under random augmentations.
  */
 import * as tf from "@tensorflow/tfjs";
 import { type Augmentation, augmentTask, IDENTITY_AUGMENTATION, randomAugmentation, vote } from "../../datasets/arc/augment.ts";
@@ -254,8 +254,9 @@ export interface TttOptions {
 
 /**
  * Fine-tunes `model` in place on the task's own demonstrations: each step a batch of
- * leave-one-out sequences (one demonstration the query, the others its context) under random
- * augmentations. Needs at least two demonstrations; returns the losses of every step.
+ * leave-one-out sequences (one demonstration the query, the others its context), as given or
+ * each under a random augmentation (`augment`). Needs at least two demonstrations; returns the
+ * losses of every step.
  */
 export async function testTimeTrain(model: Hrrm, task: ArcTask, o: TttOptions): Promise<number[]> {
   if (o.steps === 0 || task.train.length < 2) return [];

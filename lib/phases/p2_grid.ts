@@ -18,7 +18,7 @@ import { generateTask, type GeneratorConfig } from "../../datasets/arc/generator
 import { loadTaskFile } from "../../datasets/arc/loader.ts";
 import { taskHash } from "../../datasets/arc/serialize.ts";
 import type { ArcTask, Grid } from "../../datasets/arc/types.ts";
-import { Hrrm, type HrrmConfig, hrrmConfig } from "../models/hrrm.ts";
+import { gridLevels, Hrrm, type HrrmConfig, hrrmConfig } from "../models/hrrm.ts";
 import { saveModel } from "../models/io.ts";
 import { round } from "../util/numbers.ts";
 import { deriveSeed, Rng } from "../util/rng.ts";
@@ -69,15 +69,12 @@ export function arcHrrmConfig(c: ArcGridSection): HrrmConfig {
   return hrrmConfig({
     vocabSize: ARC_VOCAB,
     maxSeqLen: c.grid_max_tokens,
-    dModel: c.grid_d_model,
-    nHeads: 4,
-    mlpRatio: 2,
-    lowLayers: c.grid_layers,
-    highLayers: c.grid_layers,
-    tLow: 2,
-    nHigh: 2,
-    maxSegments: c.grid_max_segments,
-    trainSegments: Math.min(c.grid_train_segments, c.grid_max_segments),
+    ...gridLevels({
+      dModel: c.grid_d_model,
+      layers: c.grid_layers,
+      maxSegments: c.grid_max_segments,
+      trainSegments: c.grid_train_segments,
+    }),
     positions: "cells",
     gridSide: 30,
   });

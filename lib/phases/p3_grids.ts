@@ -31,7 +31,7 @@ import {
 import type { LmWindows } from "../../datasets/sanity.ts";
 import { answerMetrics } from "../eval/answers.ts";
 import { type CognateConfig, cognateConfig } from "../models/cognate.ts";
-import { Hrrm, type HrrmConfig, hrrmConfig, type HrrmVariant } from "../models/hrrm.ts";
+import { gridLevels, Hrrm, type HrrmConfig, hrrmConfig, type HrrmVariant } from "../models/hrrm.ts";
 import { saveModel } from "../models/io.ts";
 import { createModel, type RegistryModel } from "../models/registry.ts";
 import { groupMeans, round } from "../util/numbers.ts";
@@ -85,15 +85,12 @@ export function gridHrrmConfig(c: GridSection, task: GridTask, side: number): Hr
     variant: c.grid_variant as HrrmVariant,
     vocabSize: gridVocab(task),
     maxSeqLen: side * side,
-    dModel: c.grid_d_model,
-    nHeads: 4,
-    mlpRatio: 2,
-    lowLayers: c.grid_layers,
-    highLayers: c.grid_layers,
-    tLow: 2,
-    nHigh: 2,
-    maxSegments: c.grid_max_segments,
-    trainSegments: Math.min(c.grid_train_segments, c.grid_max_segments),
+    ...gridLevels({
+      dModel: c.grid_d_model,
+      layers: c.grid_layers,
+      maxSegments: c.grid_max_segments,
+      trainSegments: c.grid_train_segments,
+    }),
     oneStepGrad: c.grid_one_step_grad,
     positions: "grid2d",
     gridSide: side,
