@@ -8,7 +8,7 @@
  * The model comes from a run (`--run DIR`: its phase-2 `hrrm-arc.safetensors`) or, without one,
  * is trained here first by phase 2 (b)'s own code at `--preset` (generated tasks only).
  *
- * Options: --arc-dir DIR  --run DIR  --preset tiny|small|seed (default small)  --set key=value
+ * Options: --arc-dir DIR (default phases.2.arc_dir, else the ARC-AGI-1 training tasks)  --run DIR  --preset tiny|small|seed (default small)  --set key=value
  *          (repeatable; phases.2.grid_* keys)  --ttt-steps N --ttt-batch N (the budget: test-time
  *          steps per task and sequences per step; default 32 and 2, about an hour for 400 tasks)
  *          --votes N  --max-tokens N  --limit N (first N tasks)
@@ -21,12 +21,11 @@ import { initBackend } from "../lib/backend/mod.ts";
 import { resolveConfig, sectionOf } from "../lib/config/config.ts";
 import type { Preset } from "../lib/config/config.ts";
 import { loadTaskFolder } from "../datasets/arc/loader.ts";
-import { ARC_TRAINING_DIR } from "../datasets/paths.ts";
 import type { Grid } from "../datasets/arc/types.ts";
 import { loadModel } from "../lib/models/io.ts";
 import { Hrrm } from "../lib/models/hrrm.ts";
 import { predictShape, taskViews } from "../lib/phases/arc_cells.ts";
-import { familiesOf, phase2, Phase2Section } from "../lib/phases/p2_arc.ts";
+import { arcDir, familiesOf, phase2, Phase2Section } from "../lib/phases/p2_arc.ts";
 import { ARC_HRRM_PATH, type GridEvalTask, gridTtt, runArcGrid, scoreGridTasks, summarizeCells } from "../lib/phases/p2_grid.ts";
 import { testContext } from "../lib/phases/testing.ts";
 import { writeAtomic, writeJsonAtomic } from "../lib/util/fs.ts";
@@ -37,7 +36,7 @@ import { writeRunConfig } from "../lib/util/run_dir.ts";
 const { values } = parseArgs({
   args: Deno.args,
   options: {
-    "arc-dir": { type: "string", default: ARC_TRAINING_DIR },
+    "arc-dir": { type: "string" },
     run: { type: "string" },
     preset: { type: "string", default: "small" },
     set: { type: "string", multiple: true, default: [] },
@@ -67,9 +66,10 @@ const maxTokens = int("max-tokens", values["max-tokens"], sec.grid_max_tokens, 1
 const outDir = values.out ?? await Deno.makeTempDir({ prefix: "af-arc-" });
 await Deno.mkdir(outDir, { recursive: true });
 
-const { tasks: loaded, skipped } = await loadTaskFolder(values["arc-dir"]!, { skipInvalid: true });
+const arcDirPath = values["arc-dir"] ?? arcDir(sec);
+const { tasks: loaded, skipped } = await loadTaskFolder(arcDirPath, { skipInvalid: true });
 for (const p of skipped) console.error(`skipped ${p.file}: ${p.error}`);
-if (loaded.length === 0) throw new Error(`--arc-dir ${values["arc-dir"]}: no ARC task files`);
+if (loaded.length === 0) throw new Error(`--arc-dir ${arcDirPath}: no ARC task files`);
 const limit = int("limit", values.limit, loaded.length, 1);
 const seed = deriveSeed(config.run.seed, "bench-arc");
 const tasks: GridEvalTask[] = loaded.slice(0, limit).map((t) => {

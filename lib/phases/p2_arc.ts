@@ -36,7 +36,7 @@ import { round } from "../util/numbers.ts";
 import { saveModel } from "../models/io.ts";
 import { type TextItem, TOKENIZER, windowsOf } from "../text/tokens.ts";
 import { arcItem, type EvalTask, majorityGrid, scoreBaseline, scoreModel, summarize, type TaskScore } from "../eval/arc_answers.ts";
-import { ARC_HRRM_PATH, ArcGridKeys, type ArcGridResult, type CellSummary, runArcGrid } from "./p2_grid.ts";
+import { ARC_HRRM_PATH, ArcGridKeys, type ArcGridResult, arcTaskFiles, type CellSummary, runArcGrid } from "./p2_grid.ts";
 import { taskViews } from "./arc_cells.ts";
 
 /** `phases.2`: the ARC section (type, defaults and validation). */
@@ -58,6 +58,7 @@ export const Phase2Section = z.strictObject({
   eval_batch: z.number().int().min(1).default(24), // prompts per forward pass in generation
   constrained: z.boolean().default(true), // greedy decoding restricted to the grid grammar (the model picks shape and colours)
   real_tasks: z.number().int().min(0).default(4), // real ARC-AGI-1 tasks scored at most (0: skip)
+  arc_dir: z.string().default(""), // folder of real ARC task JSON files scored by both parts ("": ../shared/data/arc-agi-1/training)
   gate_min_gain: z.number().min(0).default(0.2), // cell accuracy must beat the base model's by this much
   gate_min_token_gain: z.number().min(0).max(1).default(0.15), // held-out answer token accuracy must beat the majority token's by this much
   gate_min_majority_gain: z.number().min(-1).max(1).default(-1), // cell accuracy minus the majority colour's must reach this; -1 (default) reports it ungated
@@ -191,21 +192,20 @@ function largestGrid(t: ArcTask): number {
   return Math.max(...[...t.train, ...t.test].flatMap((p) => [p.input, p.output]).map((g) => g.length * (g[0]?.length ?? 0)));
 }
 
+/** The folder of real ARC tasks: `arc_dir`, or the shared ARC-AGI-1 training tasks. */
+export const arcDir = (sec: Phase2Section) => sec.arc_dir || ARC_TRAINING_DIR;
+
 /** Real ARC tasks cut to `demos` demonstrations and the first test pair, those that fit `seq_len` (file-name order), at most `real_tasks`. */
 export async function realArcTasks(
   sec: Phase2Section,
   seed: number,
-  dir = ARC_TRAINING_DIR,
+  dir = arcDir(sec),
 ): Promise<{ tasks: EvalTask[]; skipped?: string }> {
   if (sec.real_tasks === 0) return { tasks: [], skipped: "phases.2.real_tasks = 0" };
-  try {
-    if (!(await Deno.stat(dir)).isDirectory) return { tasks: [], skipped: `${dir} is not a folder` };
-  } catch {
-    return { tasks: [], skipped: `${dir} is absent (the real ARC-AGI-1 training tasks go there)` };
-  }
-  const names = [...Deno.readDirSync(dir)].filter((e) => e.isFile && e.name.endsWith(".json")).map((e) => e.name).sort();
+  const files = await arcTaskFiles(dir, sec.arc_dir !== "");
+  if ("skipped" in files) return { tasks: [], skipped: files.skipped };
   const out: EvalTask[] = [];
-  for (const name of names) {
+  for (const name of files.names) {
     if (out.length >= sec.real_tasks) break;
     const t = await loadTaskFile(join(dir, name));
     if (t.train.length < sec.demos) continue;
@@ -273,7 +273,8 @@ async function run(ctx: PhaseContext) {
       views: taskViews(t.task, sec.grid_votes, new Rng(deriveSeed(ctx.seed, `grid-views-${t.id}`))),
     })),
     heldOutHashes: new Set(data.eval.map((t) => taskHash(t.task))),
-    realDir: ARC_TRAINING_DIR,
+    realDir: arcDir(sec),
+    realDirNamed: sec.arc_dir !== "",
   });
   const families = [...new Set(data.eval.map((t) => t.family))];
   const byFamily = (xs: TaskScore[], f: string) => summarize(xs.filter((x) => x.family === f));
@@ -313,7 +314,7 @@ async function run(ctx: PhaseContext) {
       })),
       real_arc: real.skipped ? { status: "skipped", reason: real.skipped } : {
         status: "evaluated",
-        dir: ARC_TRAINING_DIR,
+        dir: arcDir(sec),
         ids: real.tasks.map((t) => t.id),
         ...summarize(tunedReal),
         base: summarize(baseReal),

@@ -109,7 +109,9 @@ export function arcGridBatch(
   const gen: Partial<GeneratorConfig> = { minSize: 3, maxSize: c.grid_max_size, trainPairs: c.grid_demos, testPairs: 1 };
   const out: CellSequence[] = [];
   for (let i = 0; out.length < batchSize; i++) {
-    if (i >= 20 * batchSize) throw new Error(`phase 2 (b): no generated task fits phases.2.grid_max_tokens = ${c.grid_max_tokens}`);
+    if (i >= 20 * batchSize) {
+      throw new Error(`phase 2 (b): no generated task outside the held-out set fits phases.2.grid_max_tokens = ${c.grid_max_tokens}`);
+    }
     const task = generateTask(families[rng.int(families.length)], deriveSeed(seed, `task-${i}`), gen);
     if (heldOut.has(taskHash(task))) continue;
     const a = augmentTask(task, { dihedral: rng.int(8), colours: [0, ...shuffled(rng, [1, 2, 3, 4, 5, 6, 7, 8, 9])], dy: 0, dx: 0 });
@@ -189,25 +191,35 @@ export async function scoreGridTasks(
   return { scores, oneSegment };
 }
 
-/** The first `n` real ARC tasks of `dir` (file-name order), all demonstrations, first test pair; null with the reason when none. */
+/**
+ * The `*.json` files of a folder of real ARC tasks, in name order, or why there are none: the
+ * default folder may be absent (skipped), a folder named by `phases.2.arc_dir` must exist.
+ */
+export async function arcTaskFiles(dir: string, named: boolean): Promise<{ names: string[] } | { skipped: string }> {
+  let ok = false;
+  try {
+    ok = (await Deno.stat(dir)).isDirectory;
+  } catch {
+    ok = false;
+  }
+  if (!ok && named) throw new Error(`phases.2.arc_dir = ${dir}: not a folder (expected ARC task JSON files)`);
+  if (!ok) return { skipped: `${dir} is absent (the real ARC-AGI-1 training tasks go there)` };
+  return { names: [...Deno.readDirSync(dir)].filter((e) => e.isFile && e.name.endsWith(".json")).map((e) => e.name).sort() };
+}
+
+/** The first `n` real ARC tasks of `dir` (file-name order), all demonstrations, first test pair; none, with the reason, when skipped. */
 export async function realGridTasks(
   dir: string,
-  n: number,
-  votes: number,
-  seed: number,
+  o: { n: number; votes: number; seed: number; named: boolean },
 ): Promise<{ tasks: GridEvalTask[]; skipped?: string }> {
-  if (n === 0) return { tasks: [], skipped: "phases.2.grid_real_tasks = 0" };
-  try {
-    if (!(await Deno.stat(dir)).isDirectory) return { tasks: [], skipped: `${dir} is not a folder` };
-  } catch {
-    return { tasks: [], skipped: `${dir} is absent (the real ARC-AGI-1 training tasks go there)` };
-  }
-  const names = [...Deno.readDirSync(dir)].filter((e) => e.isFile && e.name.endsWith(".json")).map((e) => e.name).sort().slice(0, n);
+  if (o.n === 0) return { tasks: [], skipped: "phases.2.grid_real_tasks = 0" };
+  const files = await arcTaskFiles(dir, o.named);
+  if ("skipped" in files) return { tasks: [], skipped: files.skipped };
   const tasks: GridEvalTask[] = [];
-  for (const name of names) {
+  for (const name of files.names.slice(0, o.n)) {
     const t = await loadTaskFile(join(dir, name));
     const task: ArcTask = { train: t.train, test: t.test.slice(0, 1) };
-    tasks.push({ id: t.id!, family: "real", task, views: taskViews(task, votes, new Rng(deriveSeed(seed, `real-views-${t.id}`))) });
+    tasks.push({ id: t.id!, family: "real", task, views: taskViews(task, o.votes, new Rng(deriveSeed(o.seed, `real-views-${t.id}`))) });
   }
   return { tasks };
 }
@@ -263,7 +275,13 @@ export function gridSamples(tasks: readonly GridEvalTask[], scores: readonly Cel
 export async function runArcGrid(
   ctx: PhaseContext,
   c: ArcGridSection,
-  o: { families: readonly string[]; heldOut: readonly GridEvalTask[]; heldOutHashes: ReadonlySet<string>; realDir: string },
+  o: {
+    families: readonly string[];
+    heldOut: readonly GridEvalTask[];
+    heldOutHashes: ReadonlySet<string>;
+    realDir: string;
+    realDirNamed?: boolean;
+  },
 ): Promise<ArcGridResult> {
   const hc = arcHrrmConfig(c);
   const model = new Hrrm(hc, deriveSeed(ctx.seed, "hrrm-arc"));
@@ -290,7 +308,12 @@ export async function runArcGrid(
     });
     const evalSeconds = (performance.now() - t) / 1000;
     t = performance.now();
-    const real = await realGridTasks(o.realDir, c.grid_real_tasks, c.grid_votes, ctx.seed);
+    const real = await realGridTasks(o.realDir, {
+      n: c.grid_real_tasks,
+      votes: c.grid_votes,
+      seed: ctx.seed,
+      named: o.realDirNamed ?? false,
+    });
     const realScores = real.skipped ? [] : (await scoreGridTasks(model, real.tasks, { maxTokens: c.grid_max_tokens, ttt })).scores;
     const families = [...new Set(o.heldOut.map((x) => x.family))];
     return {
