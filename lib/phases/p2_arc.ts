@@ -334,7 +334,7 @@ async function run(ctx: PhaseContext) {
       })),
       ...(grid ? { grid: { ...grid, seconds: undefined } } : {}),
       timing: {
-        ...(grid ? { grid: grid.seconds } : {}),
+        ...(grid?.seconds ? { grid_train_s: grid.seconds.train, grid_eval_s: grid.seconds.eval, grid_real_s: grid.seconds.real } : {}),
         resumed_from_step: result.resumedFrom,
         prepare_s: round((t1 - t0) / 1000, 1),
         train_s: round((t2 - t1) / 1000, 1),
