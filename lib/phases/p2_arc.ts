@@ -332,7 +332,7 @@ async function run(ctx: PhaseContext) {
         pred: tuned[i].pred,
         cell_acc: round(tuned[i].cell),
       })),
-      ...(grid ? { grid: { ...grid, seconds: undefined } } : {}),
+      ...(grid ? { grid: { ...grid, seconds: undefined } } : {}), // wall times go to timing
       timing: {
         ...(grid?.seconds ? { grid_train_s: grid.seconds.train, grid_eval_s: grid.seconds.eval, grid_real_s: grid.seconds.real } : {}),
         resumed_from_step: result.resumedFrom,

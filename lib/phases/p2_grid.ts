@@ -292,8 +292,7 @@ export async function runArcGrid(
       params: model.params,
       batch: (step, micro) =>
         batchTensors(arcGridBatch(c, o.families, o.heldOutHashes, deriveSeed(ctx.seed, `grid-batch-${step}-${micro}`), batchSize)),
-      loss: (b) => model.loss(b.ids, b.targets, b.mask),
-      tokensPerBatch: batchSize * 200,
+      loss: (b) => model.loss(b.ids, b.targets, b.mask), // batches vary in length, so no fixed tokensPerBatch (no tok/s)
     }, { name: "hrrm-arc", train: cfg });
     const trainSeconds = (performance.now() - t) / 1000;
     await saveModel(join(ctx.runDir, ARC_HRRM_PATH), model, { key: "hrrm-reasoner", config: { ...hc } });
