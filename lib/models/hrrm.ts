@@ -74,6 +74,13 @@ export interface HrrmConfig {
    * (so a mirror is as easy to see as a copy), the grid's kind and its pair's index.
    */
   positions: "learned" | "grid2d" | "cells";
+  /**
+   * How a block mixes tokens: `attention` (self-attention, default) or `mlp`: an MLP across the
+   * token axis (MLP-Mixer's token mixing, TRM's choice for small fixed grids such as Sudoku), a
+   * learned T x (mlpRatio T) x T map per block, so which cells inform which is learned directly
+   * instead of through query-key products. Needs every sequence to be maxSeqLen tokens long.
+   */
+  mixer: "attention" | "mlp";
   /** grid2d: side of the square grid; gridSide^2 must equal the sequence length. cells: the largest grid side, at most 32 (default 0: unused). */
   gridSide: number;
 }
@@ -99,6 +106,7 @@ export const DEFAULT_HRRM: HrrmConfig = {
   memorySlots: 8,
   normEps: 1e-6,
   positions: "learned",
+  mixer: "attention",
   gridSide: 0,
 };
 
@@ -208,6 +216,10 @@ export function validateHrrmConfig(c: HrrmConfig): void {
   if (c.positions === "grid2d" && (!Number.isInteger(c.gridSide) || c.gridSide < 1 || c.gridSide * c.gridSide > c.maxSeqLen)) {
     throw new Error(`hrrm.gridSide = ${c.gridSide}: grid2d positions need a positive side whose square fits maxSeqLen = ${c.maxSeqLen}`);
   }
+  if (c.mixer !== "attention" && c.mixer !== "mlp") throw new Error(`hrrm.mixer = ${c.mixer}: expected attention or mlp`);
+  if (c.mixer === "mlp" && c.positions === "cells") {
+    throw new Error("hrrm.mixer = mlp needs sequences of a fixed length (learned or grid2d positions), not cells");
+  }
   if (c.planMode !== "soft" && c.planMode !== "straight-through") {
     throw new Error(`hrrm.planMode = ${c.planMode}: expected soft or straight-through`);
   }
@@ -236,6 +248,18 @@ export function hrrmConfig(overrides: Partial<HrrmConfig> = {}): HrrmConfig {
   const c = { ...DEFAULT_HRRM, ...overrides };
   validateHrrmConfig(c);
   return c;
+}
+
+/**
+ * Token mixing by an MLP across the sequence axis, without biases (MLP-Mixer; TRM's Sudoku model):
+ * x [B, T, C], w1 [T, F], w2 [F, T] -> [B, T, C], out[b, :, c] = w2^T gelu(w1^T x[b, :, c]).
+ */
+export function tokenMlp(x: tf.Tensor3D, w1: tf.Tensor, w2: tf.Tensor): tf.Tensor3D {
+  const [, t] = x.shape;
+  if (t !== w1.shape[0]) throw new Error(`hrrm: the mlp mixer needs sequences of exactly ${w1.shape[0]} tokens, got ${t}`);
+  const xt = tf.transpose(x, [0, 2, 1]) as tf.Tensor3D; // [B, C, T]
+  const m = linear(gelu(linear(xt, w1)), w2); // [B, C, T]
+  return tf.transpose(m, [0, 2, 1]) as tf.Tensor3D; // [B, T, C]
 }
 
 /**
@@ -353,9 +377,15 @@ export class Hrrm {
       p.add("pos_kind", [CELL_KINDS, C], { kind: "normal", std });
       p.add("pos_pair", [CELL_PAIRS, C], { kind: "normal", std });
     } else p.add("pos", [maxSeqLen, C], { kind: "normal", std: Math.SQRT1_2 });
+    const Ft = Math.round(this.cfg.mlpRatio * maxSeqLen);
     const block = (name: string) => {
-      p.add(`${name}.qkv_w`, [C, 3 * C], lecun(C));
-      p.add(`${name}.proj_w`, [C, C], lecun(C));
+      if (this.cfg.mixer === "mlp") {
+        p.add(`${name}.mix1_w`, [maxSeqLen, Ft], lecun(maxSeqLen));
+        p.add(`${name}.mix2_w`, [Ft, maxSeqLen], lecun(Ft));
+      } else {
+        p.add(`${name}.qkv_w`, [C, 3 * C], lecun(C));
+        p.add(`${name}.proj_w`, [C, C], lecun(C));
+      }
       p.add(`${name}.n1_g`, [C], ones);
       p.add(`${name}.fc1_w`, [C, F], lecun(C));
       p.add(`${name}.fc2_w`, [F, C], lecun(F));
@@ -378,11 +408,13 @@ export class Hrrm {
     }
   }
 
-  /** Post-norm non-causal transformer block `name` (HRM's layout). x [B, T, C] -> [B, T, C]. */
+  /** Post-norm non-causal block `name` (HRM's layout): token mixing, then the channel MLP. x [B, T, C] -> [B, T, C]. */
   #block(x: tf.Tensor3D, name: string): tf.Tensor3D {
     const p = this.params;
     const eps = this.cfg.normEps;
-    const a = bidirectionalAttention(x, p.get(`${name}.qkv_w`), p.get(`${name}.proj_w`), this.cfg.nHeads); // [B, T, C]
+    const a = this.cfg.mixer === "mlp"
+      ? tokenMlp(x, p.get(`${name}.mix1_w`), p.get(`${name}.mix2_w`)) // [B, T, C]
+      : bidirectionalAttention(x, p.get(`${name}.qkv_w`), p.get(`${name}.proj_w`), this.cfg.nHeads); // [B, T, C]
     const h = rmsNorm(tf.add(x, a), p.get(`${name}.n1_g`), eps); // [B, T, C]
     const m = linear(gelu(linear(h, p.get(`${name}.fc1_w`))), p.get(`${name}.fc2_w`)); // [B, T, C]
     return rmsNorm(tf.add(h, m), p.get(`${name}.n2_g`), eps) as tf.Tensor3D;

@@ -5,7 +5,7 @@ import { initBackend } from "../backend/mod.ts";
 import { assertClose, gradCheck } from "../testing/gradcheck.ts";
 import { DEFAULT_TRAIN, train } from "../train/trainer.ts";
 import { Rng } from "../util/rng.ts";
-import { Hrrm, type HrrmConfig, hrrmConfig } from "./hrrm.ts";
+import { Hrrm, type HrrmConfig, hrrmConfig, tokenMlp } from "./hrrm.ts";
 import { stopGradient } from "../nn/grad.ts";
 import { join } from "node:path";
 import { loadModel, saveModel } from "./io.ts";
@@ -154,6 +154,37 @@ Deno.test("grid2d positions: a row embedding plus a column embedding, row-major;
   m.dispose();
 });
 
+Deno.test("mlp mixer: an MLP across the tokens, equal to a host reference; gradients check; fixed length only", async () => {
+  await initBackend("cpu", { quiet: true });
+  const [B, T, C, F] = [2, 4, 3, 5];
+  const x = randn([B, T, C], 1), w1 = randn([T, F], 2), w2 = randn([F, T], 3);
+  const got = await tokenMlp(x as tf.Tensor3D, w1, w2).array();
+  const xs = await x.array() as number[][][], a = await w1.array() as number[][], b = await w2.array() as number[][];
+  const gelu = (v: number) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
+  for (let n = 0; n < B; n++) {
+    for (let c = 0; c < C; c++) {
+      const hid = Array.from({ length: F }, (_, f) => gelu(xs[n].reduce((s, row, t) => s + row[c] * a[t][f], 0)));
+      for (let t = 0; t < T; t++) {
+        assertClose([got[n][t][c]], [hid.reduce((s, h, f) => s + h * b[f][t], 0)], 1e-4, 1e-4, `out[${n}][${t}][${c}]`);
+      }
+    }
+  }
+  // Through the model: full BPTT gradients to the carry, and token 0's logits move when only token 3 changes.
+  const m = new Hrrm(hrrmConfig({ ...TINY, mixer: "mlp", oneStepGrad: false }), 3);
+  assert.ok(m.params.has("L0.mix1_w") && !m.params.has("L0.qkv_w"));
+  const xi = ids(2, 4, 5, 1), y = ids(2, 4, 5, 2);
+  const zH = randn([2, 4, 8], 4), zL = randn([2, 4, 8], 5);
+  await gradCheck((z) => segLoss(m, xi, y, z, zL), zH, { what: "mlp mixer dL/dzH", samples: 12, atol: 2e-3, rtol: 5e-2 });
+  const other = tf.concat([tf.slice(xi, [0, 0], [2, 3]), tf.fill([2, 1], 4, "int32")], 1) as tf.Tensor2D;
+  const first = (t: tf.Tensor2D) => tf.slice(m.segment(t, m.initialCarry(2, 4)).logits, [0, 0, 0], [2, 1, 5]).data();
+  const l0 = await first(xi), l1 = await first(other);
+  assert.ok(l0.some((v, i) => Math.abs(v - l1[i]) > 1e-4), "token 0 reads token 3");
+  assert.throws(() => m.segment(ids(2, 3, 5, 1), m.initialCarry(2, 3)), /mlp mixer needs sequences of exactly 4 tokens, got 3/);
+  assert.throws(() => hrrmConfig({ mixer: "mlp", positions: "cells", gridSide: 4 }), /hrrm.mixer = mlp/);
+  assert.throws(() => hrrmConfig({ mixer: "conv" as HrrmConfig["mixer"] }), /hrrm.mixer = conv/);
+  m.dispose();
+});
+
 Deno.test("planner: actions [nHigh, B, T] per segment, and the plan embedding changes the low-level input", async () => {
   await initBackend("cpu", { quiet: true });
   for (const planMode of ["soft", "straight-through"] as const) {
@@ -221,9 +252,9 @@ function reverseBatch(seed: number, rows: number, t: number, v: number) {
 }
 
 /** Trains `variant` on reversal through the trainer; checks the loss falls and held-out inference is right. */
-async function trainReverse(variant: HrrmConfig["variant"]) {
+async function trainReverse(variant: HrrmConfig["variant"], mixer: HrrmConfig["mixer"] = "attention") {
   await initBackend("wasm", { quiet: true });
-  const m = new Hrrm(hrrmConfig({ variant, vocabSize: 6, maxSeqLen: 4, dModel: 32, nHeads: 4, trainSegments: 2 }), 1);
+  const m = new Hrrm(hrrmConfig({ variant, mixer, vocabSize: 6, maxSeqLen: 4, dModel: 32, nHeads: 4, trainSegments: 2 }), 1);
   const t0 = performance.now();
   const res = await train(
     {
@@ -243,7 +274,7 @@ async function trainReverse(variant: HrrmConfig["variant"]) {
   const acc = pred.filter((p, i) => p === want[i]).length / want.length;
   const meanSeg = r.segments.reduce((a, b) => a + b, 0) / r.segments.length;
   console.log(
-    `hrrm ${variant} reverse: loss ${first.toFixed(3)} -> ${last.toFixed(3)} in ${res.steps} steps, ${secs.toFixed(1)} s; ` +
+    `hrrm ${variant} (${mixer}) reverse: loss ${first.toFixed(3)} -> ${last.toFixed(3)} in ${res.steps} steps, ${secs.toFixed(1)} s; ` +
       `held-out token accuracy ${acc.toFixed(3)}, mean segments ${meanSeg.toFixed(2)} (max ${m.cfg.maxSegments})`,
   );
   assert.ok(last < 0.7 * first, `loss ${first} -> ${last}`);
@@ -254,6 +285,7 @@ async function trainReverse(variant: HrrmConfig["variant"]) {
 Deno.test("trainer: HRRM reasoner learns to reverse digit sequences (deep supervision + Q loss)", () => trainReverse("reasoner"));
 Deno.test("trainer: HRRM planner learns to reverse digit sequences", () => trainReverse("planner"));
 Deno.test("trainer: HRRM memory variant learns to reverse digit sequences", () => trainReverse("memory"));
+Deno.test("trainer: HRRM with the mlp mixer learns to reverse digit sequences", () => trainReverse("reasoner", "mlp"));
 
 Deno.test("a saved HRRM loads with the same answers (the fixed initial carry does not depend on the model's seed)", async () => {
   await initBackend("cpu", { quiet: true });
