@@ -30,7 +30,7 @@ import {
 } from "../../datasets/puzzles/grids.ts";
 import type { LmWindows } from "../../datasets/sanity.ts";
 import { answerMetrics } from "../eval/answers.ts";
-import { type CognateConfig, cognateConfig } from "../models/cognate.ts";
+import { type CognateConfig, cognateConfig, sizeCognate } from "../models/cognate.ts";
 import { gridLevels, Hrrm, type HrrmConfig, hrrmConfig, type HrrmVariant } from "../models/hrrm.ts";
 import { saveModel } from "../models/io.ts";
 import { createModel, type RegistryModel } from "../models/registry.ts";
@@ -45,21 +45,51 @@ import type { PhaseContext } from "./spec.ts";
 import { type PipelineConfig, sectionOf } from "../config/config.ts";
 import { phaseSeed } from "../eval/stage.ts";
 
+/** The training recipe of one grid task: the keys `grid_per_task.<task>` may set for that task alone. */
+const recipe = {
+  grid_steps: z.number().int().min(1),
+  grid_lr: z.number().positive(),
+  grid_batch_size: z.number().int().min(1),
+  grid_train_puzzles: z.number().int().min(1),
+  grid_d_model: z.number().int().min(8),
+  grid_layers: z.number().int().min(1),
+  grid_train_segments: z.number().int().min(1),
+  grid_max_segments: z.number().int().min(1),
+  grid_one_step_grad: z.boolean(),
+  grid_mixer: z.enum(["attention", "mlp"]),
+  grid_ema_decay: z.number().min(0).max(0.99999),
+};
+const GridRecipe = z.object(recipe).partial().strict();
+export type GridRecipe = z.infer<typeof GridRecipe>;
+/**
+ * 9x9 Sudoku's own defaults: TRM's MLP token mixing and gradient through the whole segment (with
+ * attention, 1,000 steps left its blank cells at chance), 600 steps of 32 (README: 21% solved; 79% at 1,200 steps).
+ */
+const Sudoku9Recipe = GridRecipe.extend({
+  grid_steps: recipe.grid_steps.default(600),
+  grid_batch_size: recipe.grid_batch_size.default(32),
+  grid_one_step_grad: recipe.grid_one_step_grad.default(false),
+  grid_mixer: recipe.grid_mixer.default("mlp"),
+}).strict();
+
 /** `phases.3` keys of part (c), with their defaults (the small preset). */
 export const GridSection = z.object({
-  grid_tasks: z.array(z.enum(GRID_TASKS)).default(["sudoku4"]), // (c) grid tasks, one fresh HRRM each ([] skips part c); README: why maze and sudoku9 are not in small
-  grid_steps: z.number().int().min(1).default(1500), // (c) training steps per task (HRRM and the cognate baseline alike)
-  grid_lr: z.number().positive().default(1e-3), // (c) peak learning rate; warmup and cosine floor from the training section
-  grid_batch_size: z.number().int().min(1).default(64), // (c) augmented puzzles per step
-  grid_train_puzzles: z.number().int().min(1).default(1000), // (c) distinct training puzzles per task (each batch augments them)
+  grid_tasks: z.array(z.enum(GRID_TASKS)).default(["sudoku4", "sudoku9"]), // (c) grid tasks, one fresh HRRM each ([] skips part c); README: why maze is not in small
+  grid_steps: recipe.grid_steps.default(1500), // (c) training steps per task (HRRM and the cognate baseline alike)
+  grid_lr: recipe.grid_lr.default(1e-3), // (c) peak learning rate; warmup and cosine floor from the training section
+  grid_batch_size: recipe.grid_batch_size.default(64), // (c) augmented puzzles per step
+  grid_train_puzzles: recipe.grid_train_puzzles.default(1000), // (c) distinct training puzzles per task (each batch augments them)
   grid_eval_puzzles: z.number().int().min(1).default(200), // (c) held-out puzzles per task, outside every training puzzle's orbit
   grid_variant: z.enum(["reasoner", "planner", "memory"]).default("reasoner"), // (c) HRRM variant (lib/models/hrrm.ts)
-  grid_d_model: z.number().int().min(8).default(64), // (c) HRRM width
-  grid_layers: z.number().int().min(1).default(2), // (c) transformer blocks in each of HRRM's two levels
-  grid_train_segments: z.number().int().min(1).default(3), // (c) deep-supervision segments per training batch (segments past it are never trained)
-  grid_max_segments: z.number().int().min(1).default(3), // (c) most segments at inference (Q-halting stops earlier)
-  grid_one_step_grad: z.boolean().default(true), // (c) HRM's one-step gradient (last L and H update of a segment); false: backprop through the whole segment, as TRM (README: what each shows)
-  grid_ema_decay: z.number().min(0).max(0.99999).default(0), // (c) EMA of the weights, the evaluated model, for the HRRM and the cognate alike (0: none; TRM: 0.999)
+  grid_d_model: recipe.grid_d_model.default(64), // (c) HRRM width
+  grid_layers: recipe.grid_layers.default(2), // (c) transformer blocks in each of HRRM's two levels
+  grid_train_segments: recipe.grid_train_segments.default(3), // (c) deep-supervision segments per training batch (segments past it are never trained)
+  grid_max_segments: recipe.grid_max_segments.default(3), // (c) most segments at inference (Q-halting stops earlier)
+  grid_one_step_grad: recipe.grid_one_step_grad.default(true), // (c) HRM's one-step gradient (last L and H update of a segment); false: backprop through the whole segment, as TRM (README: what each shows)
+  grid_mixer: recipe.grid_mixer.default("attention"), // (c) HRRM token mixing: self-attention, or TRM's MLP across the cells (lib/models/hrrm.ts)
+  grid_ema_decay: recipe.grid_ema_decay.default(0), // (c) EMA of the weights, the evaluated model, for the HRRM and the cognate alike (0: none; TRM: 0.999)
+  grid_per_task: z.object({ sudoku4: GridRecipe.prefault({}), sudoku9: Sudoku9Recipe.prefault({}), maze: GridRecipe.prefault({}) })
+    .strict().prefault({}), // (c) a task's own recipe keys, over the ones above (set one: `phases.3.grid_per_task.maze.grid_steps=800`)
   grid_sudoku4_min_clues: z.number().int().min(4).max(16).default(4), // (c) 4x4 Sudoku clue range (difficulty = 16 - clues blanks)
   grid_sudoku4_max_clues: z.number().int().min(4).max(16).default(10),
   grid_sudoku9_min_clues: z.number().int().min(17).max(81).default(45), // (c) 9x9 Sudoku clue range (difficulty = 81 - clues blanks)
@@ -70,6 +100,12 @@ export const GridSection = z.object({
   gate_min_sudoku4_exact: z.number().default(0.8), // gate: HRRM exact-solve rate on held-out 4x4 Sudoku at least this
 });
 export type GridSection = z.infer<typeof GridSection>;
+
+/** The section as `task` trains: its `grid_per_task` keys over the shared ones. */
+export function taskSection(c: GridSection, task: GridTask): GridSection {
+  const own = Object.entries(c.grid_per_task[task] ?? {}).filter(([, v]) => v !== undefined);
+  return { ...c, ...Object.fromEntries(own) };
+}
 
 /** The puzzle generator's config for `task`. */
 export function gridTaskConfig(c: GridSection, task: GridTask, seed: number): GridTaskConfig {
@@ -92,18 +128,20 @@ export function gridHrrmConfig(c: GridSection, task: GridTask, side: number): Hr
       trainSegments: c.grid_train_segments,
     }),
     oneStepGrad: c.grid_one_step_grad,
+    mixer: c.grid_mixer,
     positions: "grid2d",
     gridSide: side,
   });
 }
 
 /**
- * The cognate baseline: a standard causal transformer as wide as the HRRM with as many blocks
- * as both its levels together and the same MLP ratio, so the parameter counts nearly match
- * (both are reported). It reads `input SEP target`: vocabulary + 1 for SEP, 2 * cells positions.
+ * The cognate baseline: a standard causal transformer as wide as the HRRM, its blocks and MLP
+ * width sized (`sizeCognate`) to the HRRM's parameter count `hrrmParams` (the mlp mixer's
+ * token maps are far smaller than attention, so matching blocks alone would not match sizes).
+ * It reads `input SEP target`: vocabulary + 1 for SEP, 2 * cells positions.
  */
-export function gridCognateConfig(h: HrrmConfig): CognateConfig {
-  return cognateConfig({
+export function gridCognateConfig(h: HrrmConfig, hrrmParams: number): CognateConfig {
+  const base = cognateConfig({
     variant: "standard",
     vocabSize: h.vocabSize + 1,
     maxSeqLen: 2 * h.maxSeqLen,
@@ -112,6 +150,8 @@ export function gridCognateConfig(h: HrrmConfig): CognateConfig {
     nLayers: h.lowLayers + h.highLayers,
     mlpRatio: h.mlpRatio,
   });
+  const sized = sizeCognate(base, "standard", hrrmParams);
+  return cognateConfig({ ...base, nLayers: sized.nLayers, mlpRatio: sized.mlpRatio });
 }
 
 /** Held-out puzzles as causal-LM windows for the cognate: ids `input SEP target[..-1]`, mask on the target cells. */
@@ -241,6 +281,8 @@ export interface GridTaskResult {
   hrrm_params: number;
   cognate_params?: number;
   steps: number;
+  /** How the HRRM was built and trained (after `grid_per_task`). */
+  recipe: { mixer: "attention" | "mlp"; one_step_grad: boolean; batch_size: number; train_segments: number; max_segments: number };
   train_loss_first: number;
   train_loss_last: number;
   /** HRRM with Q-halting up to grid_max_segments. */
@@ -286,7 +328,7 @@ async function runGridTask(ctx: PhaseContext, c: GridSection, task: GridTask): P
     let cognateEval: GridEval | undefined, cognateParams: number | undefined, cognateSeconds = 0;
     if (c.grid_cognate_baseline) {
       t = performance.now();
-      const cc = gridCognateConfig(hc);
+      const cc = gridCognateConfig(hc, hrrm.params.count());
       cognate = createModel("cognate-standard", cc, deriveSeed(ctx.seed, `grid-cognate-${task}`));
       const m = cognate;
       await trainModel(ctx, {
@@ -329,6 +371,13 @@ async function runGridTask(ctx: PhaseContext, c: GridSection, task: GridTask): P
       hrrm_params: hrrm.params.count(),
       ...(cognateParams ? { cognate_params: cognateParams } : {}),
       steps: tr.steps,
+      recipe: {
+        mixer: hc.mixer,
+        one_step_grad: hc.oneStepGrad,
+        batch_size: batchSize,
+        train_segments: hc.trainSegments,
+        max_segments: hc.maxSegments,
+      },
       train_loss_first: round(losses[0] ?? NaN),
       train_loss_last: round(losses.at(-1) ?? NaN),
       hrrm: await evaluateHrrm(hrrm, split.test, hc.maxSegments),
@@ -354,7 +403,7 @@ async function runGridTask(ctx: PhaseContext, c: GridSection, task: GridTask): P
 /** Part (c) for every configured task, in order. */
 export async function runGrids(ctx: PhaseContext, c: GridSection): Promise<GridTaskResult[]> {
   const out: GridTaskResult[] = [];
-  for (const task of c.grid_tasks) out.push(await runGridTask(ctx, c, task));
+  for (const task of c.grid_tasks) out.push(await runGridTask(ctx, taskSection(c, task), task));
   return out;
 }
 
@@ -438,7 +487,10 @@ export function gridTableHtml(results: readonly GridTaskResult[]): string {
   });
   const notes = results.map((r) =>
     `${esc(TASK_NAMES[r.task])}: ${r.side}x${r.side} grid, ${r.train_puzzles} training puzzles (augmented), ${r.eval_puzzles} held out ` +
-    `(${r.overlap_removed} candidates skipped as symmetries of training puzzles), ${r.steps} steps; HRRM ${r.hrrm_params} parameters` +
+    `(${r.overlap_removed} candidates skipped as symmetries of training puzzles), ${r.steps} steps of ${r.recipe.batch_size}; ` +
+    `HRRM ${r.hrrm_params} parameters, ${r.recipe.mixer === "mlp" ? "MLP token mixing" : "attention"}, ` +
+    `${r.recipe.one_step_grad ? "one-step gradient" : "gradient through the whole segment"}, ` +
+    `${r.recipe.train_segments} supervised segments (at most ${r.recipe.max_segments} at inference)` +
     (r.cognate_params ? `, cognate ${r.cognate_params}` : "") +
     `; difficulty: ${difficultyName(r)}; cell accuracy HRRM ${pct(r.hrrm.cell_acc)}` +
     (r.cognate ? `, cognate ${pct(r.cognate.cell_acc)}` : "") + "."

@@ -17,6 +17,7 @@ import {
   gridTraceHtml,
   scoreGrids,
   solverEval,
+  taskSection,
   traceGrid,
 } from "./p3_grids.ts";
 
@@ -24,6 +25,19 @@ await initBackend("wasm");
 
 const section = GridSection.parse({});
 const sudoku = Array.from({ length: 6 }, (_, i) => gridPuzzle(gridTaskConfig(section, "sudoku4", 1), i));
+
+Deno.test("grid_per_task: a task's own recipe keys win (9x9 Sudoku has defaults of its own), the rest come from the section; unknown keys are named", () => {
+  const c = GridSection.parse({ grid_steps: 300, grid_per_task: { sudoku9: { grid_steps: 1200, grid_mixer: "mlp" } } });
+  assert.equal(taskSection(c, "sudoku9").grid_steps, 1200);
+  assert.equal(taskSection(c, "sudoku9").grid_mixer, "mlp");
+  assert.equal(taskSection(c, "sudoku9").grid_lr, c.grid_lr);
+  assert.equal(taskSection(c, "sudoku9").grid_batch_size, 32, "setting one key keeps 9x9's other defaults");
+  assert.equal(taskSection(GridSection.parse({}), "sudoku9").grid_steps, 600);
+  assert.equal(taskSection(c, "sudoku4").grid_steps, 300);
+  assert.equal(taskSection(c, "sudoku4").grid_mixer, "attention");
+  assert.throws(() => GridSection.parse({ grid_per_task: { sudoku9: { grid_stepz: 1 } } }), /grid_stepz/);
+  assert.throws(() => GridSection.parse({ grid_per_task: { sudoku16: {} } }), /sudoku16/);
+});
 
 Deno.test("scoreGrids: a grid counts only when every cell is right; bins by difficulty", () => {
   const pred = Int32Array.from(sudoku.flatMap((p) => [...p.target]));
@@ -55,15 +69,17 @@ Deno.test("cognate windows: input, SEP, solution; the mask covers exactly the so
   assert.deepEqual([...w.mask.subarray(row, row + 32)], [...Array(16).fill(0), ...Array(16).fill(1)]);
 });
 
-Deno.test("the cognate baseline has about the HRRM's parameters", () => {
-  for (const task of ["sudoku4", "maze"] as const) {
-    const side = gridSide(gridTaskConfig(section, task, 0));
-    const hc = gridHrrmConfig(section, task, side);
-    const h = new Hrrm(hc, 1), c = createModel("cognate-standard", gridCognateConfig(hc), 1);
-    const ratio = c.params.count() / h.params.count();
-    assert.ok(ratio > 0.85 && ratio < 1.15, `${task}: cognate/HRRM parameters ${ratio}`);
-    h.dispose();
-    c.dispose();
+Deno.test("the cognate baseline has about the HRRM's parameters, with either mixer", () => {
+  for (const task of ["sudoku4", "sudoku9", "maze"] as const) {
+    for (const mixer of ["attention", "mlp"] as const) {
+      const side = gridSide(gridTaskConfig(section, task, 0));
+      const hc = gridHrrmConfig({ ...section, grid_mixer: mixer }, task, side);
+      const h = new Hrrm(hc, 1), c = createModel("cognate-standard", gridCognateConfig(hc, h.params.count()), 1);
+      const ratio = c.params.count() / h.params.count();
+      assert.ok(ratio > 0.97 && ratio < 1.03, `${task} ${mixer}: cognate/HRRM parameters ${ratio}`);
+      h.dispose();
+      c.dispose();
+    }
   }
 });
 
@@ -77,7 +93,7 @@ Deno.test("HRRM inference: one segment, halting, or every segment; an untrained 
   assert.equal(all.exact, 0);
   const halted = await evaluateHrrm(h, sudoku, hc.maxSegments);
   assert.ok(halted.mean_segments! >= 1 && halted.mean_segments! <= hc.maxSegments);
-  const c = createModel("cognate-standard", gridCognateConfig(hc), 1);
+  const c = createModel("cognate-standard", gridCognateConfig(hc, h.params.count()), 1);
   const ce = await evaluateCognateGrid(c, sudoku, gridVocab("sudoku4"));
   assert.equal(ce.exact, 0);
   assert.ok(ce.cell_acc < 0.5);

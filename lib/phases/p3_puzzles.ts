@@ -592,6 +592,7 @@ export const phase3: PhaseSpec = {
       grid_ema_decay: 0.999,
       grid_sudoku9_min_clues: 24,
       grid_sudoku9_max_clues: 28,
+      grid_per_task: { sudoku9: { grid_steps: 20000, grid_batch_size: 256, grid_one_step_grad: false, grid_mixer: "mlp" } }, // TRM-MLP, TRM's Sudoku model
       grid_maze_size: 15,
     },
     tiny: {
@@ -614,6 +615,7 @@ export const phase3: PhaseSpec = {
       gate_min_gain: 0.02,
       // (c) fewer steps and puzzles, the model small's (at width 32, one block per level, 600 steps solved 7%), and
       // backprop through the whole segment: with HRM's one-step gradient, 600 steps of 32 puzzles solve 48-70%, end to end 88-98%.
+      grid_tasks: ["sudoku4"], // 9x9 Sudoku needs small's 600 steps of its own recipe to solve any (README)
       grid_steps: 600,
       grid_batch_size: 32,
       grid_one_step_grad: false,
