@@ -49,6 +49,13 @@ export interface HrrmConfig {
   tLow: number;
   /** High-level cycles per segment (default 2). */
   nHigh: number;
+  /**
+   * Levels on their own time scales (default 2, HRM's). 3 adds a strategic module S above the
+   * high (tactical) and low (operational) ones: once per segment, before its high-level cycles,
+   * z_S <- S(z_S + z_H), and every high-level update then reads z_H + z_L + z_S. S has
+   * highLayers blocks; its state is carried across segments like the others.
+   */
+  levels: 2 | 3;
   /** Most segments inference runs before it must halt (default 4). */
   maxSegments: number;
   /** Deep-supervision segments per training batch, at most maxSegments (default 2). */
@@ -97,6 +104,7 @@ export const DEFAULT_HRRM: HrrmConfig = {
   highLayers: 1,
   tLow: 2,
   nHigh: 2,
+  levels: 2,
   maxSegments: 4,
   trainSegments: 2,
   oneStepGrad: true,
@@ -216,6 +224,7 @@ export function validateHrrmConfig(c: HrrmConfig): void {
   if (c.positions === "grid2d" && (!Number.isInteger(c.gridSide) || c.gridSide < 1 || c.gridSide * c.gridSide > c.maxSeqLen)) {
     throw new Error(`hrrm.gridSide = ${c.gridSide}: grid2d positions need a positive side whose square fits maxSeqLen = ${c.maxSeqLen}`);
   }
+  if (c.levels !== 2 && c.levels !== 3) throw new Error(`hrrm.levels = ${c.levels}: expected 2 or 3`);
   if (c.mixer !== "attention" && c.mixer !== "mlp") throw new Error(`hrrm.mixer = ${c.mixer}: expected attention or mlp`);
   if (c.mixer === "mlp" && c.positions === "cells") {
     throw new Error("hrrm.mixer = mlp needs sequences of a fixed length (learned or grid2d positions), not cells");
@@ -285,6 +294,17 @@ export interface HrrmCarry {
   zH: tf.Tensor3D;
   /** Low-level state [B, T, C]. */
   zL: tf.Tensor3D;
+  /** Strategic state [B, T, C] (levels = 3 only). */
+  zS?: tf.Tensor3D;
+}
+
+/** A carry as a list (zH, zL[, zS]), for tf.tidy, and back. */
+export function carryList(c: HrrmCarry): tf.Tensor[] {
+  return c.zS ? [c.zH, c.zL, c.zS] : [c.zH, c.zL];
+}
+export function carryOf(list: tf.Tensor[]): HrrmCarry {
+  const [zH, zL, zS] = list as tf.Tensor3D[];
+  return zS ? { zH, zL, zS } : { zH, zL };
 }
 
 /** The planner's choice for one high-level cycle. */
@@ -347,6 +367,7 @@ export class Hrrm {
    */
   readonly #hInit: tf.Tensor1D;
   readonly #lInit: tf.Tensor1D;
+  readonly #sInit: tf.Tensor1D;
 
   constructor(cfg: HrrmConfig, seed: number) {
     validateHrrmConfig(cfg);
@@ -356,6 +377,7 @@ export class Hrrm {
     const rng = new Rng(deriveSeed(0, "hrrm.carry"));
     this.#hInit = tf.keep(tf.tensor1d(rng.normals(cfg.dModel, 1)));
     this.#lInit = tf.keep(tf.tensor1d(rng.normals(cfg.dModel, 1)));
+    this.#sInit = tf.keep(tf.tensor1d(rng.normals(cfg.dModel, 1)));
   }
 
   #build(): void {
@@ -406,6 +428,8 @@ export class Hrrm {
       p.add("gate_w", [C, C], lecun(C));
       p.add("gate_b", [C], { kind: "const", value: 0 });
     }
+    // Last, so a two-level model draws the same initial values as before the option existed.
+    if (this.cfg.levels === 3) { for (let l = 0; l < this.cfg.highLayers; l++) block(`S${l}`); }
   }
 
   /** Post-norm non-causal block `name` (HRM's layout): token mixing, then the channel MLP. x [B, T, C] -> [B, T, C]. */
@@ -459,6 +483,7 @@ export class Hrrm {
     return {
       zH: tf.broadcastTo(tf.reshape(this.#hInit, [1, 1, C]), [b, t, C]) as tf.Tensor3D, // [B, T, C]
       zL: tf.broadcastTo(tf.reshape(this.#lInit, [1, 1, C]), [b, t, C]) as tf.Tensor3D, // [B, T, C]
+      ...(this.cfg.levels === 3 ? { zS: tf.broadcastTo(tf.reshape(this.#sInit, [1, 1, C]), [b, t, C]) as tf.Tensor3D } : {}),
     };
   }
 
@@ -494,9 +519,10 @@ export class Hrrm {
     return tf.reshape(tf.mul(gate, read), [b, t, c]) as tf.Tensor3D;
   }
 
-  /** What the high-level module reads: z_H + z_L (+ the gated memory read). All [B, T, C]. */
-  highInput(zH: tf.Tensor3D, zL: tf.Tensor3D): tf.Tensor3D {
-    const s = tf.add(zH, zL); // [B, T, C]
+  /** What the high-level module reads: z_H + z_L (+ the strategic state) (+ the gated memory read). All [B, T, C]. */
+  highInput(zH: tf.Tensor3D, zL: tf.Tensor3D, zS?: tf.Tensor3D): tf.Tensor3D {
+    let s = tf.add(zH, zL); // [B, T, C]
+    if (zS) s = tf.add(s, zS);
     return (this.cfg.variant === "memory" ? tf.add(s, this.memoryRead(zH)) : s) as tf.Tensor3D;
   }
 
@@ -507,15 +533,23 @@ export class Hrrm {
     return h;
   }
 
-  /** One high-level update: z_H <- H(z_H + z_L [+ memory]). [B, T, C]. */
-  highStep(zH: tf.Tensor3D, zL: tf.Tensor3D): tf.Tensor3D {
-    let h = this.highInput(zH, zL);
+  /** One high-level update: z_H <- H(z_H + z_L [+ z_S] [+ memory]). [B, T, C]. */
+  highStep(zH: tf.Tensor3D, zL: tf.Tensor3D, zS?: tf.Tensor3D): tf.Tensor3D {
+    let h = this.highInput(zH, zL, zS);
     for (let l = 0; l < this.cfg.highLayers; l++) h = this.#block(h, `H${l}`);
     return h;
   }
 
+  /** One strategic update (levels = 3): z_S <- S(z_S + z_H). [B, T, C]. */
+  strategicStep(zS: tf.Tensor3D, zH: tf.Tensor3D): tf.Tensor3D {
+    if (this.cfg.levels !== 3) throw new Error(`hrrm: strategicStep() needs levels = 3, not ${this.cfg.levels}`);
+    let h = tf.add(zS, zH) as tf.Tensor3D;
+    for (let l = 0; l < this.cfg.highLayers; l++) h = this.#block(h, `S${l}`);
+    return h;
+  }
+
   /** `lowSteps` L updates (the planner picks its action first), then one H update when `updateHigh`. */
-  #cycle(zH: tf.Tensor3D, zL: tf.Tensor3D, x: tf.Tensor3D, lowSteps: number, updateHigh: boolean) {
+  #cycle(zH: tf.Tensor3D, zL: tf.Tensor3D, x: tf.Tensor3D, lowSteps: number, updateHigh: boolean, zS?: tf.Tensor3D) {
     let action: tf.Tensor2D | undefined;
     let planEmb: tf.Tensor3D | undefined;
     if (this.cfg.variant === "planner" && lowSteps > 0) {
@@ -524,7 +558,7 @@ export class Hrrm {
       planEmb = p.emb;
     }
     for (let i = 0; i < lowSteps; i++) zL = this.lowStep(zL, zH, x, planEmb);
-    if (updateHigh) zH = this.highStep(zH, zL);
+    if (updateHigh) zH = this.highStep(zH, zL, zS);
     return { zH, zL, action };
   }
 
@@ -538,6 +572,9 @@ export class Hrrm {
     const { nHigh, tLow, vocabSize: V } = this.cfg;
     const x = this.embed(ids); // [B, T, C]
     let { zH, zL } = carry;
+    // Three levels: the strategic state moves once, at the segment's start, on the tape (its blocks
+    // learn through the last high-level update, which reads it).
+    const zS = this.cfg.levels === 3 ? this.strategicStep(this.#carriedS(carry), zH) : undefined;
     const actions: tf.Tensor2D[] = [];
     if (this.cfg.oneStepGrad) {
       if (nHigh * tLow > 1) {
@@ -547,7 +584,7 @@ export class Hrrm {
           for (let c = 0; c < nHigh; c++) {
             const last = c === nHigh - 1;
             // The last cycle stops one L update and its H update short: those two run on the tape below.
-            const r = this.#cycle(h, l, x, last ? tLow - 1 : tLow, !last);
+            const r = this.#cycle(h, l, x, last ? tLow - 1 : tLow, !last, zS);
             [h, l] = [r.zH, r.zL];
             if (!last && r.action) acts.push(r.action);
           }
@@ -557,12 +594,12 @@ export class Hrrm {
         actions.push(...(acts as tf.Tensor2D[]));
       }
       // z_H is unchanged within a cycle, so the planner's last action is recomputed here on the tape.
-      const r = this.#cycle(zH, zL, x, 1, true);
+      const r = this.#cycle(zH, zL, x, 1, true, zS);
       [zH, zL] = [r.zH, r.zL];
       if (r.action) actions.push(r.action);
     } else {
       for (let c = 0; c < nHigh; c++) {
-        const r = this.#cycle(zH, zL, x, tLow, true);
+        const r = this.#cycle(zH, zL, x, tLow, true, zS);
         [zH, zL] = [r.zH, r.zL];
         if (r.action) actions.push(r.action);
       }
@@ -570,7 +607,7 @@ export class Hrrm {
     const logits = tf.reshape(linear(zH, this.params.get("head_w")), [b, t, V]) as tf.Tensor3D; // [B, T, V]
     const q = linear(tf.mean(zH, 1), this.params.get("q_w"), this.params.get("q_b")); // [B, 2]
     return {
-      carry: { zH, zL },
+      carry: { zH, zL, ...(zS ? { zS } : {}) },
       logits,
       qHalt: tf.reshape(tf.slice(q, [0, 0], [b, 1]), [b]) as tf.Tensor1D,
       qContinue: tf.reshape(tf.slice(q, [0, 1], [b, 1]), [b]) as tf.Tensor1D,
@@ -601,7 +638,11 @@ export class Hrrm {
     for (let s = 0; s < S; s++) {
       const o = this.segment(ids, carry);
       outs.push(o);
-      carry = { zH: stopGradient(o.carry.zH), zL: stopGradient(o.carry.zL) };
+      carry = {
+        zH: stopGradient(o.carry.zH),
+        zL: stopGradient(o.carry.zL),
+        ...(o.carry.zS ? { zS: stopGradient(o.carry.zS) } : {}),
+      };
     }
     const ce: tf.Scalar[] = [];
     const exact: tf.Tensor1D[] = [];
@@ -647,10 +688,7 @@ export class Hrrm {
     const [b, t] = ids.shape;
     const maxSeg = opts.maxSegments ?? this.cfg.maxSegments;
     const halt = opts.halt ?? true;
-    let carry = tf.tidy(() => {
-      const c = this.initialCarry(b, t);
-      return [c.zH, c.zL];
-    });
+    let carry = tf.tidy(() => carryList(this.initialCarry(b, t)));
     let logits = tf.zeros([b, t, this.cfg.vocabSize]) as tf.Tensor3D;
     const segments = new Array<number>(b).fill(0);
     const qHalt: number[][] = [];
@@ -658,9 +696,9 @@ export class Hrrm {
     let s = 0;
     while (s < maxSeg && segments.some((n) => n === 0)) {
       const prev = carry;
-      const [zH, zL, segLogits, qh, qc] = tf.tidy(() => {
-        const o = this.segment(ids, { zH: prev[0] as tf.Tensor3D, zL: prev[1] as tf.Tensor3D });
-        return [o.carry.zH, o.carry.zL, o.logits, o.qHalt, o.qContinue];
+      const [segLogits, qh, qc, ...nextCarry] = tf.tidy(() => {
+        const o = this.segment(ids, carryOf(prev));
+        return [o.logits, o.qHalt, o.qContinue, ...carryList(o.carry)];
       });
       s += 1;
       const [h, c] = [Array.from(await qh.data()), Array.from(await qc.data())];
@@ -679,10 +717,16 @@ export class Hrrm {
       });
       tf.dispose([logits, segLogits, qh, qc, ...prev]);
       logits = next;
-      carry = [zH, zL];
+      carry = nextCarry;
     }
     tf.dispose(carry);
     return { logits, segments, segmentsRun: s, qHalt, qContinue };
+  }
+
+  /** The carried strategic state; a three-level model's carry must have one. */
+  #carriedS(carry: HrrmCarry): tf.Tensor3D {
+    if (!carry.zS) throw new Error("hrrm: a three-level model's carry needs zS (start from initialCarry)");
+    return carry.zS;
   }
 
   /** Frees the parameters and the initial states. */
@@ -690,5 +734,6 @@ export class Hrrm {
     this.params.dispose();
     this.#hInit.dispose();
     this.#lInit.dispose();
+    this.#sInit.dispose();
   }
 }

@@ -12,6 +12,8 @@ import { loadModel, saveModel } from "./io.ts";
 
 /** Tiny shapes for gradient checks: B=2, T=3, C=8. */
 const TINY: Partial<HrrmConfig> = { vocabSize: 5, maxSeqLen: 4, dModel: 8, nHeads: 2, mlpRatio: 2 };
+/** High-level blocks at TINY (the default): a three-level model adds as many strategic blocks of 6 tensors each. */
+const TINY_HIGH_LAYERS = 1;
 
 function ids(b: number, t: number, v: number, seed: number): tf.Tensor2D {
   const rng = new Rng(seed);
@@ -183,6 +185,43 @@ Deno.test("mlp mixer: an MLP across the tokens, equal to a host reference; gradi
   assert.throws(() => hrrmConfig({ mixer: "mlp", positions: "cells", gridSide: 4 }), /hrrm.mixer = mlp/);
   assert.throws(() => hrrmConfig({ mixer: "conv" as HrrmConfig["mixer"] }), /hrrm.mixer = conv/);
   m.dispose();
+});
+
+Deno.test("three levels: the strategic state is carried, read by the high level, and trained; two-level weights are unchanged", async () => {
+  await initBackend("cpu", { quiet: true });
+  const x = ids(2, 3, 5, 1), y = ids(2, 3, 5, 2);
+  const m = new Hrrm(hrrmConfig({ ...TINY, levels: 3, oneStepGrad: false }), 3);
+  const c0 = m.initialCarry(2, 3);
+  assert.ok(c0.zS, "the initial carry has a strategic state");
+  // Full BPTT: the loss's gradient to the carried strategic state matches finite differences.
+  const zS = randn([2, 3, 8], 6) as tf.Tensor3D;
+  const lossS = (z: tf.Tensor): tf.Scalar => {
+    const o = m.segment(x, { zH: c0.zH, zL: c0.zL, zS: z as tf.Tensor3D });
+    return tf.losses.softmaxCrossEntropy(tf.oneHot(tf.reshape(y, [-1]), 5), tf.reshape(o.logits, [-1, 5])) as tf.Scalar;
+  };
+  await gradCheck(lossS, zS, { what: "dL/dzS", samples: 12, atol: 2e-3, rtol: 5e-2 });
+  // The segment moves z_S and hands it on; the logits depend on it.
+  const o = m.segment(x, { ...c0, zS });
+  assert.ok((await tf.max(tf.abs(tf.sub(o.carry.zS!, zS))).data())[0] > 1e-3, "z_S is updated");
+  const other = m.segment(x, { ...c0, zS: tf.mul(zS, -1) as tf.Tensor3D });
+  assert.ok((await tf.max(tf.abs(tf.sub(o.logits, other.logits))).data())[0] > 1e-4, "the logits read z_S");
+  assert.throws(() => m.segment(x, { zH: c0.zH, zL: c0.zL }), /carry needs zS/);
+  // With the one-step gradient, deep supervision still trains the strategic blocks.
+  const one = new Hrrm(hrrmConfig({ ...TINY, levels: 3, oneStepGrad: true }), 3);
+  const { grads } = tf.variableGrads(() => one.loss(x, y));
+  for (const [name, v] of one.params.vars) {
+    if (!name.startsWith("S")) continue;
+    const n = (await tf.max(tf.abs(grads[v.name])).data())[0];
+    assert.ok(n > 0 && Number.isFinite(n), `gradient of ${name} is ${n}`);
+  }
+  // Inference carries it too; a two-level model of the same seed has the same weights, less S's.
+  const r = await one.infer(x, { halt: false });
+  assert.deepEqual(r.logits.shape, [2, 3, 5]);
+  const two = new Hrrm(hrrmConfig({ ...TINY, oneStepGrad: true }), 3);
+  assert.equal(one.params.vars.size, two.params.vars.size + 6 * TINY_HIGH_LAYERS);
+  for (const [name, v] of two.params.vars) assertClose(await v.data(), await one.params.get(name).data(), 0, 0, name);
+  assert.throws(() => hrrmConfig({ levels: 4 as HrrmConfig["levels"] }), /hrrm.levels = 4/);
+  for (const h of [m, one, two]) h.dispose();
 });
 
 Deno.test("planner: actions [nHigh, B, T] per segment, and the plan embedding changes the low-level input", async () => {

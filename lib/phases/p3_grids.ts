@@ -31,7 +31,7 @@ import {
 import type { LmWindows } from "../../datasets/sanity.ts";
 import { answerMetrics } from "../eval/answers.ts";
 import { type CognateConfig, cognateConfig, sizeCognate } from "../models/cognate.ts";
-import { gridLevels, Hrrm, type HrrmConfig, hrrmConfig, type HrrmVariant } from "../models/hrrm.ts";
+import { carryList, carryOf, gridLevels, Hrrm, type HrrmConfig, hrrmConfig, type HrrmVariant } from "../models/hrrm.ts";
 import { saveModel } from "../models/io.ts";
 import { createModel, type RegistryModel } from "../models/registry.ts";
 import { groupMeans, round } from "../util/numbers.ts";
@@ -57,6 +57,7 @@ const recipe = {
   grid_max_segments: z.number().int().min(1),
   grid_one_step_grad: z.boolean(),
   grid_mixer: z.enum(["attention", "mlp"]),
+  grid_levels: z.union([z.literal(2), z.literal(3)]),
   grid_ema_decay: z.number().min(0).max(0.99999),
 };
 const GridRecipe = z.object(recipe).partial().strict();
@@ -87,6 +88,7 @@ export const GridSection = z.object({
   grid_max_segments: recipe.grid_max_segments.default(3), // (c) most segments at inference (Q-halting stops earlier)
   grid_one_step_grad: recipe.grid_one_step_grad.default(true), // (c) HRM's one-step gradient (last L and H update of a segment); false: backprop through the whole segment, as TRM (README: what each shows)
   grid_mixer: recipe.grid_mixer.default("attention"), // (c) HRRM token mixing: self-attention, or TRM's MLP across the cells (lib/models/hrrm.ts)
+  grid_levels: recipe.grid_levels.default(2), // (c) HRRM levels: 2 (HRM's high and low) or 3 (a strategic level above them, once per segment)
   grid_ema_decay: recipe.grid_ema_decay.default(0), // (c) EMA of the weights, the evaluated model, for the HRRM and the cognate alike (0: none; TRM: 0.999)
   grid_per_task: z.object({ sudoku4: GridRecipe.prefault({}), sudoku9: Sudoku9Recipe.prefault({}), maze: GridRecipe.prefault({}) })
     .strict().prefault({}), // (c) a task's own recipe keys, over the ones above (set one: `phases.3.grid_per_task.maze.grid_steps=800`)
@@ -129,6 +131,7 @@ export function gridHrrmConfig(c: GridSection, task: GridTask, side: number): Hr
     }),
     oneStepGrad: c.grid_one_step_grad,
     mixer: c.grid_mixer,
+    levels: c.grid_levels,
     positions: "grid2d",
     gridSide: side,
   });
@@ -282,7 +285,14 @@ export interface GridTaskResult {
   cognate_params?: number;
   steps: number;
   /** How the HRRM was built and trained (after `grid_per_task`). */
-  recipe: { mixer: "attention" | "mlp"; one_step_grad: boolean; batch_size: number; train_segments: number; max_segments: number };
+  recipe?: {
+    mixer: "attention" | "mlp";
+    levels: number;
+    one_step_grad: boolean;
+    batch_size: number;
+    train_segments: number;
+    max_segments: number;
+  };
   train_loss_first: number;
   train_loss_last: number;
   /** HRRM with Q-halting up to grid_max_segments. */
@@ -373,6 +383,7 @@ async function runGridTask(ctx: PhaseContext, c: GridSection, task: GridTask): P
       steps: tr.steps,
       recipe: {
         mixer: hc.mixer,
+        levels: hc.levels,
         one_step_grad: hc.oneStepGrad,
         batch_size: batchSize,
         train_segments: hc.trainSegments,
@@ -434,6 +445,14 @@ const row = (cells: unknown[], tag = "td") => `<tr>${cells.map((x) => `<${tag}>$
 
 const TASK_NAMES: Record<GridTask, string> = { sudoku4: "4x4 Sudoku", sudoku9: "9x9 Sudoku", maze: "maze" };
 
+/** How a task's HRRM was built, for the table's notes (results written before the recipe was recorded have none). */
+function recipeText(r: GridTaskResult["recipe"] | undefined): string {
+  if (!r) return "";
+  return `, batches of ${r.batch_size}, ${r.levels} levels, ${r.mixer === "mlp" ? "MLP token mixing" : "attention"}, ` +
+    `${r.one_step_grad ? "one-step gradient" : "gradient through the whole segment"}, ` +
+    `${r.train_segments} supervised segments (at most ${r.max_segments} at inference)`;
+}
+
 /** Difficulty axis names. */
 function difficultyName(r: GridTaskResult): string {
   return r.task === "maze" ? "shortest path, moves (bins of 4)" : "blank cells";
@@ -487,10 +506,8 @@ export function gridTableHtml(results: readonly GridTaskResult[]): string {
   });
   const notes = results.map((r) =>
     `${esc(TASK_NAMES[r.task])}: ${r.side}x${r.side} grid, ${r.train_puzzles} training puzzles (augmented), ${r.eval_puzzles} held out ` +
-    `(${r.overlap_removed} candidates skipped as symmetries of training puzzles), ${r.steps} steps of ${r.recipe.batch_size}; ` +
-    `HRRM ${r.hrrm_params} parameters, ${r.recipe.mixer === "mlp" ? "MLP token mixing" : "attention"}, ` +
-    `${r.recipe.one_step_grad ? "one-step gradient" : "gradient through the whole segment"}, ` +
-    `${r.recipe.train_segments} supervised segments (at most ${r.recipe.max_segments} at inference)` +
+    `(${r.overlap_removed} candidates skipped as symmetries of training puzzles), ${r.steps} steps; ` +
+    `HRRM ${r.hrrm_params} parameters${recipeText(r.recipe)}` +
     (r.cognate_params ? `, cognate ${r.cognate_params}` : "") +
     `; difficulty: ${difficultyName(r)}; cell accuracy HRRM ${pct(r.hrrm.cell_acc)}` +
     (r.cognate ? `, cognate ${pct(r.cognate.cell_acc)}` : "") + "."
@@ -555,9 +572,9 @@ export function traceGrid(model: Hrrm, puzzle: GridPuzzle, maxSegments = model.c
   const steps: GridTraceStep[] = [];
   for (let s = 0; s < maxSegments; s++) {
     const prev = carry;
-    const [zH, zL, pred, conf, qh, qc] = tf.tidy(() => {
+    const [pred, conf, qh, qc, ...next] = tf.tidy(() => {
       const o = model.segment(ids, prev);
-      return [o.carry.zH, o.carry.zL, tf.argMax(o.logits, -1), tf.max(tf.softmax(o.logits), -1), o.qHalt, o.qContinue];
+      return [tf.argMax(o.logits, -1), tf.max(tf.softmax(o.logits), -1), o.qHalt, o.qContinue, ...carryList(o.carry)];
     });
     steps.push({
       pred: Array.from(pred.dataSync()),
@@ -565,10 +582,10 @@ export function traceGrid(model: Hrrm, puzzle: GridPuzzle, maxSegments = model.c
       qHalt: qh.dataSync()[0],
       qContinue: qc.dataSync()[0],
     });
-    tf.dispose([pred, conf, qh, qc, prev.zH, prev.zL]);
-    carry = { zH: zH as tf.Tensor3D, zL: zL as tf.Tensor3D };
+    tf.dispose([pred, conf, qh, qc, ...carryList(prev)]);
+    carry = carryOf(next);
   }
-  tf.dispose([ids, carry.zH, carry.zL]);
+  tf.dispose([ids, ...carryList(carry)]);
   const first = steps.findIndex((st) => st.qHalt > st.qContinue);
   return { puzzle, steps, haltedAt: first < 0 ? steps.length : first + 1 };
 }
