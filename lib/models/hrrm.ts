@@ -14,6 +14,9 @@
  * Q_halt > Q_continue or at maxSegments, and training adds a Q-learning loss (halt target:
  * the segment's prediction is exactly right; continue target: the next segment's max Q).
  *
+ * Options: a third, strategic level above H (`levels: 3`), and token mixing by an MLP across the
+ * cells instead of attention (`mixer: "mlp"`, TRM's Sudoku model).
+ *
  * Variants: `reasoner` (the plain model), `planner` (a controller head on z_H picks one of K
  * plan actions per token each high-level cycle; the action's embedding joins the L input) and
  * `memory` (H also reads a learned slot memory by attention, added through a learned gate).
@@ -563,9 +566,10 @@ export class Hrrm {
   }
 
   /**
-   * One segment: nHigh cycles of (tLow L updates, one H update) from `carry`, then the output
-   * and Q heads. ids int32 [B, T]. With oneStepGrad, all but the last L and H update run
-   * off the tape (`noGrad`), so gradients do not reach the incoming carry.
+   * One segment: (with three levels, one S update first, then) nHigh cycles of (tLow L updates,
+   * one H update) from `carry`, then the output and Q heads. ids int32 [B, T]. With oneStepGrad,
+   * all but the last L and H update (and the S update) run off the tape (`noGrad`), so gradients
+   * do not reach the incoming carry's z_H and z_L.
    */
   segment(ids: HrrmIds, carry: HrrmCarry): HrrmSegment {
     const [b, t] = ids.shape;
