@@ -642,11 +642,7 @@ export class Hrrm {
     for (let s = 0; s < S; s++) {
       const o = this.segment(ids, carry);
       outs.push(o);
-      carry = {
-        zH: stopGradient(o.carry.zH),
-        zL: stopGradient(o.carry.zL),
-        ...(o.carry.zS ? { zS: stopGradient(o.carry.zS) } : {}),
-      };
+      carry = carryOf(carryList(o.carry).map((z) => stopGradient(z)));
     }
     const ce: tf.Scalar[] = [];
     const exact: tf.Tensor1D[] = [];
