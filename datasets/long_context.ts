@@ -5,7 +5,9 @@
  *
  *  - passkey: one number hidden in filler text. Its `compact` form fits contexts of a few
  *    dozen tokens (tiny models): a short intro, the needle `key=<digits>.` between any two
- *    filler words, the question `key=`; `keyDigits` sets the key's length.
+ *    filler words, the question `key=`; `keyDigits` sets the key's length. `decoys` hides
+ *    other numbers of the same length under other labels (`pin=48213.`), so copying any
+ *    number fails: only the one after `key=` is right.
  *  - multi_needle: several `The number for <key> is <value>.` needles; ask one, or all.
  *  - variable_tracking: a chain `VAR A = 12345.`, `VAR B = VAR A.`, ... plus distractor
  *    chains; ask which variables hold the value.
@@ -65,6 +67,8 @@ export interface LongContextConfig {
   keyDigits: number;
   /** passkey: the compact form for short contexts (see the module doc); needles go between words, not sentences (false). */
   compact: boolean;
+  /** passkey: decoy numbers of `keyDigits` digits hidden in the filler under other labels, at random depths (0). */
+  decoys: number;
   seed: number;
 }
 
@@ -80,6 +84,7 @@ export const DEFAULT_LONG_CONTEXT: LongContextConfig = {
   distractors: 1,
   keyDigits: 5,
   compact: false,
+  decoys: 0,
   seed: 0,
 };
 
@@ -317,15 +322,32 @@ function randomDepths(rng: Rng, n: number): number[] {
   return Array.from({ length: n }, () => rng.next());
 }
 
+/** Labels of passkey decoys: other numbers the filler holds, none of them the key (compact form: `<label>=<digits>.`). */
+const DECOY_LABELS = ["id", "pin", "box", "room", "code", "row", "lot", "page"];
+
+/**
+ * Tokens (bytes) of the shortest compact passkey prompt: intro, the needles with no filler
+ * and the question, each decoy under the longest label. Any target length from here up fits.
+ */
+export function compactPasskeyMinLength(keyDigits: number, decoys: number): number {
+  const label = Math.max(...DECOY_LABELS.map((l) => l.length));
+  return "Find the key.\n\n".length + `key=.`.length + keyDigits + decoys * (1 + label + keyDigits + 2) + "\n\nkey=".length;
+}
+
 function passkeySpec(cfg: LongContextConfig, rng: Rng): Spec {
-  const key = String(number(rng, cfg.keyDigits));
+  const [key, ...others] = distinct(1 + cfg.decoys, () => String(number(rng, cfg.keyDigits)));
+  const labels = others.map(() => DECOY_LABELS[rng.int(DECOY_LABELS.length)]);
+  const decoys = others.map((v, j) => ({
+    text: cfg.compact ? `${labels[j]}=${v}.` : `The ${labels[j]} number is ${v}.`,
+    depth: rng.next(),
+  }));
   if (cfg.compact) {
-    return { intro: "Find the key.", question: "key=", needles: [{ text: `key=${key}.`, depth: cfg.depth }], answers: [key] };
+    return { intro: "Find the key.", question: "key=", needles: [{ text: `key=${key}.`, depth: cfg.depth }, ...decoys], answers: [key] };
   }
   return {
     intro: "A pass key is hidden in the text below. Find it and remember it.",
     question: "What is the pass key? The pass key is",
-    needles: [{ text: `The pass key is ${key}. Remember it: ${key}.`, depth: cfg.depth }],
+    needles: [{ text: `The pass key is ${key}. Remember it: ${key}.`, depth: cfg.depth }, ...decoys],
     answers: [key],
   };
 }
@@ -450,6 +472,15 @@ function validate(cfg: LongContextConfig): void {
   checkInt("hops", cfg.hops, 1, 256);
   checkInt("distractors", cfg.distractors, 0, 256);
   checkInt("keyDigits", cfg.keyDigits, 1, 15);
+  checkInt("decoys", cfg.decoys, 0, 64);
+  if (cfg.decoys > 0 && cfg.task !== "passkey") {
+    throw new Error(`long_context.decoys = ${cfg.decoys}: only the passkey task has decoys, got task ${cfg.task}`);
+  }
+  if (cfg.decoys >= 9 * 10 ** (cfg.keyDigits - 1)) {
+    throw new Error(
+      `long_context.decoys = ${cfg.decoys}: keys of ${cfg.keyDigits} digit(s) leave too few distinct numbers; expected fewer decoys`,
+    );
+  }
   if (cfg.compact && cfg.task !== "passkey") {
     throw new Error(`long_context.compact = true: only the passkey task has a compact form, got task ${cfg.task}`);
   }

@@ -234,3 +234,38 @@ Deno.test("compact passkey: short contexts on target, the key of keyDigits digit
     /long_context.keyDigits = 0: expected an integer in 1\.\.15/,
   );
 });
+
+Deno.test("passkey decoys: other numbers of the key's length under other labels, distinct from the key; the key keeps its depth", () => {
+  for (const compact of [true, false]) {
+    for (const length of compact ? [128, 256, 512] : [512, 2048]) {
+      for (const depth of DEPTHS) {
+        const cfg = { ...DEFAULT_LONG_CONTEXT, compact, keyDigits: 5, decoys: 3, length, depth, seed: length };
+        const item = longContextItem(cfg), where = `${compact ? "compact" : "full"} ${length} @${depth}`;
+        const { context } = parts(item);
+        assert.ok(Math.abs(item.length - length) <= Math.max(2, 0.02 * length), `${where}: ${item.length} tokens`);
+        const numbers = [...context.matchAll(/\d+/g)].map((m) => m[0]);
+        const decoys = compact
+          ? [...context.matchAll(/\b(?!key=)([a-z]+)=(\d+)\./g)].map((m) => m[2])
+          : [...context.matchAll(/The [a-z]+ number is (\d+)\./g)].map((m) => m[1]);
+        assert.equal(decoys.length, 3, `${where}: ${context}`);
+        assert.ok(decoys.every((d) => /^[1-9]\d{4}$/.test(d) && d !== item.answer), where);
+        assert.equal(new Set(decoys).size, 3, `${where}: decoys are distinct`);
+        // Every number in the context is the key or a decoy: nothing else looks like an answer.
+        assert.deepEqual(numbers.filter((n) => n !== item.answer).sort(), [...decoys].sort(), where);
+        assert.deepEqual(compact ? [...context.matchAll(/\bkey=(\d+)\./g)].map((m) => m[1]) : solve(item), [item.answer], where);
+        // The key's depth counts the haystack without any needle, decoys included.
+        const needle = compact ? /\b[a-z]+=\d+\./g : /The pass key is \d+\. Remember it: \d+\.|The [a-z]+ number is \d+\./g;
+        const strip = (t: string) => t.replace(needle, " ").replace(/\s+/g, " ").trim();
+        const at = context.indexOf(compact ? "key=" : "The pass key is");
+        const haystack = bytes(strip(context)), before = bytes(strip(context.slice(0, at)));
+        const slack = compact ? 6 : SENTENCE;
+        assert.ok(Math.abs(before / haystack - depth) <= slack / haystack + 1e-9, `${where}: depth ${before / haystack}`);
+      }
+    }
+  }
+  const bad = (over: Partial<LongContextConfig>, re: RegExp) =>
+    assert.throws(() => longContextItem({ ...DEFAULT_LONG_CONTEXT, ...over }), re);
+  bad({ decoys: -1 }, /long_context.decoys = -1: expected an integer in 0\.\.64/);
+  bad({ task: "multi_needle", decoys: 2 }, /long_context.decoys = 2: only the passkey task has decoys/);
+  bad({ keyDigits: 1, decoys: 9, compact: true, length: 256 }, /long_context.decoys = 9: keys of 1 digit\(s\) leave too few/);
+});

@@ -10,7 +10,7 @@
  */
 import { MODEL_FILE, stageModelPath } from "../util/run_dir.ts";
 import { join } from "node:path";
-import { DEFAULT_LONG_CONTEXT, grid, type LongContextItem, longContextItem } from "../../datasets/long_context.ts";
+import { compactPasskeyMinLength, DEFAULT_LONG_CONTEXT, grid, type LongContextItem, longContextItem } from "../../datasets/long_context.ts";
 import { createModel, type ModelKey, type RegistryModel } from "../models/registry.ts";
 import type { PipelineConfig } from "../config/config.ts";
 import { check, type PhaseContext, type PhaseSpec } from "./spec.ts";
@@ -36,6 +36,7 @@ const MIN_PROMPT = 32;
 export const Phase5Section = z.strictObject({
   factor: z.number().min(1).default(2), // context extension: RoPE position interpolation scale, extended window = factor x model.max_seq_len
   key_digits: z.number().int().min(1).max(6).default(1), // digits of the pass key (chance of an exact guess: 1 / (9 x 10^(digits - 1))); 2+ needs induction, slow from scratch
+  decoys: z.number().int().min(0).max(16).default(0), // other numbers of key_digits digits hidden in the filler under other labels (`pin=48213.`), in training and evaluation
   short_steps: z.number().int().min(0).default(200), // fine-tuning steps at the trained context (prompts min_length..max_seq_len)
   long_steps: z.number().int().min(1).default(100), // fine-tuning steps at lengths up to the extended window
   batch_size: z.number().int().min(0).default(8), // windows per step (0: training.batch_size)
@@ -75,14 +76,21 @@ export function chanceExact(digits: number): number {
   return 1 / (9 * 10 ** (digits - 1));
 }
 
+/** The shortest prompt the phase can build: the dataset's minimum, or the needles alone where they are longer. */
+export function shortestPrompt(s: Phase5Section): number {
+  return Math.max(MIN_PROMPT, compactPasskeyMinLength(s.key_digits, s.decoys));
+}
+
 /** The evaluation lengths: `eval_length_factors` x trained context, in tokens (bytes). */
 export function evalLengths(s: Phase5Section, trained: number): number[] {
   if (s.eval_length_factors.length === 0) throw new Error("phases.5.eval_length_factors is empty: expected factors such as [0.5, 1, 2, 4]");
+  const floor = shortestPrompt(s);
   return s.eval_length_factors.map((f) => {
     const L = Math.round(f * trained);
-    if (!(L >= MIN_PROMPT)) {
+    if (!(L >= floor)) {
       throw new Error(
-        `phases.5.eval_length_factors: ${f} x model.max_seq_len ${trained} = ${L} tokens, below the task's minimum ${MIN_PROMPT}`,
+        `phases.5.eval_length_factors: ${f} x model.max_seq_len ${trained} = ${L} tokens, below the task's minimum ${floor}` +
+          ` (key_digits ${s.key_digits}, decoys ${s.decoys})`,
       );
     }
     return L;
@@ -98,6 +106,7 @@ export function evalItems(s: Phase5Section, lengths: number[], seed: number): Lo
     task: "passkey",
     compact: true,
     keyDigits: s.key_digits,
+    decoys: s.decoys,
     seed: deriveSeed(seed, "eval"),
   });
 }
@@ -108,6 +117,13 @@ export function evalItems(s: Phase5Section, lengths: number[], seed: number): Lo
  */
 export function trainItems(s: Phase5Section, seqLen: number, count: number, seed: number): TextItem[] {
   const top = seqLen - s.key_digits - 3;
+  if (s.min_length < shortestPrompt(s)) {
+    throw new Error(
+      `phases.5.min_length = ${s.min_length}: prompts with key_digits ${s.key_digits} and decoys ${s.decoys} need at least ${
+        shortestPrompt(s)
+      } tokens; raise it`,
+    );
+  }
   if (top < s.min_length) {
     throw new Error(`phases.5.min_length = ${s.min_length}: training windows of ${seqLen} tokens hold prompts up to ${top}; lower it`);
   }
@@ -119,6 +135,7 @@ export function trainItems(s: Phase5Section, seqLen: number, count: number, seed
       task: "passkey",
       compact: true,
       keyDigits: s.key_digits,
+      decoys: s.decoys,
       length,
       depth,
       seed: deriveSeed(seed, `item-${i}`),

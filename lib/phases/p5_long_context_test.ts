@@ -5,7 +5,16 @@ import { initBackend } from "../backend/mod.ts";
 import { stageContext } from "../eval/stage.ts";
 import { loadModel } from "../models/io.ts";
 import { windowsOf } from "../text/tokens.ts";
-import { chanceExact, evalLengths, extendedConfig, phase5, Phase5Section } from "./p5_long_context.ts";
+import {
+  chanceExact,
+  evalItems,
+  evalLengths,
+  extendedConfig,
+  phase5,
+  Phase5Section,
+  shortestPrompt,
+  trainItems,
+} from "./p5_long_context.ts";
 import { fakePhase1, testContext, testRun } from "./testing.ts";
 
 await initBackend("wasm");
@@ -90,4 +99,22 @@ Deno.test("phase 5: config errors name the key", () => {
     () => evalLengths({ ...s, eval_length_factors: [0.25] }, 64),
     /phases.5.eval_length_factors: 0.25 x model.max_seq_len 64 = 16/,
   );
+  const decoys = { ...s, key_digits: 5, decoys: 2 };
+  assert.throws(() => trainItems(decoys, 128, 4, 1), /phases.5.min_length = 32: prompts with key_digits 5 and decoys 2 need at least 55/);
+  assert.throws(() => evalLengths(decoys, 64), /= 32 tokens, below the task's minimum 55 \(key_digits 5, decoys 2\)/);
+});
+
+Deno.test("phase 5: decoys go into training and evaluation items; the shortest prompt the phase allows builds", () => {
+  for (const [key_digits, decoys] of [[1, 0], [1, 3], [5, 2], [6, 4]]) {
+    const s = { ...Phase5Section.parse({}), key_digits, decoys };
+    const floor = shortestPrompt(s);
+    const train = trainItems({ ...s, min_length: floor }, floor + key_digits + 3, 6, 7); // every prompt exactly `floor` tokens long
+    const held = evalItems({ ...s, eval_items: 1 }, [floor, 2 * floor], 7);
+    for (const it of [...train, ...held]) {
+      const numbers = it.prompt.match(/\d+/g) ?? [];
+      assert.equal(numbers.length, 1 + decoys, `${key_digits} digits, ${decoys} decoys: ${it.prompt}`);
+      assert.ok(numbers.every((n) => n.length === key_digits));
+      assert.equal(it.prompt.match(/\bkey=(\d+)\./)![1], "answer" in it ? it.answer : "");
+    }
+  }
 });
