@@ -11,11 +11,12 @@
  * the carry detached between them. Within a segment only the last L and H updates are
  * differentiated (the one-step gradient approximation); the earlier ones run off the tape.
  * A Q head on mean-pooled z_H gives (Q_halt, Q_continue): inference halts a sequence when
- * Q_halt > Q_continue or at maxSegments, and training adds a Q-learning loss (halt target:
+ * Q_halt > Q_continue (or, by TRM's rule, Q_halt > 0; HaltRule) or at maxSegments, and training adds a Q-learning loss (halt target:
  * the segment's prediction is exactly right; continue target: the next segment's max Q).
  *
- * Options: a third, strategic level above H (`levels: 3`), and token mixing by an MLP across the
- * cells instead of attention (`mixer: "mlp"`, TRM's Sudoku model).
+ * Options: a third, strategic level above H (`levels: 3`), token mixing by an MLP across the
+ * cells instead of attention (`mixer: "mlp"`, TRM's Sudoku model), and an external memory of
+ * solved puzzles read by every high-level update (`episodes`, filled by `setEpisodes`).
  *
  * Variants: `reasoner` (the plain model), `planner` (a controller head on z_H picks one of K
  * plan actions per token each high-level cycle; the action's embedding joins the L input) and
@@ -93,6 +94,14 @@ export interface HrrmConfig {
   mixer: "attention" | "mlp";
   /** grid2d: side of the square grid; gridSide^2 must equal the sequence length. cells: the largest grid side, at most 32 (default 0: unused). */
   gridSide: number;
+  /**
+   * External memory of solved puzzles: how many (input, solution) pairs it holds (default 0: none).
+   * Every high-level update of a new puzzle reads it (`episodeRead`): attention from the puzzle's
+   * pooled input to each stored puzzle's, which weighs the stored solutions cell by cell. The pairs
+   * come from `setEpisodes` (the caller's solved puzzles, e.g. training puzzles); needs a fixed
+   * sequence length (learned or grid2d positions).
+   */
+  episodes: number;
 }
 
 /** Small defaults that train in seconds on a CPU. */
@@ -119,6 +128,7 @@ export const DEFAULT_HRRM: HrrmConfig = {
   positions: "learned",
   mixer: "attention",
   gridSide: 0,
+  episodes: 0,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -182,6 +192,23 @@ function unpackCells(ids: tf.Tensor3D): tf.Tensor2D[] {
   });
 }
 
+/**
+ * When inference halts a sequence, from its segment's Q logits:
+ * - `compare` (HRM): Q_halt > Q_continue. Where the model is unsure both are low, and their
+ *   order alone decides, so it can stop after one segment.
+ * - `confident` (TRM): Q_halt > 0, i.e. the Q head gives the answer better than even odds of
+ *   being exactly right; Q_continue is not read.
+ */
+export type HaltRule = "compare" | "confident";
+export const HALT_RULES: readonly HaltRule[] = ["compare", "confident"];
+
+/** The halting test of a rule: (Q_halt, Q_continue) -> halt now. */
+export function haltTest(rule: HaltRule): (qHalt: number, qContinue: number) => boolean {
+  if (rule === "compare") return (h, c) => h > c;
+  if (rule === "confident") return (h) => h > 0;
+  throw new Error(`hrrm: halt rule '${rule}': expected one of ${HALT_RULES.join(", ")}`);
+}
+
 /** Token ids: int32 [B, T], or [B, T, 2] packed cells for positions = "cells". */
 export type HrrmIds = tf.Tensor2D | tf.Tensor3D;
 
@@ -231,6 +258,10 @@ export function validateHrrmConfig(c: HrrmConfig): void {
   if (c.mixer !== "attention" && c.mixer !== "mlp") throw new Error(`hrrm.mixer = ${c.mixer}: expected attention or mlp`);
   if (c.mixer === "mlp" && c.positions === "cells") {
     throw new Error("hrrm.mixer = mlp needs sequences of a fixed length (learned or grid2d positions), not cells");
+  }
+  if (!Number.isInteger(c.episodes) || c.episodes < 0) throw new Error(`hrrm.episodes = ${c.episodes}: expected an integer >= 0`);
+  if (c.episodes > 0 && c.positions === "cells") {
+    throw new Error("hrrm.episodes needs sequences of a fixed length (learned or grid2d positions), not cells");
   }
   if (c.planMode !== "soft" && c.planMode !== "straight-through") {
     throw new Error(`hrrm.planMode = ${c.planMode}: expected soft or straight-through`);
@@ -371,6 +402,8 @@ export class Hrrm {
   readonly #hInit: tf.Tensor1D;
   readonly #lInit: tf.Tensor1D;
   readonly #sInit: tf.Tensor1D;
+  /** The external memory's puzzles: inputs and solutions int32 [N, T] (episodes > 0, after setEpisodes). */
+  #episodes?: { inputs: tf.Tensor2D; solutions: tf.Tensor2D };
 
   constructor(cfg: HrrmConfig, seed: number) {
     validateHrrmConfig(cfg);
@@ -433,6 +466,10 @@ export class Hrrm {
     }
     // Last, so a two-level model draws the same initial values as before the option existed.
     if (this.cfg.levels === 3) { for (let l = 0; l < this.cfg.highLayers; l++) block(`S${l}`); }
+    if (this.cfg.episodes > 0) {
+      p.add("epi_k_w", [C, C], lecun(C)); // pooled input embedding -> key (stored puzzles and the new one alike)
+      p.add("epi_o_w", [C, C], { kind: "const", value: 0 }); // the read into the high level: 0, so the memory starts unread
+    }
   }
 
   /** Post-norm non-causal block `name` (HRM's layout): token mixing, then the channel MLP. x [B, T, C] -> [B, T, C]. */
@@ -522,10 +559,62 @@ export class Hrrm {
     return tf.reshape(tf.mul(gate, read), [b, t, c]) as tf.Tensor3D;
   }
 
-  /** What the high-level module reads: z_H + z_L (+ the strategic state) (+ the gated memory read). All [B, T, C]. */
-  highInput(zH: tf.Tensor3D, zL: tf.Tensor3D, zS?: tf.Tensor3D): tf.Tensor3D {
+  /**
+   * Fills the external memory (episodes > 0) with `n` solved puzzles: inputs and solutions int32,
+   * row-major [n, T]. Replaces what it held; a model loaded from a file starts with none.
+   */
+  setEpisodes(inputs: Int32Array, solutions: Int32Array, n: number): void {
+    const N = this.cfg.episodes;
+    if (N === 0) throw new Error("hrrm: setEpisodes() needs hrrm.episodes > 0");
+    if (n !== N) throw new Error(`hrrm.episodes = ${N}: setEpisodes got ${n} puzzles`);
+    const t = inputs.length / n;
+    if (!Number.isInteger(t) || t < 1 || t > this.cfg.maxSeqLen || solutions.length !== inputs.length) {
+      throw new Error(
+        `hrrm: setEpisodes needs inputs and solutions of n x T ids (T <= ${this.cfg.maxSeqLen}), got ${inputs.length} and ${solutions.length} for n = ${n}`,
+      );
+    }
+    this.#disposeEpisodes();
+    this.#episodes = {
+      inputs: tf.keep(tf.tensor2d(inputs, [n, t], "int32")),
+      solutions: tf.keep(tf.tensor2d(solutions, [n, t], "int32")),
+    };
+  }
+
+  #disposeEpisodes(): void {
+    if (this.#episodes) tf.dispose([this.#episodes.inputs, this.#episodes.solutions]);
+    this.#episodes = undefined;
+  }
+
+  /**
+   * The external memory's read for a batch whose input embedding is x [B, T, C]:
+   * keys k = mean_T(embed(input) * pos) Wk for the stored puzzles [N, C] and the new ones [B, C],
+   * a = softmax(q k^T / sqrt(C)) [B, N], and the read sum_n a[b, n] tok(solution_n)[t] Wo [B, T, C].
+   * Wo starts at 0. Gradients reach Wk, Wo and the token embedding.
+   */
+  episodeRead(x: tf.Tensor3D): tf.Tensor3D {
+    const ep = this.#episodes;
+    if (!ep) throw new Error(`hrrm.episodes = ${this.cfg.episodes}: fill the memory with setEpisodes() before running the model`);
+    const [b, t, c] = x.shape;
+    const [n, te] = ep.inputs.shape;
+    if (te !== t) throw new Error(`hrrm: the memory holds puzzles of ${te} tokens, the batch has ${t}`);
+    const p = this.params, pos = this.positionTable(t); // [T, C]
+    // Pooled with each cell's embedding times its position's, so the key sees where each value sits, not only how many there are.
+    const key = (e: tf.Tensor3D) => linear(tf.mean(tf.mul(e, pos), 1), p.get("epi_k_w")); // [*, C]
+    const keys = key(this.embed(ep.inputs)); // [N, C]
+    const query = key(x); // [B, C]
+    const att = tf.softmax(tf.mul(tf.matMul(query, keys, false, true), 1 / Math.sqrt(c))); // [B, N]
+    const values = tf.reshape(embedding(p.get("tok") as tf.Variable<tf.Rank.R2>, ep.solutions), [n, t * c]); // [N, T*C]
+    const read = tf.reshape(tf.matMul(att, values), [b, t, c]) as tf.Tensor3D; // [B, T, C]
+    return linear(read, p.get("epi_o_w")) as tf.Tensor3D;
+  }
+
+  /**
+   * What the high-level module reads: z_H + z_L (+ ctx: the strategic state and/or the external
+   * memory's read) (+ the memory variant's gated slot read). All [B, T, C].
+   */
+  highInput(zH: tf.Tensor3D, zL: tf.Tensor3D, ctx?: tf.Tensor3D): tf.Tensor3D {
     let s = tf.add(zH, zL); // [B, T, C]
-    if (zS) s = tf.add(s, zS);
+    if (ctx) s = tf.add(s, ctx);
     return (this.cfg.variant === "memory" ? tf.add(s, this.memoryRead(zH)) : s) as tf.Tensor3D;
   }
 
@@ -536,9 +625,9 @@ export class Hrrm {
     return h;
   }
 
-  /** One high-level update: z_H <- H(z_H + z_L [+ z_S] [+ memory]). [B, T, C]. */
-  highStep(zH: tf.Tensor3D, zL: tf.Tensor3D, zS?: tf.Tensor3D): tf.Tensor3D {
-    let h = this.highInput(zH, zL, zS);
+  /** One high-level update: z_H <- H(z_H + z_L [+ ctx: z_S, the external memory's read] [+ slot memory]). [B, T, C]. */
+  highStep(zH: tf.Tensor3D, zL: tf.Tensor3D, ctx?: tf.Tensor3D): tf.Tensor3D {
+    let h = this.highInput(zH, zL, ctx);
     for (let l = 0; l < this.cfg.highLayers; l++) h = this.#block(h, `H${l}`);
     return h;
   }
@@ -552,7 +641,7 @@ export class Hrrm {
   }
 
   /** `lowSteps` L updates (the planner picks its action first), then one H update when `updateHigh`. */
-  #cycle(zH: tf.Tensor3D, zL: tf.Tensor3D, x: tf.Tensor3D, lowSteps: number, updateHigh: boolean, zS?: tf.Tensor3D) {
+  #cycle(zH: tf.Tensor3D, zL: tf.Tensor3D, x: tf.Tensor3D, lowSteps: number, updateHigh: boolean, ctx?: tf.Tensor3D) {
     let action: tf.Tensor2D | undefined;
     let planEmb: tf.Tensor3D | undefined;
     if (this.cfg.variant === "planner" && lowSteps > 0) {
@@ -561,7 +650,7 @@ export class Hrrm {
       planEmb = p.emb;
     }
     for (let i = 0; i < lowSteps; i++) zL = this.lowStep(zL, zH, x, planEmb);
-    if (updateHigh) zH = this.highStep(zH, zL, zS);
+    if (updateHigh) zH = this.highStep(zH, zL, ctx);
     return { zH, zL, action };
   }
 
@@ -579,6 +668,9 @@ export class Hrrm {
     // Three levels: the strategic state moves once, at the segment's start, on the tape (its blocks
     // learn through the last high-level update, which reads it).
     const zS = this.cfg.levels === 3 ? this.strategicStep(this.#carriedS(carry), zH) : undefined;
+    // What every high-level update reads besides z_H + z_L: the strategic state and the memory's read.
+    const epi = this.cfg.episodes > 0 ? this.episodeRead(x) : undefined; // [B, T, C]
+    const hCtx = zS && epi ? tf.add(zS, epi) as tf.Tensor3D : zS ?? epi;
     const actions: tf.Tensor2D[] = [];
     if (this.cfg.oneStepGrad) {
       if (nHigh * tLow > 1) {
@@ -588,7 +680,7 @@ export class Hrrm {
           for (let c = 0; c < nHigh; c++) {
             const last = c === nHigh - 1;
             // The last cycle stops one L update and its H update short: those two run on the tape below.
-            const r = this.#cycle(h, l, x, last ? tLow - 1 : tLow, !last, zS);
+            const r = this.#cycle(h, l, x, last ? tLow - 1 : tLow, !last, hCtx);
             [h, l] = [r.zH, r.zL];
             if (!last && r.action) acts.push(r.action);
           }
@@ -598,12 +690,12 @@ export class Hrrm {
         actions.push(...(acts as tf.Tensor2D[]));
       }
       // z_H is unchanged within a cycle, so the planner's last action is recomputed here on the tape.
-      const r = this.#cycle(zH, zL, x, 1, true, zS);
+      const r = this.#cycle(zH, zL, x, 1, true, hCtx);
       [zH, zL] = [r.zH, r.zL];
       if (r.action) actions.push(r.action);
     } else {
       for (let c = 0; c < nHigh; c++) {
-        const r = this.#cycle(zH, zL, x, tLow, true, zS);
+        const r = this.#cycle(zH, zL, x, tLow, true, hCtx);
         [zH, zL] = [r.zH, r.zL];
         if (r.action) actions.push(r.action);
       }
@@ -679,15 +771,16 @@ export class Hrrm {
 
   /**
    * Adaptive inference: runs segments until every sequence has halted. A sequence halts
-   * after the first segment with Q_halt > Q_continue, or at maxSegments; its logits are
-   * those of that segment. The halting decision reads Q values to the host (`await data()`,
+   * after the first segment that `rule` accepts (see HaltRule), or at maxSegments; its logits
+   * are those of that segment. The halting decision reads Q values to the host (`await data()`,
    * any backend). With `halt: false` every sequence runs all maxSegments (the Q values are
    * still reported). ids int32 [B, T].
    */
-  async infer(ids: HrrmIds, opts: { maxSegments?: number; halt?: boolean } = {}): Promise<HrrmInference> {
+  async infer(ids: HrrmIds, opts: { maxSegments?: number; halt?: boolean; rule?: HaltRule } = {}): Promise<HrrmInference> {
     const [b, t] = ids.shape;
     const maxSeg = opts.maxSegments ?? this.cfg.maxSegments;
     const halt = opts.halt ?? true;
+    const stops = haltTest(opts.rule ?? "compare");
     let carry = tf.tidy(() => carryList(this.initialCarry(b, t)));
     let logits = tf.zeros([b, t, this.cfg.vocabSize]) as tf.Tensor3D;
     const segments = new Array<number>(b).fill(0);
@@ -706,7 +799,7 @@ export class Hrrm {
       qContinue.push(c);
       const stop = new Float32Array(b);
       for (let i = 0; i < b; i++) {
-        if (segments[i] === 0 && ((halt && h[i] > c[i]) || s === maxSeg)) {
+        if (segments[i] === 0 && ((halt && stops(h[i], c[i])) || s === maxSeg)) {
           segments[i] = s;
           stop[i] = 1;
         }
@@ -735,5 +828,6 @@ export class Hrrm {
     this.#hInit.dispose();
     this.#lInit.dispose();
     this.#sInit.dispose();
+    this.#disposeEpisodes();
   }
 }

@@ -5,7 +5,7 @@ import { initBackend } from "../backend/mod.ts";
 import { assertClose, gradCheck } from "../testing/gradcheck.ts";
 import { DEFAULT_TRAIN, train } from "../train/trainer.ts";
 import { Rng } from "../util/rng.ts";
-import { Hrrm, type HrrmConfig, hrrmConfig, tokenMlp } from "./hrrm.ts";
+import { type HaltRule, haltTest, Hrrm, type HrrmConfig, hrrmConfig, tokenMlp } from "./hrrm.ts";
 import { stopGradient } from "../nn/grad.ts";
 import { join } from "node:path";
 import { loadModel, saveModel } from "./io.ts";
@@ -144,6 +144,36 @@ Deno.test("Q-halting: halt at the first Q_halt > Q_continue, never past maxSegme
   m.dispose();
 });
 
+Deno.test("halting rules: 'confident' halts at the first Q_halt > 0 whatever Q_continue says; 'compare' at Q_halt > Q_continue", async () => {
+  await initBackend("cpu", { quiet: true });
+  const m = new Hrrm(hrrmConfig({ ...TINY, maxSegments: 5 }), 5);
+  const x = ids(8, 3, 5, 7);
+  // Q_halt below 0 but above Q_continue: HRM's rule stops after one segment, TRM's runs to the end.
+  m.params.get("q_w").assign(tf.zeros([8, 2]));
+  m.params.get("q_b").assign(tf.tensor1d([-1, -3]));
+  assert.deepEqual((await m.infer(x, { rule: "compare" })).segments, new Array(8).fill(1));
+  assert.deepEqual((await m.infer(x, { rule: "confident" })).segments, new Array(8).fill(5));
+  // Q_halt above 0 but below Q_continue: the other way round.
+  m.params.get("q_b").assign(tf.tensor1d([1, 3]));
+  assert.deepEqual((await m.infer(x, { rule: "compare" })).segments, new Array(8).fill(5));
+  assert.deepEqual((await m.infer(x, { rule: "confident" })).segments, new Array(8).fill(1));
+  // Random Q weights: each sequence stops at the first segment whose Q_halt is positive.
+  m.params.get("q_w").assign(tf.mul(randn([8, 2], 22), 3));
+  m.params.get("q_b").assign(tf.tensor1d([0, 0]));
+  const o = m.segment(x, m.initialCarry(8, 3));
+  const h = Array.from(await o.qHalt.data()).sort((a, b) => a - b);
+  m.params.get("q_b").assign(tf.tensor1d([-(h[3] + h[4]) / 2, 0])); // about half the batch positive after segment 1
+  const all = await m.infer(x, { halt: false });
+  const r = await m.infer(x, { rule: "confident" });
+  for (let i = 0; i < 8; i++) {
+    const first = all.qHalt.findIndex((q) => q[i] > 0);
+    assert.equal(r.segments[i], first === -1 ? 5 : first + 1, `sequence ${i}`);
+  }
+  assert.ok(new Set(r.segments).size >= 2, `segments ${r.segments}`);
+  assert.throws(() => haltTest("never" as HaltRule), /hrrm: halt rule 'never': expected one of compare, confident/);
+  m.dispose();
+});
+
 Deno.test("grid2d positions: a row embedding plus a column embedding, row-major; other lengths are refused", async () => {
   await initBackend("cpu", { quiet: true });
   const m = new Hrrm(hrrmConfig({ ...TINY, maxSeqLen: 9, positions: "grid2d", gridSide: 3 }), 2);
@@ -268,6 +298,105 @@ Deno.test("memory: the gated slot read joins the high-level input", async () => 
   assertClose(await diff.data(), await m.memoryRead(c.zH).data(), 1e-6);
   assert.ok((await tf.max(tf.abs(diff)).data())[0] > 1e-2);
   m.dispose();
+});
+
+/** `n` random (input, solution) pairs of t tokens below v, as setEpisodes takes them. */
+function randomEpisodes(seed: number, n: number, t: number, v: number) {
+  const rng = new Rng(seed);
+  const draw = () => Int32Array.from({ length: n * t }, () => rng.int(v));
+  return { inputs: draw(), solutions: draw() };
+}
+
+Deno.test("external memory: the read equals a host reference, its gradient checks, and it starts unread", async () => {
+  await initBackend("cpu", { quiet: true });
+  const [n, t, C, V] = [5, 4, 8, 5];
+  const m = new Hrrm(hrrmConfig({ ...TINY, episodes: n, oneStepGrad: false }), 3);
+  const plain = new Hrrm(hrrmConfig({ ...TINY, oneStepGrad: false }), 3);
+  const x = ids(2, t, V, 1);
+  assert.throws(() => m.segment(x, m.initialCarry(2, t)), /hrrm.episodes = 5: fill the memory with setEpisodes\(\)/);
+  const ep = randomEpisodes(9, n, t, V);
+  m.setEpisodes(ep.inputs, ep.solutions, n);
+  // Wo starts at 0: the same answers as the model without memory (its weights are drawn last).
+  assertClose(await m.segment(x, m.initialCarry(2, t)).logits.data(), await plain.segment(x, plain.initialCarry(2, t)).logits.data(), 1e-6);
+  m.params.get("epi_o_w").assign(randn([C, C], 11));
+  // Host reference: keys from pooled embeddings, softmax over the stored puzzles, solutions' embeddings weighted per cell.
+  const tok = await m.params.get("tok").array() as number[][], pos = await m.positionTable(t).array();
+  const wk = await m.params.get("epi_k_w").array() as number[][], wo = await m.params.get("epi_o_w").array() as number[][];
+  const emb = (row: ArrayLike<number>) => Array.from({ length: t }, (_, j) => tok[row[j]].map((v, c) => v + pos[j][c]));
+  const key = (e: number[][]) => {
+    const mean = Array.from({ length: C }, (_, c) => e.reduce((s, r, j) => s + r[c] * pos[j][c], 0) / t);
+    return Array.from({ length: C }, (_, k) => mean.reduce((s, v, c) => s + v * wk[c][k], 0));
+  };
+  const keys = Array.from({ length: n }, (_, i) => key(emb(ep.inputs.subarray(i * t, (i + 1) * t))));
+  const xr = await x.array();
+  const got = await m.episodeRead(m.embed(x)).array();
+  for (let b = 0; b < 2; b++) {
+    const q = key(emb(xr[b]));
+    const logit = keys.map((k) => k.reduce((s, v, c) => s + v * q[c], 0) / Math.sqrt(C));
+    const mx = Math.max(...logit), w = logit.map((l) => Math.exp(l - mx)), z = w.reduce((a, c) => a + c, 0);
+    for (let j = 0; j < t; j++) {
+      const read = Array.from({ length: C }, (_, c) => w.reduce((s, wi, i) => s + (wi / z) * tok[ep.solutions[i * t + j]][c], 0));
+      const want = Array.from({ length: C }, (_, k) => read.reduce((s, v, c) => s + v * wo[c][k], 0));
+      assertClose(got[b][j], want, 1e-4, 1e-4, `read[${b}][${j}]`);
+    }
+  }
+  // Gradient of the read through the query, by finite differences.
+  const x0 = m.embed(x);
+  await gradCheck((e) => tf.sum(tf.square(m.episodeRead(e as tf.Tensor3D))) as tf.Scalar, x0, {
+    what: "memory read d/dx",
+    samples: 12,
+    atol: 2e-3,
+    rtol: 5e-2,
+  });
+  // The logits now read what the memory holds: another stored solution changes them.
+  const before = await m.segment(x, m.initialCarry(2, t)).logits.data();
+  const changed = Int32Array.from(ep.solutions, (v) => (v + 1) % V);
+  m.setEpisodes(ep.inputs, changed, n);
+  const after = await m.segment(x, m.initialCarry(2, t)).logits.data();
+  assert.ok(before.some((v, i) => Math.abs(v - after[i]) > 1e-4), "the logits depend on the stored solutions");
+  assert.throws(() => m.setEpisodes(ep.inputs, ep.solutions, 4), /hrrm.episodes = 5: setEpisodes got 4 puzzles/);
+  assert.throws(() => plain.setEpisodes(ep.inputs, ep.solutions, n), /needs hrrm.episodes > 0/);
+  assert.throws(() => hrrmConfig({ episodes: 2, positions: "cells", gridSide: 4 }), /hrrm.episodes needs sequences of a fixed length/);
+  m.dispose();
+  plain.dispose();
+});
+
+Deno.test("external memory: trained on lookups of a fresh memory every step, it answers from the memory; without it, chance", async () => {
+  await initBackend("wasm", { quiet: true });
+  // Every batch: 16 new random (input, solution) pairs are stored, and the batch asks for 16 of their solutions by input.
+  // Nothing can be memorized across steps: only reading the memory answers.
+  const [n, t, V] = [16, 4, 6];
+  const lookups = (m: Hrrm, seed: number) => {
+    const ep = randomEpisodes(seed, n, t, V);
+    if (m.cfg.episodes) m.setEpisodes(ep.inputs, ep.solutions, n);
+    return { x: tf.tensor2d(ep.inputs, [n, t], "int32"), y: tf.tensor2d(ep.solutions, [n, t], "int32") };
+  };
+  const accuracy = async (m: Hrrm) => {
+    let right = 0;
+    for (let k = 0; k < 4; k++) {
+      const b = lookups(m, 900_000 + k);
+      const pred = await tf.argMax((await m.infer(b.x)).logits, -1).data(), want = await b.y.data();
+      right += pred.filter((p, i) => p === want[i]).length;
+    }
+    return right / (4 * n * t);
+  };
+  const cfg = { vocabSize: V, maxSeqLen: t, dModel: 32, nHeads: 4, trainSegments: 1, maxSegments: 1 };
+  const acc: number[] = [];
+  for (const episodes of [n, 0]) {
+    const m = new Hrrm(hrrmConfig({ ...cfg, episodes }), 1);
+    await train(
+      { params: m.params, batch: (s) => lookups(m, 7919 * s + 1), loss: (b: { x: tf.Tensor2D; y: tf.Tensor2D }) => m.loss(b.x, b.y) },
+      { ...DEFAULT_TRAIN, steps: 300, lr: 1e-2, minLr: 1e-3, warmupSteps: 5 },
+      { quiet: true },
+    );
+    acc.push(await accuracy(m));
+    m.dispose();
+  }
+  console.log(
+    `held-out lookups: token accuracy ${acc[0].toFixed(3)} with the memory, ${acc[1].toFixed(3)} without (chance ${(1 / V).toFixed(3)})`,
+  );
+  assert.ok(acc[0] > 0.9, `with the memory: ${acc[0]}`);
+  assert.ok(acc[1] < 0.3, `without: ${acc[1]}`);
 });
 
 Deno.test("config: factory defaults and named errors", () => {

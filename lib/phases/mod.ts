@@ -24,9 +24,11 @@ export { phase3, Phase3Section } from "./p3_puzzles.ts";
 export { GrokkingSection } from "./p3_grokking.ts";
 export {
   evaluateHrrm,
+  fillGridMemory,
   type GridEval,
   GridSection,
   type GridTaskResult,
+  gridTaskSection,
   type GridTrace,
   gridTraceHtml,
   heldOutGrids,

@@ -31,7 +31,18 @@ import {
 import type { LmWindows } from "../../datasets/sanity.ts";
 import { answerMetrics } from "../eval/answers.ts";
 import { type CognateConfig, cognateConfig, sizeCognate } from "../models/cognate.ts";
-import { carryList, carryOf, gridLevels, Hrrm, type HrrmConfig, hrrmConfig, type HrrmVariant } from "../models/hrrm.ts";
+import {
+  carryList,
+  carryOf,
+  gridLevels,
+  HALT_RULES,
+  type HaltRule,
+  haltTest,
+  Hrrm,
+  type HrrmConfig,
+  hrrmConfig,
+  type HrrmVariant,
+} from "../models/hrrm.ts";
 import { saveModel } from "../models/io.ts";
 import { createModel, type RegistryModel } from "../models/registry.ts";
 import { groupMeans, round } from "../util/numbers.ts";
@@ -59,18 +70,24 @@ const recipe = {
   grid_mixer: z.enum(["attention", "mlp"]),
   grid_levels: z.union([z.literal(2), z.literal(3)]),
   grid_ema_decay: z.number().min(0).max(0.99999),
+  grid_halt_rule: z.enum(HALT_RULES),
+  grid_episodes: z.number().int().min(0),
 };
 const GridRecipe = z.object(recipe).partial().strict();
 export type GridRecipe = z.infer<typeof GridRecipe>;
 /**
  * 9x9 Sudoku's own defaults: TRM's MLP token mixing and gradient through the whole segment (with
- * attention, 1,000 steps left its blank cells at chance), 600 steps of 32 (README: 21% solved; 79% at 1,200 steps).
+ * attention, 1,000 steps left its blank cells at chance), 600 steps of 32, and up to 8 segments
+ * at inference under TRM's halting rule: HRM's stopped after one segment, and the extra segments
+ * solve more (README, phase 3 (c): 21% at 3 segments, 39% at 8; 79% at 1,200 steps and 3).
  */
 const Sudoku9Recipe = GridRecipe.extend({
   grid_steps: recipe.grid_steps.default(600),
   grid_batch_size: recipe.grid_batch_size.default(32),
   grid_one_step_grad: recipe.grid_one_step_grad.default(false),
   grid_mixer: recipe.grid_mixer.default("mlp"),
+  grid_max_segments: recipe.grid_max_segments.default(8),
+  grid_halt_rule: recipe.grid_halt_rule.default("confident"),
 }).strict();
 
 /** `phases.3` keys of part (c), with their defaults (the small preset). */
@@ -89,6 +106,8 @@ export const GridSection = z.object({
   grid_one_step_grad: recipe.grid_one_step_grad.default(true), // (c) HRM's one-step gradient (last L and H update of a segment); false: backprop through the whole segment, as TRM (README: what each shows)
   grid_mixer: recipe.grid_mixer.default("attention"), // (c) HRRM token mixing: self-attention, or TRM's MLP across the cells (lib/models/hrrm.ts)
   grid_levels: recipe.grid_levels.default(2), // (c) HRRM levels: 2 (HRM's high and low) or 3 (a strategic level above them, once per segment)
+  grid_episodes: recipe.grid_episodes.default(0), // (c) HRRM's external memory: this many solved training puzzles, read by every high-level update of a new puzzle (0: none)
+  grid_halt_rule: recipe.grid_halt_rule.default("compare"), // (c) when inference halts a puzzle: HRM's Q_halt > Q_continue ("compare") or TRM's Q_halt > 0 ("confident")
   grid_ema_decay: recipe.grid_ema_decay.default(0), // (c) EMA of the weights, the evaluated model, for the HRRM and the cognate alike (0: none; TRM: 0.999)
   grid_per_task: z.object({ sudoku4: GridRecipe.prefault({}), sudoku9: Sudoku9Recipe.prefault({}), maze: GridRecipe.prefault({}) })
     .strict().prefault({}), // (c) a task's own recipe keys, over the ones above (set one: `phases.3.grid_per_task.maze.grid_steps=800`)
@@ -107,6 +126,11 @@ export type GridSection = z.infer<typeof GridSection>;
 export function taskSection(c: GridSection, task: GridTask): GridSection {
   const own = Object.entries(c.grid_per_task[task] ?? {}).filter(([, v]) => v !== undefined);
   return { ...c, ...Object.fromEntries(own) };
+}
+
+/** A run's part (c) section as `task` trains and infers (taskSection of the run's `phases.3`). */
+export function gridTaskSection(config: PipelineConfig, task: GridTask): GridSection {
+  return taskSection(sectionOf(GridSection, config.phases["3"] ?? {}, 3), task);
 }
 
 /** The puzzle generator's config for `task`. */
@@ -134,7 +158,27 @@ export function gridHrrmConfig(c: GridSection, task: GridTask, side: number): Hr
     levels: c.grid_levels,
     positions: "grid2d",
     gridSide: side,
+    episodes: c.grid_episodes,
   });
+}
+
+/**
+ * Fills an HRRM's external memory (grid_episodes > 0) with the first grid_episodes training
+ * puzzles of `train`, as given (not augmented). The phase does it before training; a model loaded
+ * from its file needs it again (`fillGridMemory`).
+ */
+export function setGridEpisodes(model: Hrrm, train: readonly GridPuzzle[]): void {
+  const n = model.cfg.episodes;
+  if (n === 0) return;
+  if (n > train.length) throw new Error(`phases.3.grid_episodes = ${n}: only ${train.length} training puzzles (grid_train_puzzles)`);
+  const rows = train.slice(0, n);
+  model.setEpisodes(Int32Array.from(rows.flatMap((p) => [...p.input])), Int32Array.from(rows.flatMap((p) => [...p.target])), n);
+}
+
+/** A run's saved grid HRRM for `task`, its external memory (if any) filled as the phase filled it. */
+export function fillGridMemory(config: PipelineConfig, task: GridTask, model: Hrrm): void {
+  const c = gridTaskSection(config, task);
+  setGridEpisodes(model, gridSplit(gridTaskConfig(c, task, phaseSeed(config, 3)), c.grid_train_puzzles, c.grid_eval_puzzles).train);
 }
 
 /**
@@ -233,13 +277,19 @@ export function scoreGrids(puzzles: readonly GridPuzzle[], pred: ArrayLike<numbe
 const EVAL_BATCH = 100;
 
 /** HRRM's answers on held-out puzzles with Q-halting up to `maxSegments` (`halt: false` runs every segment). */
-export async function evaluateHrrm(model: Hrrm, puzzles: readonly GridPuzzle[], maxSegments: number, halt = true): Promise<GridEval> {
+export async function evaluateHrrm(
+  model: Hrrm,
+  puzzles: readonly GridPuzzle[],
+  maxSegments: number,
+  halt = true,
+  rule: HaltRule = "compare",
+): Promise<GridEval> {
   const cells = puzzles[0].input.length;
   const pred = new Int32Array(puzzles.length * cells), segments: number[] = [];
   for (let r0 = 0; r0 < puzzles.length; r0 += EVAL_BATCH) {
     const rows = puzzles.slice(r0, r0 + EVAL_BATCH);
     const ids = tf.tensor2d(Int32Array.from(rows.flatMap((p) => [...p.input])), [rows.length, cells], "int32");
-    const out = await model.infer(ids, { maxSegments, halt });
+    const out = await model.infer(ids, { maxSegments, halt, rule });
     const arg = tf.argMax(out.logits, -1);
     pred.set(await arg.data() as Int32Array, r0 * cells);
     segments.push(...out.segments);
@@ -292,6 +342,10 @@ export interface GridTaskResult {
     batch_size: number;
     train_segments: number;
     max_segments: number;
+    /** Absent in results written before the rule was an option: "compare". */
+    halt_rule?: HaltRule;
+    /** Puzzles in the external memory (absent before it was an option: none). */
+    episodes?: number;
   };
   train_loss_first: number;
   train_loss_last: number;
@@ -318,6 +372,7 @@ async function runGridTask(ctx: PhaseContext, c: GridSection, task: GridTask): P
   const batchSeed = deriveSeed(ctx.seed, `grid-batches-${task}`);
   const hc = gridHrrmConfig(c, task, side);
   const hrrm = new Hrrm(hc, deriveSeed(ctx.seed, `hrrm-${task}`));
+  setGridEpisodes(hrrm, split.train);
   let cognate: RegistryModel | undefined;
   try {
     let t = performance.now();
@@ -388,10 +443,12 @@ async function runGridTask(ctx: PhaseContext, c: GridSection, task: GridTask): P
         batch_size: batchSize,
         train_segments: hc.trainSegments,
         max_segments: hc.maxSegments,
+        halt_rule: c.grid_halt_rule,
+        episodes: hc.episodes,
       },
       train_loss_first: round(losses[0] ?? NaN),
       train_loss_last: round(losses.at(-1) ?? NaN),
-      hrrm: await evaluateHrrm(hrrm, split.test, hc.maxSegments),
+      hrrm: await evaluateHrrm(hrrm, split.test, hc.maxSegments, true, c.grid_halt_rule),
       one_segment: await evaluateHrrm(hrrm, split.test, 1),
       all_segments: await evaluateHrrm(hrrm, split.test, hc.maxSegments, false),
       ...(cognateEval ? { cognate: cognateEval } : {}),
@@ -450,7 +507,9 @@ function recipeText(r: GridTaskResult["recipe"] | undefined): string {
   if (!r) return "";
   return `, batches of ${r.batch_size}, ${r.levels} levels, ${r.mixer === "mlp" ? "MLP token mixing" : "attention"}, ` +
     `${r.one_step_grad ? "one-step gradient" : "gradient through the whole segment"}, ` +
-    `${r.train_segments} supervised segments (at most ${r.max_segments} at inference)`;
+    `${r.train_segments} supervised segments (at most ${r.max_segments} at inference, halting when ${
+      (r.halt_rule ?? "compare") === "compare" ? "Q_halt > Q_continue" : "Q_halt > 0"
+    })` + (r.episodes ? `, an external memory of ${r.episodes} solved training puzzles` : "");
 }
 
 /** Difficulty axis names. */
@@ -544,7 +603,7 @@ export function gridHaltingFigure(results: readonly GridTaskResult[]): Figure {
 
 /** The held-out puzzles of `task` in a run with `config`, rebuilt from its config and seed. */
 export function heldOutGrids(config: PipelineConfig, task: GridTask): GridPuzzle[] {
-  const c = sectionOf(GridSection, config.phases["3"] ?? {}, 3);
+  const c = gridTaskSection(config, task);
   return gridSplit(gridTaskConfig(c, task, phaseSeed(config, 3)), c.grid_train_puzzles, c.grid_eval_puzzles).test;
 }
 
@@ -560,12 +619,12 @@ export interface GridTraceStep {
 export interface GridTrace {
   puzzle: GridPuzzle;
   steps: GridTraceStep[];
-  /** The segment Q-halting stops at (1-based): the first with Q_halt > Q_continue, else the last. */
+  /** The segment Q-halting stops at (1-based): the first that the halting rule accepts, else the last. */
   haltedAt: number;
 }
 
 /** Runs `model` on one puzzle segment by segment, keeping every segment's answer and confidence. */
-export function traceGrid(model: Hrrm, puzzle: GridPuzzle, maxSegments = model.cfg.maxSegments): GridTrace {
+export function traceGrid(model: Hrrm, puzzle: GridPuzzle, maxSegments = model.cfg.maxSegments, rule: HaltRule = "compare"): GridTrace {
   const cells = puzzle.input.length;
   const ids = tf.tensor2d(puzzle.input, [1, cells], "int32");
   let carry = model.initialCarry(1, cells);
@@ -586,7 +645,8 @@ export function traceGrid(model: Hrrm, puzzle: GridPuzzle, maxSegments = model.c
     carry = carryOf(next);
   }
   tf.dispose([ids, ...carryList(carry)]);
-  const first = steps.findIndex((st) => st.qHalt > st.qContinue);
+  const stops = haltTest(rule);
+  const first = steps.findIndex((st) => stops(st.qHalt, st.qContinue));
   return { puzzle, steps, haltedAt: first < 0 ? steps.length : first + 1 };
 }
 

@@ -16,6 +16,7 @@ import {
   gridTaskConfig,
   gridTraceHtml,
   scoreGrids,
+  setGridEpisodes,
   solverEval,
   taskSection,
   traceGrid,
@@ -102,6 +103,25 @@ Deno.test("HRRM inference: one segment, halting, or every segment; an untrained 
   assert.equal(tf.memory().numTensors < 1e5, true);
 });
 
+Deno.test("the external memory holds the first grid_episodes training puzzles, as given; the answers read them", async () => {
+  const hc = gridHrrmConfig({ ...section, grid_episodes: 4 }, "sudoku4", 4);
+  assert.equal(hc.episodes, 4);
+  const a = new Hrrm(hc, 3), b = new Hrrm(hc, 3);
+  assert.throws(() => setGridEpisodes(a, sudoku.slice(0, 3)), /phases.3.grid_episodes = 4: only 3 training puzzles/);
+  for (const h of [a, b]) h.params.get("epi_o_w").assign(tf.mul(tf.randomNormal([hc.dModel, hc.dModel], 0, 1, "float32", 8), 0.5));
+  setGridEpisodes(a, sudoku);
+  setGridEpisodes(b, sudoku);
+  const ea = await evaluateHrrm(a, sudoku.slice(4), 2, false), eb = await evaluateHrrm(b, sudoku.slice(4), 2, false);
+  assert.deepEqual(ea, eb, "filled from the same puzzles, the same answers");
+  // Other stored puzzles, other cell answers: the memory is read.
+  setGridEpisodes(b, [...sudoku].reverse());
+  const x = tf.tensor2d(Int32Array.from(sudoku.slice(4).flatMap((p) => [...p.input])), [2, 16], "int32");
+  const la = await (await a.infer(x, { halt: false })).logits.data(), lb = await (await b.infer(x, { halt: false })).logits.data();
+  assert.ok(la.some((v, i) => Math.abs(v - lb[i]) > 1e-4));
+  a.dispose();
+  b.dispose();
+});
+
 Deno.test("maze grids use their own tokens", () => {
   const p = gridPuzzle(gridTaskConfig(section, "maze", 0), 0);
   assert.equal(p.side, 2 * section.grid_maze_size - 1);
@@ -132,6 +152,9 @@ Deno.test("tracing a puzzle segment by segment agrees with inference, and draws 
     assert.equal(html.match(/<td /g)!.length, 16 * (hc.maxSegments + 2));
     assert.equal(html.match(/Q-halting stops here/g)!.length, 1);
   });
+  // TRM's rule: the trace stops where inference under it does.
+  const confident = await h.infer(ids, { rule: "confident" });
+  sudoku.forEach((p, i) => assert.equal(traceGrid(h, p, hc.maxSegments, "confident").haltedAt, confident.segments[i], `puzzle ${i}`));
   assert.ok(new Set(halted.segments).size > 1, `segments ${halted.segments}: expected early and late halts`);
   tf.dispose([ids, all.logits, halted.logits]);
   h.dispose();

@@ -8,9 +8,8 @@ import { stageContext } from "../eval/stage.ts";
 import { cognateFor } from "./common.ts";
 import { loadModel, saveModel } from "../models/io.ts";
 import { gridModelPath, phase1ModelPath } from "../util/run_dir.ts";
-import { sectionOf } from "../config/config.ts";
 import type { Hrrm } from "../models/hrrm.ts";
-import { evaluateHrrm, GridSection, type GridTaskResult, heldOutGrids } from "./p3_grids.ts";
+import { evaluateHrrm, type GridTaskResult, gridTaskSection, heldOutGrids } from "./p3_grids.ts";
 import { detectGrokking } from "./p3_grokking.ts";
 import { phase3, puzzleData } from "./p3_puzzles.ts";
 import { groupMeans } from "../util/numbers.ts";
@@ -110,8 +109,11 @@ Deno.test("phase 3 tiny: grokking above chance, puzzles above majority and base,
     assert.equal(g.hrrm.by_difficulty.count.reduce((a, b) => a + b, 0), g.eval_puzzles);
     assert.ok(g.hrrm.exact > g.one_segment.exact, `${g.task}: ${g.hrrm.exact} vs one segment ${g.one_segment.exact}`);
     const saved = await loadModel(join(runDir, gridModelPath(g.task)));
-    const maxSegments = sectionOf(GridSection, config.phases["3"], 3).grid_max_segments;
-    assert.deepEqual(await evaluateHrrm(saved.model as Hrrm, heldOutGrids(config, g.task), maxSegments), g.hrrm);
+    const c = gridTaskSection(config, g.task);
+    assert.deepEqual(
+      await evaluateHrrm(saved.model as Hrrm, heldOutGrids(config, g.task), c.grid_max_segments, true, c.grid_halt_rule),
+      g.hrrm,
+    );
     saved.model.dispose();
   }
   const sections = phase3.report!({
