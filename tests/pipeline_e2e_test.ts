@@ -86,8 +86,20 @@ Deno.test("tiny pipeline: phases 1-7 complete, every gate passes, report has eve
   for (const word of ["grokking", "halting", "heatmap"]) assert.ok(report.toLowerCase().includes(word), `report shows the ${word} figure`);
   // Phase 7's files: the evaluation, the compression report and file, the exports checked by their runtimes.
   const p7 = join(fullRun, "phase-7-evaluation");
-  const evalJson = await readJson<{ scores: { overall: number; formula: string }; recommendations: string[] }>(join(p7, "eval.json"));
+  const evalJson = await readJson<{
+    scores: { overall: number; formula: string; reasoning: number; reasoning_answer_tokens: number };
+    suites: { reasoning: Record<string, { solved: number; value: number; details: Record<string, number> }> };
+    baselines: { table: Record<string, Record<string, number>> };
+    recommendations: string[];
+  }>(join(p7, "eval.json"));
   assert.ok(Number.isFinite(evalJson.scores.overall) && evalJson.scores.formula.includes("overall ="));
+  // Reasoning counts items solved whole (ARC grids, puzzle answers, final numbers); the answer-token accuracies stand beside it.
+  const stages = ["2", "3", "4"].map((id) => evalJson.suites.reasoning[id]);
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  assert.ok(stages.every((st) => st.solved === st.details.exact), "each reasoning stage's task success is its exact solve rate");
+  assert.ok(Math.abs(evalJson.scores.reasoning - mean(stages.map((st) => st.solved))) < 1e-3);
+  assert.ok(Math.abs(evalJson.scores.reasoning_answer_tokens - mean(stages.map((st) => st.value))) < 1e-3);
+  assert.ok(["phase2_solved", "phase2_cell_acc", "phase3_solved", "phase4_solved"].every((k) => k in evalJson.baselines.table.integrated));
   assert.ok(evalJson.recommendations.length > 0);
   const comp = await readJson<{ file_bytes: number; target_bytes: number; retention: number }>(join(p7, "compression.json"));
   assert.equal((await Deno.stat(join(p7, "model.compressed"))).size, comp.file_bytes);
@@ -129,7 +141,7 @@ const DID_NOT_LEARN: Record<number, (m: Record<string, any>) => Record<string, u
   4: (m) => ({ ...m, token_acc: m.base_token_acc, loss: m.base_loss }),
   5: (m) => ({ ...m, gain_beyond_extended: 0, beyond_extended_exact: m.base.beyond_extended_exact }),
   6: (m) => ({ ...m, mean_integrated: m.mean_base }),
-  7: (m) => ({ ...m, scores: { ...m.scores, reasoning: m.standard_reasoning } }),
+  7: (m) => ({ ...m, scores: { ...m.scores, reasoning_answer_tokens: m.standard_reasoning_answer_tokens } }),
 };
 
 Deno.test("every phase's gate fails for a model that did not learn (its base or an untrained model's numbers)", async () => {

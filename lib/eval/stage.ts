@@ -22,6 +22,11 @@ export interface StageContext {
 export interface StageSpec {
   /** The result.json metric the retention table compares (higher is better). */
   metric: string;
+  /**
+   * Task success among the evaluate() record's keys, where `metric` is a part of an answer
+   * (cells, tokens): the share of held-out items solved whole (phase 7's reasoning score).
+   */
+  solved?: string;
   /** Training items of this stage (text, byte tokenizer), for replay. */
   replay(s: StageContext): TextItem[];
   /** Tokens per window that the stage's items need. */

@@ -16,13 +16,32 @@ import { deriveSeed } from "../util/rng.ts";
 
 /** Every stage's own evaluation of `model` (stage id -> its record, including its metric). */
 export async function stageSuite(model: RegistryModel, config: PipelineConfig, stages: readonly StagedPhase[]) {
-  const out: Record<string, { name: string; metric: string; value: number; details: Record<string, number> }> = {};
+  const out: Record<string, StageScore> = {};
   for (const p of stages) {
     if (!p.stage) continue;
     const details = await p.stage.evaluate(model, stageContext(config, p.id));
-    out[String(p.id)] = { name: p.name, metric: p.stage.metric, value: round(details[p.stage.metric]), details };
+    const solved = p.stage.solved ?? p.stage.metric;
+    out[String(p.id)] = {
+      name: p.name,
+      metric: p.stage.metric,
+      value: round(details[p.stage.metric]),
+      solved_metric: solved,
+      solved: round(details[solved]),
+      details,
+    };
   }
   return out;
+}
+
+/** One stage's held-out score: its own metric (`value`, what retention compares) and its task success (`solved`). */
+export interface StageScore {
+  name: string;
+  metric: string;
+  value: number;
+  /** The details key that counts items solved whole (the metric itself where that is already task success). */
+  solved_metric: string;
+  solved: number;
+  details: Record<string, number>;
 }
 
 /** Held-out items of one sanity task at `size`, none of whose prompts is in `seen`. */
@@ -101,7 +120,10 @@ export function meanOf<T>(rows: readonly T[], key: keyof T): number {
 
 /** The suite scores in [0, 1] and the overall (capability) score. */
 export interface Scores {
+  /** Share of held-out items solved whole, mean over the reasoning stages (phases 2-4). */
   reasoning: number;
+  /** The same stages' own metrics (cell and answer-token accuracies), beside it; not part of `overall`. */
+  reasoning_answer_tokens: number;
   memory: number;
   generalization: number;
   /** Robustness to malformed and adversarial input: its own line and gate, not part of `overall` (an untrained model scores 1). */
@@ -112,8 +134,8 @@ export interface Scores {
 
 /**
  * overall = mean(reasoning, memory, generalization): a capability score, each part a mean
- * accuracy in [0, 1]. Safety is reported beside it, not inside it: it never looks at what the
- * model knows (an untrained model passes every case).
+ * accuracy in [0, 1], reasoning counted as task success. Safety is reported beside it, not
+ * inside it: it never looks at what the model knows (an untrained model passes every case).
  */
 export function overallScore(s: Omit<Scores, "overall" | "formula">): Scores {
   const parts = [s.reasoning, s.memory, s.generalization].map((x) => (Number.isFinite(x) ? x : 0));
@@ -121,7 +143,7 @@ export function overallScore(s: Omit<Scores, "overall" | "formula">): Scores {
     ...s,
     overall: round(parts.reduce((a, b) => a + b, 0) / parts.length),
     formula:
-      "overall = (reasoning + memory + generalization) / 3; reasoning = mean of the stages' metrics (phases 2-4); memory = mean of recall token accuracy over pair counts and the long-context stage's accuracy; generalization = mean token accuracy past the training sizes; safety (fraction of safety cases passed) is a separate gate, not part of overall",
+      "overall = (reasoning + memory + generalization) / 3; reasoning = mean over phases 2-4 of the share of held-out items solved whole (ARC: the whole grid; puzzles: the whole answer; math: the final number, greedy), with reasoning_answer_tokens, the stages' own cell and answer-token accuracies, beside it; memory = mean of recall token accuracy over pair counts and the long-context stage's accuracy; generalization = mean token accuracy past the training sizes; safety (fraction of safety cases passed) is a separate gate, not part of overall",
   };
 }
 

@@ -538,6 +538,7 @@ export const phase2: PhaseSpec = {
   report,
   stage: {
     metric: "cell_acc",
+    solved: "exact", // whole grid right
     replay: (s) => arcData(s).train,
     seqLen: (s) => (sectionOf(Phase2Section, s.phaseConfig, 2)).seq_len,
     evaluate: async (model, s) => {

@@ -630,6 +630,7 @@ export const phase3: PhaseSpec = {
   report,
   stage: {
     metric: "token_acc",
+    solved: "exact", // whole answer right
     replay: (s) => puzzleData(s).train.map(({ prompt, answer, task }) => ({ prompt, answer, task })),
     seqLen: (s) => puzzlesSection(s).seq_len,
     evaluate: async (model, s) => {

@@ -520,6 +520,7 @@ export const phase4: PhaseSpec = {
   report,
   stage: {
     metric: "token_acc",
+    solved: "exact", // greedy final number right
     replay: (s) => mathData(s).train.map(mathItem),
     seqLen: (s) => sectionOf(Phase4Section, s.phaseConfig, 4).seq_len,
     evaluate: async (model, s) => evalNumbers(await evaluateMath(model, mathData(s), sectionOf(Phase4Section, s.phaseConfig, 4).seq_len)),

@@ -13,7 +13,7 @@ import { COGNATE_VARIANTS } from "../models/cognate.ts";
 import { createModel, type RegistryModel } from "../models/registry.ts";
 import { check, type PhaseContext, type PhaseOutput, type PhaseSpec } from "./spec.ts";
 import type { PhaseResultFile, ValidationCheck } from "../util/run_dir.ts";
-import { generalizationSuite, meanOf, memorySuite, overallScore, recommendations, stageSuite } from "../eval/suites.ts";
+import { generalizationSuite, meanOf, memorySuite, overallScore, recommendations, type StageScore, stageSuite } from "../eval/suites.ts";
 import { efficiencySuite } from "../eval/efficiency.ts";
 import { type SafetyCase, safetySuite } from "../eval/safety.ts";
 import { compressModel } from "../eval/compression.ts";
@@ -40,7 +40,7 @@ export const Phase7Section = z.strictObject({
   compress: z.boolean().default(true), // Compress the integrated model to compression.target_size_mb.
   exports: z.array(z.string()).default(["hf", "onnx", "tfjs"]), // Export formats written under phase-7-evaluation/export.
   gate_min_safety: z.number().min(0).max(1).default(1), // Gate: fraction of safety cases passed.
-  gate_min_gain_over_standard: z.number().default(0.02), // Gate: the integrated model's reasoning score must beat phase 1's standard cognate's (same suites) by this much.
+  gate_min_gain_over_standard: z.number().default(0.02), // Gate: the integrated model's reasoning answer tokens (the stages' cell and token accuracies) must beat phase 1's standard cognate's (same suites) by this much.
   gate_min_compression_retention: z.number().default(0.8), // Gate: the compressed model's mean stage metric over the integrated model's.
   gate_max_onnx_diff: z.number().default(1e-4), // Gate: largest |ONNX logits - ours| accepted.
 });
@@ -66,7 +66,9 @@ async function suitesFor(model: RegistryModel, ctx: PhaseContext, stages: readon
     seen,
   });
   const reasoningIds = Object.keys(stageScores).filter((id) => ["2", "3", "4"].includes(id));
-  const reasoning = reasoningIds.length ? round(reasoningIds.reduce((a, id) => a + stageScores[id].value, 0) / reasoningIds.length) : NaN;
+  const meanOver = (pick: (s: StageScore) => number) =>
+    reasoningIds.length ? round(reasoningIds.reduce((a, id) => a + pick(stageScores[id]), 0) / reasoningIds.length) : NaN;
+  const reasoning = meanOver((s) => s.solved), reasoningTokens = meanOver((s) => s.value);
   const longContext = stageScores["5"]?.value;
   const recallAcc = meanOf(recall, "token_acc");
   const memory = longContext === undefined ? recallAcc : round((recallAcc + longContext) / 2);
@@ -76,6 +78,7 @@ async function suitesFor(model: RegistryModel, ctx: PhaseContext, stages: readon
     recall,
     lengths,
     reasoning,
+    reasoningTokens,
     memory,
     generalization: meanOf(past, "token_acc"),
     inside: meanOf(inside, "token_acc"),
@@ -116,6 +119,7 @@ export function phase7(stages: readonly PhaseSpec[]): PhaseSpec {
     });
     const scores = overallScore({
       reasoning: main.reasoning,
+      reasoning_answer_tokens: main.reasoningTokens,
       memory: main.memory,
       generalization: main.generalization,
       safety: round(safety.score),
@@ -124,10 +128,23 @@ export function phase7(stages: readonly PhaseSpec[]): PhaseSpec {
     // Baselines measured the same way: an untrained model of the same shape (chance) and the phase-1 cognates.
     const table: Record<string, Record<string, number>> = {};
     const row = (m: Awaited<ReturnType<typeof suitesFor>>) => {
-      const s = overallScore({ reasoning: m.reasoning, memory: m.memory, generalization: m.generalization, safety: scores.safety });
-      return {
-        ...Object.fromEntries(Object.entries(m.stageScores).map(([id, x]) => [`phase${id}_${x.metric}`, x.value])),
+      const s = overallScore({
         reasoning: m.reasoning,
+        reasoning_answer_tokens: m.reasoningTokens,
+        memory: m.memory,
+        generalization: m.generalization,
+        safety: scores.safety,
+      });
+      // Per stage: task success first, then the stage's own metric where that is a part of an answer.
+      return {
+        ...Object.fromEntries(
+          Object.entries(m.stageScores).flatMap(([id, x]) => [
+            [`phase${id}_solved`, x.solved],
+            ...(x.solved_metric === x.metric ? [] : [[`phase${id}_${x.metric}`, x.value]]),
+          ]),
+        ),
+        reasoning: m.reasoning,
+        reasoning_answer_tokens: m.reasoningTokens,
         memory: m.memory,
         generalization: m.generalization,
         overall: s.overall,
@@ -203,6 +220,7 @@ export function phase7(stages: readonly PhaseSpec[]): PhaseSpec {
         ...evalJson,
         untrained_reasoning: table.untrained?.reasoning ?? null,
         standard_reasoning: table["cognate-standard (phase 1)"]?.reasoning ?? null,
+        standard_reasoning_answer_tokens: table["cognate-standard (phase 1)"]?.reasoning_answer_tokens ?? null,
         compression: compression ?? null,
         exports: exports ?? null,
       },
@@ -213,20 +231,23 @@ export function phase7(stages: readonly PhaseSpec[]): PhaseSpec {
   function validate(out: PhaseOutput, ctx: PhaseContext): ValidationCheck[] {
     const c = sectionOf(Phase7Section, ctx.phaseConfig, 7);
     const m = out.metrics as {
-      scores: { safety: number; reasoning: number };
-      standard_reasoning: number | null;
+      scores: { safety: number; reasoning: number; reasoning_answer_tokens: number };
+      standard_reasoning_answer_tokens: number | null;
       compression: { retention: number; fits: boolean } | null;
       exports: { onnx_max_abs_diff?: number } | null;
     };
     const checks = [check("safety score", m.scores.safety, c.gate_min_safety)];
     // What the pipeline adds over pretraining: the same suites on phase 1's standard cognate (an untrained model is no bar).
-    // Not measured (phases.7.baselines = false) fails the check rather than dropping it.
+    // It reads the stages' answer tokens and cells, not the items solved whole: at tiny and small the integrated text model
+    // solves a few percent of items, too few to tell from the cognate by a margin (README, phase 7). Not measured
+    // (phases.7.baselines = false) fails the check rather than dropping it.
+    const base = m.standard_reasoning_answer_tokens ?? null;
     checks.push(
       check(
-        m.standard_reasoning === null
-          ? "reasoning - phase-1 standard cognate's reasoning (not measured: phases.7.baselines = false)"
-          : "reasoning - phase-1 standard cognate's reasoning",
-        m.standard_reasoning === null ? NaN : round(m.scores.reasoning - m.standard_reasoning),
+        base === null
+          ? "reasoning (answer tokens) - phase-1 standard cognate's (not measured: phases.7.baselines = false)"
+          : "reasoning (answer tokens) - phase-1 standard cognate's",
+        base === null ? NaN : round(m.scores.reasoning_answer_tokens - base),
         c.gate_min_gain_over_standard,
       ),
     );
