@@ -11,8 +11,9 @@
  * the carry detached between them. Within a segment only the last L and H updates are
  * differentiated (the one-step gradient approximation); the earlier ones run off the tape.
  * A Q head on mean-pooled z_H gives (Q_halt, Q_continue): inference halts a sequence when
- * Q_halt > Q_continue (or, by TRM's rule, Q_halt > 0; HaltRule) or at maxSegments, and training adds a Q-learning loss (halt target:
- * the segment's prediction is exactly right; continue target: the next segment's max Q).
+ * Q_halt > Q_continue (or, by TRM's rule, Q_halt > 0; HaltRule) or at maxSegments, and
+ * training adds a Q-learning loss (halt target: the segment's prediction is exactly right;
+ * continue target: the next segment's max Q).
  *
  * Options: a third, strategic level above H (`levels: 3`), token mixing by an MLP across the
  * cells instead of attention (`mixer: "mlp"`, TRM's Sudoku model), and an external memory of
