@@ -79,7 +79,7 @@ export type GridRecipe = z.infer<typeof GridRecipe>;
  * 9x9 Sudoku's own defaults: TRM's MLP token mixing and gradient through the whole segment (with
  * attention, 1,000 steps left its blank cells at chance), 600 steps of 32, and up to 8 segments
  * at inference under TRM's halting rule: HRM's stopped after one segment, and the extra segments
- * solve more (README, phase 3 (c): 21% at 3 segments, 39% at 8; 79% at 1,200 steps and 3).
+ * solve more (README, phase 3 (c): the same weights 20% at 3 segments, 39% at 8; 79% at 1,200 steps and 3).
  */
 const Sudoku9Recipe = GridRecipe.extend({
   grid_steps: recipe.grid_steps.default(600),
