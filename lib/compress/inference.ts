@@ -19,7 +19,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { applyRope, causalMask, ropeTables } from "../nn/attention.ts";
-import type { DecoderConfig } from "../nn/decoder.ts";
+import { type DecoderConfig, prevTokenEmbedding, tokensBefore } from "../nn/decoder.ts";
 import { embedding, gelu, layerNorm, linear, rmsNorm, silu } from "../nn/layers.ts";
 import type { HostTensor } from "../nn/params.ts";
 import { Rng } from "../util/rng.ts";
@@ -113,6 +113,7 @@ export class CompressedDecoder {
     const F = Math.round(this.cfg.mlpRatio * C);
     const shapes: [string, number[]][] = [["tok", [V, C]], ["lnf_g", [C]]];
     if (positions === "learned") shapes.push(["pos", [maxSeqLen, C]]);
+    for (let k = 1; k <= (this.cfg.prevTokens ?? 0); k++) shapes.push([`prev${k}_tok`, [V, C]]);
     if (norm === "layernorm") shapes.push(["lnf_b", [C]]);
     if (!tieEmbeddings) shapes.push(["head_w", [C, V]]);
     for (let l = 0; l < nLayers; l++) {
@@ -191,6 +192,9 @@ export class CompressedDecoder {
       }
       let x = embedding(this.#t("tok") as tf.Tensor2D, ids) as tf.Tensor3D; // [B, T, C]
       if (this.cfg.positions === "learned") x = tf.add(x, tf.slice(this.#t("pos"), [0, 0], [t, C]));
+      for (let k = 1; k <= (this.cfg.prevTokens ?? 0); k++) {
+        x = tf.add(x, prevTokenEmbedding(this.#t(`prev${k}_tok`) as tf.Tensor2D, tokensBefore(ids, k)));
+      }
       for (let l = 0; l < this.cfg.nLayers; l++) {
         const hA = tf.add(x, this.#attention(this.#norm(x, `l${l}.ln1`) as tf.Tensor3D, l));
         x = tf.add(hA, this.#mlp(this.#norm(hA, `l${l}.ln2`), l)) as tf.Tensor3D;

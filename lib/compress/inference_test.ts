@@ -60,16 +60,20 @@ async function logits(m: CompressedDecoder): Promise<Float32Array> {
 
 const asMatrix = (t: HostTensor): Matrix => ({ rows: t.shape[0], cols: t.shape[1], data: t.data });
 
-Deno.test("with dense weights the forward pass equals Decoder.forward (GPT-2 and LLaMA-style configs)", async () => {
-  for (const cfg of [GPT, LLAMA]) {
+Deno.test("with dense weights the forward pass equals Decoder.forward (GPT-2 and LLaMA-style configs, a previous-token embedding)", async () => {
+  for (const cfg of [GPT, LLAMA, { ...LLAMA, prevTokens: 2 }]) {
     const d = new Decoder(cfg, 5);
     const w = await d.params.toHost();
     d.params.dispose();
     const m = await CompressedDecoder.create(cfg, w);
     assert.equal(m.mode, "reconstructed");
-    assertClose(await logits(m), await decoderLogits(cfg, w), `${cfg.norm}/${cfg.positions}/${cfg.mlp}`);
+    assertClose(await logits(m), await decoderLogits(cfg, w), `${cfg.norm}/${cfg.positions}/${cfg.mlp}/prevTokens ${cfg.prevTokens}`);
     m.dispose();
   }
+  const prev = new Decoder({ ...LLAMA, prevTokens: 2 }, 5), w = await prev.params.toHost();
+  prev.params.dispose();
+  w.delete("prev2_tok");
+  await assert.rejects(CompressedDecoder.create({ ...LLAMA, prevTokens: 2 }, w), /prev2_tok/);
 });
 
 Deno.test("compressed layers (VPTQ, BitNet, SeedLM, an entropy-coded VPTQ table) give Decoder's logits on the reconstruction", async () => {

@@ -84,6 +84,7 @@ export function hfConfig(meta: SavedModel, ids = tokenizerIds("byte")): Record<s
     hidden_act: c.mlp === "swiglu" ? "silu" : "gelu_pytorch_tanh",
     mlp_type: c.mlp, // "gelu": fc2(gelu(fc1 x)); "swiglu": fc2(silu(fc1 x) * fc3 x)
     norm_type: c.norm,
+    prev_tokens: c.prevTokens ?? 0, // embeddings of the k preceding tokens added to each input (decoder.ts prevTokens)
     [c.norm === "rmsnorm" ? "rms_norm_eps" : "layer_norm_eps"]: c.normEps,
     attention_bias: c.bias,
     mlp_bias: c.bias,
@@ -292,6 +293,12 @@ function posInt(j: Json, file: string, name: string): number {
   return v as number;
 }
 
+function posIntOrZero(j: Json, file: string, name: string): number {
+  const v = j[name];
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0) throw fieldError(file, name, v, "an integer >= 0");
+  return v;
+}
+
 function positive(j: Json, file: string, name: string): number {
   const v = j[name];
   if (typeof v !== "number" || !(v > 0)) throw fieldError(file, name, v, "a positive number");
@@ -427,6 +434,7 @@ export function decoderFromHfConfig(j: Json, file: string): DecoderConfig {
     tieEmbeddings: bool(j, file, "tie_word_embeddings"),
     initStd: typeof j.initializer_range === "number" ? j.initializer_range : 0.02,
     normEps: positive(j, file, norm === "rmsnorm" ? "rms_norm_eps" : "layer_norm_eps"),
+    prevTokens: j.prev_tokens === undefined ? 0 : posIntOrZero(j, file, "prev_tokens"),
   };
   if (bool(j, file, "mlp_bias") !== c.bias) throw fieldError(file, "mlp_bias", j.mlp_bias, `the same as attention_bias (${c.bias})`);
   return c;
@@ -449,6 +457,7 @@ const HF_NAME: Record<keyof DecoderConfig, string> = {
   tieEmbeddings: "tie_word_embeddings",
   initStd: "initializer_range",
   normEps: "layer_norm_eps / rms_norm_eps",
+  prevTokens: "prev_tokens",
 };
 
 const STANDARD_TYPES: readonly HfArch[] = ["gpt2", "gpt_neox", "llama"];
@@ -514,8 +523,8 @@ export function savedModelFromHfConfig(j: Json, file: string): SavedModel {
   const hf = hfFields();
   for (const k of Object.keys(HF_NAME) as (keyof DecoderConfig)[]) {
     if ((k === "ropeBase" || k === "ropeScale") && hf.positions !== "rope") continue; // not written for learned positions
-    const a = k === "mlpRatio" ? Math.round(reg.mlpRatio * reg.dModel) : reg[k];
-    const b = k === "mlpRatio" ? Math.round(hf.mlpRatio * hf.dModel) : hf[k];
+    const a = k === "mlpRatio" ? Math.round(reg.mlpRatio * reg.dModel) : k === "prevTokens" ? reg[k] ?? 0 : reg[k];
+    const b = k === "mlpRatio" ? Math.round(hf.mlpRatio * hf.dModel) : k === "prevTokens" ? hf[k] ?? 0 : hf[k];
     if (a !== b) {
       throw new Error(
         `${file}: field '${HF_NAME[k]}' (${JSON.stringify(b)}) disagrees with agent_forge.config.${k} (${JSON.stringify(a)})`,

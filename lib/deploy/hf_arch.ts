@@ -34,6 +34,7 @@ export const HF_ARCH_CLASS: Record<HfArch, string> = {
 
 /** The architecture that computes exactly what `c` computes, or null and why none does. */
 export function hfArchOf(c: DecoderConfig): { arch: HfArch; reason?: undefined } | { arch: null; reason: string } {
+  if (c.prevTokens) return { arch: null, reason: `prevTokens = ${c.prevTokens}: no standard architecture embeds preceding tokens` };
   if (c.positions === "learned" && c.norm === "layernorm" && c.mlp === "gelu") return { arch: "gpt2" };
   if (c.positions === "rope" && c.norm === "layernorm" && c.mlp === "gelu") return { arch: "gpt_neox" };
   if (c.positions === "rope" && c.norm === "rmsnorm" && c.mlp === "swiglu") return { arch: "llama" };

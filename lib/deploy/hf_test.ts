@@ -140,6 +140,19 @@ Deno.test("config.json carries the architecture fields: gpt_neox for the default
   assert.equal(ours.hidden_act, "gelu_pytorch_tanh");
   assert.match(String((ours.agent_forge as Record<string, unknown>).no_standard_architecture), /learned positions \+ rmsnorm \+ gelu/);
   other.model.dispose();
+  // Nor embeddings of preceding tokens (`model.prev_tokens`).
+  const prev = tinyCognate(1, { prevTokens: 2 });
+  await exportHfFolder(prev.model, prev.meta, dir);
+  const withPrev = await readConfig(dir);
+  assert.equal(withPrev.model_type, "agent-forge-cognate");
+  assert.match(
+    String((withPrev.agent_forge as Record<string, unknown>).no_standard_architecture),
+    /prevTokens = 2: no standard architecture embeds preceding tokens/,
+  );
+  const back = await loadHfFolder(dir);
+  assert.ok(back.model.params.names().includes("prev2_tok"));
+  back.model.dispose();
+  prev.model.dispose();
   await Deno.remove(dir, { recursive: true });
 });
 

@@ -147,6 +147,12 @@ export function decoderToOnnx(
   if (cfg.positions === "learned" && L > cfg.maxSeqLen) {
     throw new Error(`onnx export: maxLength = ${L} exceeds maxSeqLen ${cfg.maxSeqLen} (the learned position table)`);
   }
+  if (kv && cfg.prevTokens) {
+    throw new Error(
+      `onnx export: profile kv cannot run a model that embeds preceding tokens (prevTokens = ${cfg.prevTokens}): the first new ` +
+        "tokens' predecessors lie in the past, which the cache's inputs do not hold; use profile dynamic or portable",
+    );
+  }
   const { dModel: C, nHeads: H, nLayers, vocabSize: V } = cfg;
   const hd = C / H;
   const g = new GraphBuilder();
@@ -224,6 +230,12 @@ export function decoderToOnnx(
     const table = g.f32("pos", pos.data.subarray(0, L * C), [L, C]);
     const rows = kv ? g.op("Gather", [table, "position_ids"], [attr.int("axis", 0)]) : profile === "dynamic" ? sliceToT(table) : table;
     x = g.op("Add", [x, rows]);
+  }
+  for (let k = 1; k <= (cfg.prevTokens ?? 0); k++) { // + prev<k>_tok[ids[t - k]], zero for t < k: the rows gathered, shifted k steps along T
+    const e = g.op("Gather", [init(`prev${k}_tok`), ids], [attr.int("axis", 0)]); // [B, T, C]
+    const padded = g.op("Pad", [e, g.i64(`prev${k}_pads`, [0, k, 0, 0, 0, 0])]); // [B, T + k, C], k zero rows first
+    const ends = g.i64(`prev${k}_end`, [-k]), starts = g.i64(`prev${k}_start`, [0]), axes = g.i64(`prev${k}_axis`, [1]);
+    x = g.op("Add", [x, g.op("Slice", [padded, starts, ends, axes])]);
   }
 
   const headShape = g.i64("shape_heads", [0, 0, H, hd]); // [B, T, C] -> [B, T, H, hd]

@@ -26,9 +26,9 @@ try {
   console.error(`onnx_test: onnxruntime-node cannot load here, parity tests skipped: ${ortError}`);
 }
 
-/** A tiny-preset standard cognate (64 wide, 2 layers, the byte vocabulary) with `overrides`. */
+/** A tiny-preset standard cognate (64 wide, 2 layers, the byte vocabulary) with `overrides`; no previous-token tables unless they add them (the kv profile has none). */
 function tinyCognate(seed: number, overrides: Partial<CognateConfig> = {}): { model: RegistryModel; meta: SavedModel } {
-  const config = cognatePresetConfig("tiny", "standard", overrides);
+  const config = cognatePresetConfig("tiny", "standard", { prevTokens: 0, ...overrides });
   return { model: createModel("cognate-standard", config, seed), meta: { key: "cognate-standard", config: { ...config } } };
 }
 
@@ -82,6 +82,7 @@ const VARIANTS: [string, Partial<CognateConfig>][] = [
   }],
   ["learned, layernorm, gelu, tied", { positions: "learned", tieEmbeddings: true }],
   ["learned, rmsnorm, swiglu, untied", { positions: "learned", norm: "rmsnorm", mlp: "swiglu" }],
+  ["rope, embeddings of 2 preceding tokens", { prevTokens: 2 }],
 ];
 
 for (const [label, overrides] of VARIANTS) {
@@ -230,6 +231,12 @@ Deno.test("onnx export refuses models its graph does not cover, and bad options,
   const { model, meta } = tinyCognate(1, { positions: "learned" });
   await assert.rejects(exportOnnx(model, meta, "/nonexistent/x.onnx", { maxLength: 65 }), /maxLength = 65 exceeds maxSeqLen 64/);
   model.dispose();
+  const prev = tinyCognate(1, { prevTokens: 1 });
+  await assert.rejects(
+    exportOnnx(prev.model, prev.meta, "/nonexistent/x.onnx", { profile: "kv" }),
+    /profile kv cannot run a model that embeds preceding tokens \(prevTokens = 1\)/,
+  );
+  prev.model.dispose();
   assert.throws(() => onnxInfo(new Uint8Array([1, 2, 3, 250]), "bad.onnx"), /bad\.onnx/);
 });
 

@@ -10,7 +10,7 @@
  * - `dare` (Yu et al., 2024, "Language Models are Super Mario"): drop each entry of tau_k with
  *   probability 1 - density, rescale the kept ones by 1 / density, then add as task arithmetic.
  *
- * Layer groups (`groupOf`): `embed` (token and position tables), `l<i>` (block i's parameters),
+ * Layer groups (`groupOf`): `embed` (token, previous-token and position tables), `l<i>` (block i's parameters),
  * `head` (final norm and output head), and `other` (any extra module, e.g. a memory). The weights
  * are searched per group (breed.ts); density and the DARE seed are part of the recipe.
  */
@@ -36,7 +36,7 @@ export interface MergeRecipe {
 
 /** The layer group of a parameter name (see the module comment). */
 export function groupOf(name: string): string {
-  if (name === "tok" || name === "pos") return "embed";
+  if (name === "tok" || name === "pos" || /^prev\d+_tok$/.test(name)) return "embed";
   const m = /^l(\d+)\./.exec(name);
   if (m) return `l${m[1]}`;
   if (name.startsWith("lnf") || name === "head_w") return "head";

@@ -95,7 +95,7 @@ export function cognateConfig(overrides: Partial<CognateConfig> = {}): CognateCo
 /** The decoder's own fields of a config that extends DecoderConfig (a cognate's transformer part). */
 export function decoderPart(c: DecoderConfig): DecoderConfig {
   const { vocabSize, dModel, nHeads, nLayers, mlpRatio, maxSeqLen, norm, positions, ropeBase, ropeScale } = c;
-  const { mlp, bias, tieEmbeddings, initStd, normEps } = c;
+  const { mlp, bias, tieEmbeddings, initStd, normEps, prevTokens } = c;
   return {
     vocabSize,
     dModel,
@@ -112,6 +112,7 @@ export function decoderPart(c: DecoderConfig): DecoderConfig {
     tieEmbeddings,
     initStd,
     normEps,
+    ...(prevTokens ? { prevTokens } : {}),
   };
 }
 
@@ -156,7 +157,7 @@ export function decoderParamCount(c: DecoderConfig): number {
   const F = Math.round(c.mlpRatio * C);
   const pos = c.positions === "learned" ? c.maxSeqLen * C : 0;
   const lnf = c.norm === "layernorm" ? 2 * C : C;
-  return V * C + pos + c.nLayers * decoderBlockParamCount(c, F) + lnf + (c.tieEmbeddings ? 0 : C * V);
+  return V * C * (1 + (c.prevTokens ?? 0)) + pos + c.nLayers * decoderBlockParamCount(c, F) + lnf + (c.tieEmbeddings ? 0 : C * V);
 }
 
 /** Scalars of the variant's own module: the GatedLTM (memory), the refinement core (reasoning), none (standard). */
@@ -241,6 +242,7 @@ export function cognateBaseFromModel(m: ModelSection): CognateConfig {
     bias: m.bias,
     tieEmbeddings: m.tie_embeddings,
     initStd: m.init_std,
+    ...(m.prev_tokens ? { prevTokens: m.prev_tokens } : {}),
   });
 }
 

@@ -38,6 +38,7 @@ Deno.test("parameter counts from configs equal the built ParamSets (tiny preset 
     { positions: "rope", tieEmbeddings: true },
     { mlp: "swiglu", norm: "rmsnorm", bias: false },
     { memDim: 8, refineMlpRatio: 3, mlpRatio: 2.5 },
+    { prevTokens: 2 },
   ];
   for (const s of shapes) for (const variant of COGNATE_VARIANTS) configs.push(cognateConfig({ ...SMALL, ...s, variant }));
   for (const c of configs) {

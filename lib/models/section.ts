@@ -22,6 +22,7 @@ export const ModelSection = z.strictObject({
   tie_embeddings: z.boolean().default(false),
   init_std: z.number().gt(0).default(0.02),
   rope_base: z.number().gt(1).default(10000),
+  prev_tokens: z.number().int().min(0).max(4).default(0), // preceding tokens each position also embeds, one [vocab, hidden] table each (decoder.ts prevTokens): copying what followed an earlier match then takes one attention layer
 });
 export type ModelSection = z.infer<typeof ModelSection>;
 

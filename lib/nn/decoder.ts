@@ -46,6 +46,14 @@ export interface DecoderConfig {
   initStd: number;
   /** Epsilon inside the norms. */
   normEps: number;
+  /**
+   * How many preceding tokens each position also embeds (0 to MAX_PREV_TOKENS): table
+   * `prev<k>_tok` [V, C] embeds the token k places back, added to the input. A position then
+   * knows its context from the first layer on, so one attention layer can match the tokens just
+   * written against an earlier occurrence and copy what followed it (induction), which a plain
+   * decoder must first build from previous-token heads in earlier layers. Absent: 0.
+   */
+  prevTokens?: number;
 }
 
 /** The PyTorch reference model of `shared/peers/torch_gpt_ref.py`. */
@@ -65,7 +73,11 @@ export const REFERENCE_DECODER: DecoderConfig = {
   tieEmbeddings: false,
   initStd: 0.02,
   normEps: 1e-5,
+  prevTokens: 0,
 };
+
+/** The most preceding tokens a decoder embeds (`prevTokens`): what the KV cache hands it for each new token. */
+export const MAX_PREV_TOKENS = 4;
 
 /** A small shape that trains in seconds on a CPU: the reference model at 64 wide and 2 layers. */
 export const SMALL_DECODER: DecoderConfig = { ...REFERENCE_DECODER, dModel: 64, nLayers: 2 };
@@ -82,6 +94,37 @@ export function validateDecoderConfig(c: DecoderConfig): void {
   }
   if (!(c.mlpRatio > 0)) throw new Error(`decoder.mlpRatio = ${c.mlpRatio}: expected > 0`);
   if (!(c.ropeScale > 0)) throw new Error(`decoder.ropeScale = ${c.ropeScale}: expected > 0`);
+  const k = c.prevTokens ?? 0;
+  if (!(Number.isInteger(k) && k >= 0 && k <= MAX_PREV_TOKENS)) {
+    throw new Error(`decoder.prevTokens = ${k}: expected an integer in 0..${MAX_PREV_TOKENS}`);
+  }
+}
+
+/**
+ * The token `k` places before each of `ids` (int32 [B, T]) in its row: ids shifted right by k.
+ * The first k positions read `context` (int32 [B, >= k], the tokens before `ids`, oldest first),
+ * or -1 (none) without it. -> int32 [B, T]
+ */
+export function tokensBefore(ids: tf.Tensor2D, k: number, context?: tf.Tensor2D): tf.Tensor2D {
+  const [b, t] = ids.shape;
+  if (context && context.shape[1] < k) throw new Error(`tokensBefore: ${context.shape[1]} context tokens, ${k} needed`);
+  const head = context ? tf.slice(context, [0, context.shape[1] - k], [b, k]) : tf.fill([b, k], -1, "int32"); // [B, k]
+  return tf.slice(tf.concat([head, ids], 1), [0, 0], [b, t]) as tf.Tensor2D;
+}
+
+/**
+ * Rows of a previous-token table `table` [V, C] for `before` (int32 [B, T], from
+ * `tokensBefore`), a zero row where it is -1. `lookup` gathers rows (default: `embedding`, whose
+ * gradient is a scatter-add). -> [B, T, C]
+ */
+export function prevTokenEmbedding(
+  table: tf.Tensor2D,
+  before: tf.Tensor2D,
+  lookup: (table: tf.Tensor2D, ids: tf.Tensor2D) => tf.Tensor = embedding,
+): tf.Tensor3D {
+  const has = tf.cast(tf.greaterEqual(before, 0), "float32"); // [B, T]
+  const rows = lookup(table, tf.maximum(before, tf.scalar(0, "int32")) as tf.Tensor2D); // [B, T, C]
+  return tf.mul(rows, tf.expandDims(has, 2)) as tf.Tensor3D;
 }
 
 /** What a forward pass returns: the final hidden states and the logits. */
@@ -103,6 +146,8 @@ export interface CachedInput {
   mask: tf.Tensor4D;
   /** Keys and values of the P earlier slots, one per layer; absent on the first call (P = 0). */
   past?: LayerKv[];
+  /** [B, T, MAX_PREV_TOKENS], row-major: entry k - 1 is the token k places before each new one in its row, -1 for none or padding (read with `prevTokens`). */
+  prevIds?: Int32Array;
 }
 
 /** What a cached forward pass returns: logits of the new tokens and every layer's keys and values over P + T slots. */
@@ -139,6 +184,7 @@ export class Decoder {
     };
     p.add("tok", [V, C], normal);
     if (this.cfg.positions === "learned") p.add("pos", [maxSeqLen, C], normal);
+    for (let k = 1; k <= (this.cfg.prevTokens ?? 0); k++) p.add(`prev${k}_tok`, [V, C], normal);
     for (let l = 0; l < nLayers; l++) {
       norm(`l${l}.ln1`);
       lin(`l${l}.qkv`, C, 3 * C);
@@ -185,8 +231,13 @@ export class Decoder {
     return tf.add(h, this.#mlp(this.#norm(h, `l${l}.ln2`), l)) as tf.Tensor3D;
   }
 
-  /** Token (+ learned position) embeddings. ids int32 [B, T] -> [B, T, C]. */
-  embed(ids: tf.Tensor2D, posOffset = 0): tf.Tensor3D {
+  /**
+   * Token (+ learned position, + previous-token) embeddings. ids int32 [B, T] -> [B, T, C].
+   * With `prevTokens`, the first positions of `ids` have no predecessors unless `context` gives
+   * them: int32 [B, prevTokens], the tokens before each row's first (a chunk's, when `posOffset`
+   * > 0), oldest first, -1 for none.
+   */
+  embed(ids: tf.Tensor2D, posOffset = 0, context?: tf.Tensor2D): tf.Tensor3D {
     const [, t] = ids.shape;
     if (this.cfg.positions === "learned" && posOffset + t > this.cfg.maxSeqLen) {
       throw new Error(`sequence of ${posOffset + t} tokens exceeds maxSeqLen ${this.cfg.maxSeqLen}`);
@@ -194,6 +245,9 @@ export class Decoder {
     let x = embedding(this.params.get("tok") as tf.Variable<tf.Rank.R2>, ids); // [B, T, C]
     if (this.cfg.positions === "learned") {
       x = tf.add(x, tf.slice(this.params.get("pos"), [posOffset, 0], [t, this.cfg.dModel]));
+    }
+    for (let k = 1; k <= (this.cfg.prevTokens ?? 0); k++) {
+      x = tf.add(x, prevTokenEmbedding(this.params.get(`prev${k}_tok`) as tf.Tensor2D, tokensBefore(ids, k, context)));
     }
     return x as tf.Tensor3D;
   }
@@ -229,6 +283,17 @@ export class Decoder {
     const maxPos = positions.reduce((m, p) => Math.max(m, p), 0);
     const pos = tf.tensor2d(positions, [b, t], "int32");
     let x: tf.Tensor = tf.gather(this.params.get("tok"), ids); // [B, T, C] (inference: no custom gradient)
+    const K = this.cfg.prevTokens ?? 0;
+    if (K > 0) {
+      if (!input.prevIds || input.prevIds.length !== b * t * MAX_PREV_TOKENS) {
+        throw new Error(`forwardCached: the model reads ${K} previous tokens (prevTokens); give prevIds, ${MAX_PREV_TOKENS} per new token`);
+      }
+      const all = tf.tensor3d(input.prevIds, [b, t, MAX_PREV_TOKENS], "int32");
+      for (let k = 1; k <= K; k++) {
+        const before = tf.reshape(tf.slice(all, [0, 0, k - 1], [b, t, 1]), [b, t]) as tf.Tensor2D;
+        x = tf.add(x, prevTokenEmbedding(this.params.get(`prev${k}_tok`) as tf.Tensor2D, before, (table, i) => tf.gather(table, i)));
+      }
+    }
     let rope: { cos: tf.Tensor; sin: tf.Tensor } | undefined;
     if (this.cfg.positions === "learned") {
       if (maxPos >= this.cfg.maxSeqLen) throw new Error(`position ${maxPos} exceeds maxSeqLen ${this.cfg.maxSeqLen}`);

@@ -15,7 +15,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { LayerKv } from "./attention.ts";
-import type { CachedInput, CachedOutput } from "./decoder.ts";
+import { type CachedInput, type CachedOutput, MAX_PREV_TOKENS } from "./decoder.ts";
 
 /** A model that decodes with a KV cache (the decoder, the standard cognate). */
 export interface CachedModel {
@@ -37,6 +37,8 @@ export class KvCache {
   #valid: number[][] = [];
   /** Per row: the position of its next token (its count of real tokens). */
   #next: number[] = [];
+  /** Per row: its newest real tokens, up to MAX_PREV_TOKENS, oldest first (a previous-token model reads them). */
+  #recent: number[][] = [];
 
   /** Rows in the batch. */
   get rows(): number {
@@ -60,6 +62,7 @@ export class KvCache {
     for (let i = 0; i < n; i++) {
       this.#valid.push(new Array(P).fill(0));
       this.#next.push(0);
+      this.#recent.push([]);
     }
     if (this.#layers && n > 0) {
       this.#layers = this.#replace((kv) => {
@@ -76,6 +79,7 @@ export class KvCache {
     for (const r of keep) if (!(r >= 0 && r < this.rows)) throw new Error(`KvCache.keepRows: no row ${r} in ${this.rows}`);
     this.#valid = keep.map((r) => this.#valid[r]);
     this.#next = keep.map((r) => this.#next[r]);
+    this.#recent = keep.map((r) => this.#recent[r]);
     if (!this.#layers) return;
     if (keep.length === 0) return this.#clear();
     const idx = tf.tensor1d(Array.from(keep), "int32");
@@ -114,6 +118,8 @@ export class KvCache {
     const S = P + T;
     const ids = new Int32Array(B * T).fill(pad);
     const positions = new Int32Array(B * T);
+    const prevIds = new Int32Array(B * T * MAX_PREV_TOKENS).fill(-1); // [B, T, MAX_PREV_TOKENS]
+    const recentBefore = this.#recent.map((r) => r.slice());
     tokens.forEach((t, r) => {
       const lead = T - t.length; // padding at the front of the chunk
       const valid = this.#valid[r];
@@ -123,6 +129,10 @@ export class KvCache {
         if (real) {
           ids[r * T + i] = t[i - lead];
           positions[r * T + i] = this.#next[r]++;
+          const recent = this.#recent[r];
+          for (let k = 1; k <= recent.length; k++) prevIds[(r * T + i) * MAX_PREV_TOKENS + k - 1] = recent[recent.length - k];
+          recent.push(t[i - lead]);
+          if (recent.length > MAX_PREV_TOKENS) recent.shift();
         }
       }
     });
@@ -139,6 +149,7 @@ export class KvCache {
     const rollback = () => {
       this.#valid.forEach((v) => v.length = P);
       tokens.forEach((t, r) => this.#next[r] -= t.length);
+      this.#recent = recentBefore;
     };
     let result: tf.Tensor[];
     try {
@@ -148,6 +159,7 @@ export class KvCache {
           positions,
           mask: tf.tensor4d(mask, [B, 1, T, S]),
           past,
+          prevIds,
         });
         const V = out.logits.shape[2];
         return [tf.reshape(tf.slice(out.logits, [0, T - 1, 0], [B, 1, V]), [B, V]), ...flatKv(out.present)];
@@ -167,6 +179,7 @@ export class KvCache {
     this.#clear();
     this.#valid = [];
     this.#next = [];
+    this.#recent = [];
   }
 
   #clear(): void {

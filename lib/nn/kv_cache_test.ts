@@ -22,6 +22,7 @@ const VARIANTS: Record<string, DecoderConfig> = {
     tieEmbeddings: true,
   },
   "rope, interpolated x2": { ...base, positions: "rope", ropeScale: 2 },
+  "rope + embeddings of 3 preceding tokens": { ...base, positions: "rope", prevTokens: 3 },
 };
 
 /** Logits of the last token of `row` from the plain forward pass of the row alone. [V] */
@@ -71,7 +72,7 @@ for (const backend of ["cpu", "wasm"] as const) {
 
   Deno.test(`KV cache: rows join, leave and compact mid-run (continuous batching) [${backend}]`, async () => {
     await initBackend(backend, { quiet: true });
-    const cfg = VARIANTS["rope + rmsnorm + swiglu, no bias, tied"];
+    const cfg = { ...VARIANTS["rope + rmsnorm + swiglu, no bias, tied"], prevTokens: 2 }; // rows that join read their own preceding tokens
     const model = new Decoder(cfg, 4);
     const rng = new Rng(11);
     const rows = [randomRow(rng, 3), randomRow(rng, 6)];
