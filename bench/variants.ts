@@ -10,6 +10,8 @@
  * Options: --run DIR  --phase N  --variant LABEL:SETS (repeatable; SETS comma-separated k=v, may be
  *          empty)  --metrics a,b (top-level result metrics; default the phase's stage metric)
  *          --out DIR (keeps each variant's result.json; default a temporary folder)  --json FILE
+ *          --after 1,3 (the earlier phases phase N reads, e.g. 1 for phase 5: the others that DIR
+ *          lacks are marked done empty in each copy instead of being run; default: all of them run)
  */
 import { parseArgs } from "node:util";
 import { join, resolve } from "node:path";
@@ -24,6 +26,7 @@ const { values } = parseArgs({
     phase: { type: "string" },
     variant: { type: "string", multiple: true, default: [] },
     metrics: { type: "string" },
+    after: { type: "string" },
     out: { type: "string" },
     json: { type: "string" },
   },
@@ -42,6 +45,13 @@ const metrics = values.metrics?.split(",") ?? [spec.stage?.metric ?? ""].filter(
 const out = resolve(values.out ?? await Deno.makeTempDir({ prefix: "af-bench-variants-" }));
 await Deno.mkdir(join(out, "trials"), { recursive: true });
 
+// --after: the earlier phases N needs run if missing; every other earlier phase is a no-op in the copies.
+const needed = values.after === undefined ? undefined : new Set(values.after.split(",").map(Number));
+const phases = needed
+  ? PHASES.map((p) =>
+    p.id < phase && !needed.has(p.id) ? { ...p, run: () => Promise.resolve({ metrics: {}, artifacts: [] }), validate: () => [] } : p
+  )
+  : PHASES;
 const rows: Record<string, unknown>[] = [];
 for (const [k, v] of variants.entries()) {
   const name = `v${k}-${v.label.replace(/[^\w.-]/g, "_")}`;
@@ -49,7 +59,7 @@ for (const [k, v] of variants.entries()) {
   await runTrial(
     { out, baseRun: resolve(values.run), phase, metric: metrics[0] ?? "", objective: "result" },
     { name, sets: v.sets },
-    { phases: PHASES },
+    { phases },
   );
   const r = await readJson<{ metrics: Record<string, unknown> }>(join(out, "trials", `${name}.json`));
   const row: Record<string, unknown> = { variant: v.label, sets: v.sets.join(" ") || "(the run's config)" };

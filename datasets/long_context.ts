@@ -334,6 +334,22 @@ export function compactPasskeyMinLength(keyDigits: number, decoys: number): numb
   return "Find the key.\n\n".length + `key=.`.length + keyDigits + decoys * (1 + label + keyDigits + 2) + "\n\nkey=".length;
 }
 
+/**
+ * A copy drill: a random digit string of `minLength`..`maxLength` digits, then a newline, then
+ * the same string again as the answer. Every answer digit is found by matching the digit just
+ * written to its earlier occurrence and copying the one after it (an induction circuit), so one
+ * item trains that circuit at every answer token, where a passkey trains it at `keyDigits`.
+ */
+export function copyDrill(seed: number, minLength: number, maxLength: number): { prompt: string; answer: string } {
+  if (!(Number.isInteger(minLength) && Number.isInteger(maxLength) && minLength >= 1 && maxLength >= minLength)) {
+    throw new Error(`copyDrill: lengths ${minLength}..${maxLength}, expected integers with 1 <= min <= max`);
+  }
+  const rng = new Rng(seed);
+  const n = minLength + rng.int(maxLength - minLength + 1);
+  const digits = Array.from({ length: n }, () => String(rng.int(10))).join("");
+  return { prompt: `${digits}\n`, answer: digits };
+}
+
 function passkeySpec(cfg: LongContextConfig, rng: Rng): Spec {
   const [key, ...others] = distinct(1 + cfg.decoys, () => String(number(rng, cfg.keyDigits)));
   const labels = others.map(() => DECOY_LABELS[rng.int(DECOY_LABELS.length)]);

@@ -1,6 +1,7 @@
 /** Long-context tasks: lengths on target, needles at their depth, answers recoverable by an independent parser. */
 import assert from "node:assert/strict";
 import {
+  copyDrill,
   type CountTokens,
   DEFAULT_LONG_CONTEXT,
   grid,
@@ -268,4 +269,18 @@ Deno.test("passkey decoys: other numbers of the key's length under other labels,
   bad({ decoys: -1 }, /long_context.decoys = -1: expected an integer in 0\.\.64/);
   bad({ task: "multi_needle", decoys: 2 }, /long_context.decoys = 2: only the passkey task has decoys/);
   bad({ keyDigits: 1, decoys: 9, compact: true, length: 256 }, /long_context.decoys = 9: keys of 1 digit\(s\) leave too few/);
+});
+
+Deno.test("copy drill: a digit string within the lengths, a newline, the same string as the answer; deterministic in the seed", () => {
+  const lengths = new Set<number>();
+  for (let seed = 0; seed < 200; seed++) {
+    const { prompt, answer } = copyDrill(seed, 3, 6);
+    assert.match(answer, /^\d{3,6}$/);
+    assert.equal(prompt, `${answer}\n`);
+    lengths.add(answer.length);
+  }
+  assert.deepEqual([...lengths].sort(), [3, 4, 5, 6]);
+  assert.deepEqual(copyDrill(7, 8, 27), copyDrill(7, 8, 27));
+  assert.notEqual(copyDrill(1, 20, 20).answer, copyDrill(2, 20, 20).answer);
+  assert.throws(() => copyDrill(1, 5, 4), /copyDrill: lengths 5..4, expected integers with 1 <= min <= max/);
 });

@@ -3,14 +3,22 @@
  * factor with RoPE position interpolation (the extended model divides positions by the factor,
  * so the new window spans the angles the base was trained on; Chen et al., 2023), fine-tunes it
  * on passkey retrieval (datasets/long_context.ts, compact form: short digit keys hidden in
- * filler text), first at the trained context then at lengths up to the extended window, and
- * scores exact retrieval on a grid of context length x needle depth that reaches past the
- * extended window. Baselines on the same grid: the base model as phase 1 left it, the extended
+ * filler text, with decoy numbers as an option), first at the trained context then at lengths
+ * up to the extended window, optionally after a copy drill that builds the induction circuit
+ * keys among decoys need, and scores exact retrieval on a grid of context length x needle depth
+ * that reaches past the extended window. Baselines on the same grid: the base model as phase 1 left it, the extended
  * model before fine-tuning, chance (a uniform key) and the majority answer token.
  */
 import { MODEL_FILE, stageModelPath } from "../util/run_dir.ts";
 import { join } from "node:path";
-import { compactPasskeyMinLength, DEFAULT_LONG_CONTEXT, grid, type LongContextItem, longContextItem } from "../../datasets/long_context.ts";
+import {
+  compactPasskeyMinLength,
+  copyDrill,
+  DEFAULT_LONG_CONTEXT,
+  grid,
+  type LongContextItem,
+  longContextItem,
+} from "../../datasets/long_context.ts";
 import { createModel, type ModelKey, type RegistryModel } from "../models/registry.ts";
 import type { PipelineConfig } from "../config/config.ts";
 import { check, type PhaseContext, type PhaseSpec } from "./spec.ts";
@@ -35,13 +43,17 @@ const MIN_PROMPT = 32;
 /** Phase 5's config section (`phases.5`): type, defaults and validation. */
 export const Phase5Section = z.strictObject({
   factor: z.number().min(1).default(2), // context extension: RoPE position interpolation scale, extended window = factor x model.max_seq_len
-  key_digits: z.number().int().min(1).max(6).default(1), // digits of the pass key (chance of an exact guess: 1 / (9 x 10^(digits - 1))); 2+ needs induction, slow from scratch
+  key_digits: z.number().int().min(1).max(6).default(1), // digits of the pass key (chance of an exact guess: 1 / (9 x 10^(digits - 1))); 2+ among decoys needs induction: model.prev_tokens = 2 and drill_steps = 300 learn 5 (README)
   decoys: z.number().int().min(0).max(16).default(0), // other numbers of key_digits digits hidden in the filler under other labels (`pin=48213.`), in training and evaluation
+  drill_steps: z.number().int().min(0).default(0), // steps of a copy drill before the passkey stages (datasets/long_context.ts copyDrill): builds the induction circuit that reads a key after its label
+  drill_batch_size: z.number().int().min(0).default(32), // drill windows per step (0: batch_size)
+  drill_min_length: z.number().int().min(1).default(8), // digits of the shortest drill string
+  drill_max_length: z.number().int().min(1).default(27), // digits of the longest; a window holds BOS, two copies, a newline and EOS: 2 x this + 2 positions (56 at 27)
   short_steps: z.number().int().min(0).default(200), // fine-tuning steps at the trained context (prompts min_length..max_seq_len)
   long_steps: z.number().int().min(1).default(100), // fine-tuning steps at lengths up to the extended window
   batch_size: z.number().int().min(0).default(8), // windows per step (0: training.batch_size)
   lr: z.number().min(0).default(2e-3), // peak learning rate of both stages (0: training.lr); warmup and cosine floor from the training section (lib/train/config.ts)
-  min_length: z.number().int().min(MIN_PROMPT).default(32), // shortest training prompt, in tokens (bytes)
+  min_length: z.number().int().min(0).default(0), // shortest training prompt, in tokens (bytes); 0: the shortest the task builds (shortestPrompt: 32, or the needles alone where longer)
   eval_length_factors: z.array(z.number()).default([0.5, 1, 2, 4]), // evaluation lengths as multiples of model.max_seq_len (4 is past the extended window)
   eval_depths: z.array(z.number()).default([0, 0.25, 0.5, 0.75, 1]), // needle depths of the evaluation grid (fraction of the filler before the key)
   eval_items: z.number().int().min(1).default(4), // items per (length, depth) cell
@@ -112,24 +124,25 @@ export function evalItems(s: Phase5Section, lengths: number[], seed: number): Lo
 }
 
 /**
- * `count` training items whose prompts are `min_length`..`seqLen - key_digits - 3` tokens (so
+ * `count` training items whose prompts are `min_length` (0: `shortestPrompt`)..`seqLen - key_digits - 3` tokens (so
  * BOS + prompt + key + EOS fit a window of seqLen), at uniform random depths.
  */
 export function trainItems(s: Phase5Section, seqLen: number, count: number, seed: number): TextItem[] {
   const top = seqLen - s.key_digits - 3;
-  if (s.min_length < shortestPrompt(s)) {
+  const shortest = s.min_length || shortestPrompt(s);
+  if (shortest < shortestPrompt(s)) {
     throw new Error(
       `phases.5.min_length = ${s.min_length}: prompts with key_digits ${s.key_digits} and decoys ${s.decoys} need at least ${
         shortestPrompt(s)
       } tokens; raise it`,
     );
   }
-  if (top < s.min_length) {
-    throw new Error(`phases.5.min_length = ${s.min_length}: training windows of ${seqLen} tokens hold prompts up to ${top}; lower it`);
+  if (top < shortest) {
+    throw new Error(`phases.5.min_length = ${shortest}: training windows of ${seqLen} tokens hold prompts up to ${top}; lower it`);
   }
   const rng = new Rng(seed);
   return Array.from({ length: count }, (_, i) => {
-    const length = s.min_length + rng.int(top - s.min_length + 1), depth = rng.next();
+    const length = shortest + rng.int(top - shortest + 1), depth = rng.next();
     const it = longContextItem({
       ...DEFAULT_LONG_CONTEXT,
       task: "passkey",
@@ -144,12 +157,35 @@ export function trainItems(s: Phase5Section, seqLen: number, count: number, seed
   });
 }
 
-/** The two fine-tuning stages: at the trained context, then up to the extended window. */
+/** `count` copy-drill items (`copyDrill`) of drill_min_length..drill_max_length digits. */
+export function drillItems(s: Phase5Section, count: number, seed: number): TextItem[] {
+  if (s.drill_max_length < s.drill_min_length) {
+    throw new Error(`phases.5.drill_max_length = ${s.drill_max_length}: expected at least drill_min_length (${s.drill_min_length})`);
+  }
+  return Array.from({ length: count }, (_, i) => ({
+    ...copyDrill(deriveSeed(seed, `drill-${i}`), s.drill_min_length, s.drill_max_length),
+    task: "copy_drill",
+  }));
+}
+
+/** The drill's window: BOS, the string, a newline, the string again and EOS, less the one token the targets shift by. */
+export function drillWindow(s: Phase5Section): number {
+  return 2 * s.drill_max_length + 2;
+}
+
+/** The fine-tuning stages: the copy drill, the passkey at the trained context, then the passkey up to the extended window. */
 function stages(config: PipelineConfig, s: Phase5Section, seed: number) {
   const { trained, extended } = windowsFor(config, s);
   return [
-    { name: "short", seqLen: trained, steps: s.short_steps, seed: deriveSeed(seed, "train-short") },
-    { name: "long", seqLen: extended, steps: s.long_steps, seed: deriveSeed(seed, "train-long") },
+    {
+      name: "drill",
+      seqLen: drillWindow(s),
+      steps: s.drill_steps,
+      batch: s.drill_batch_size || s.batch_size,
+      seed: deriveSeed(seed, "train-drill"),
+    },
+    { name: "short", seqLen: trained, steps: s.short_steps, batch: s.batch_size, seed: deriveSeed(seed, "train-short") },
+    { name: "long", seqLen: extended, steps: s.long_steps, batch: s.batch_size, seed: deriveSeed(seed, "train-long") },
   ].filter((st) => st.steps > 0);
 }
 
@@ -230,7 +266,7 @@ async function run(ctx: PhaseContext): Promise<{ metrics: Record<string, unknown
   // Baseline 2: extended, before fine-tuning.
   const extScore = await scoreGrid(model, items, lengths, depths);
 
-  // Fine-tune: stage "short" at the trained context, stage "long" up to the extended window.
+  // Fine-tune: the copy drill (if any), stage "short" at the trained context, stage "long" up to the extended window.
   const monitor = items.filter((it) => it.targetLength === Math.min(...lengths.filter((L) => L > trained)));
   const monitorW = monitor.length ? windowsOf(monitor, Math.max(...monitor.map((it) => it.length)) + s.key_digits + 1, false) : undefined;
   const evaluate = monitorW
@@ -239,13 +275,14 @@ async function run(ctx: PhaseContext): Promise<{ metrics: Record<string, unknown
   const trainLog: Record<string, unknown>[] = [];
   let fitWindows;
   for (const st of stages(ctx.config, s, ctx.seed)) {
-    const w = windowsOf(trainItems(s, st.seqLen, st.steps * batchFor(ctx.config.training, s.batch_size), st.seed), st.seqLen, false);
-    fitWindows ??= w;
+    const n = st.steps * batchFor(ctx.config.training, st.batch);
+    const w = windowsOf(st.name === "drill" ? drillItems(s, n, st.seed) : trainItems(s, st.seqLen, n, st.seed), st.seqLen, false);
+    if (st.name !== "drill") fitWindows ??= w;
     const r = await trainText(ctx, {
       name: st.name,
       model,
       windows: w,
-      ...phaseTrainer(ctx, { steps: st.steps, lr: s.lr, batch_size: s.batch_size }),
+      ...phaseTrainer(ctx, { steps: st.steps, lr: s.lr, batch_size: st.batch }),
       seed: st.seed,
       evaluate,
     });

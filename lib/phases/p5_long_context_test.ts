@@ -7,6 +7,8 @@ import { loadModel } from "../models/io.ts";
 import { windowsOf } from "../text/tokens.ts";
 import {
   chanceExact,
+  drillItems,
+  drillWindow,
   evalItems,
   evalLengths,
   extendedConfig,
@@ -100,7 +102,14 @@ Deno.test("phase 5: config errors name the key", () => {
     /phases.5.eval_length_factors: 0.25 x model.max_seq_len 64 = 16/,
   );
   const decoys = { ...s, key_digits: 5, decoys: 2 };
-  assert.throws(() => trainItems(decoys, 128, 4, 1), /phases.5.min_length = 32: prompts with key_digits 5 and decoys 2 need at least 55/);
+  assert.throws(
+    () => trainItems({ ...decoys, min_length: 32 }, 128, 4, 1),
+    /phases.5.min_length = 32: prompts with key_digits 5 and decoys 2 need at least 55/,
+  );
+  assert.ok(
+    trainItems({ ...decoys, min_length: 0 }, 128, 20, 1).every((it) => it.prompt.length >= 55),
+    "min_length 0: the shortest the task builds",
+  );
   assert.throws(() => evalLengths(decoys, 64), /= 32 tokens, below the task's minimum 55 \(key_digits 5, decoys 2\)/);
 });
 
@@ -117,4 +126,18 @@ Deno.test("phase 5: decoys go into training and evaluation items; the shortest p
       assert.equal(it.prompt.match(/\bkey=(\d+)\./)![1], "answer" in it ? it.answer : "");
     }
   }
+});
+
+Deno.test("phase 5: copy-drill items fill their window at the longest string; every answer digit and EOS is scored", () => {
+  const s = { ...Phase5Section.parse({}), drill_min_length: 4, drill_max_length: 9 };
+  const items = drillItems(s, 300, 5);
+  assert.ok(items.every((it) => it.prompt === `${it.answer}\n` && it.answer.length >= 4 && it.answer.length <= 9));
+  assert.ok(items.some((it) => it.answer.length === 9));
+  const w = windowsOf(items, drillWindow(s), false); // would throw if the longest item did not fit
+  assert.equal(w.count, items.length);
+  assert.equal(w.mask.reduce((a, b) => a + b, 0), items.reduce((a, it) => a + it.answer.length + 1, 0));
+  assert.throws(
+    () => drillItems({ ...s, drill_min_length: 10 }, 1, 5),
+    /phases.5.drill_max_length = 9: expected at least drill_min_length \(10\)/,
+  );
 });
