@@ -523,8 +523,8 @@ export function savedModelFromHfConfig(j: Json, file: string): SavedModel {
   const hf = hfFields();
   for (const k of Object.keys(HF_NAME) as (keyof DecoderConfig)[]) {
     if ((k === "ropeBase" || k === "ropeScale") && hf.positions !== "rope") continue; // not written for learned positions
-    const a = k === "mlpRatio" ? Math.round(reg.mlpRatio * reg.dModel) : k === "prevTokens" ? reg[k] ?? 0 : reg[k];
-    const b = k === "mlpRatio" ? Math.round(hf.mlpRatio * hf.dModel) : k === "prevTokens" ? hf[k] ?? 0 : hf[k];
+    const field = (c: DecoderConfig) => k === "mlpRatio" ? Math.round(c.mlpRatio * c.dModel) : k === "prevTokens" ? c[k] ?? 0 : c[k];
+    const a = field(reg), b = field(hf);
     if (a !== b) {
       throw new Error(
         `${file}: field '${HF_NAME[k]}' (${JSON.stringify(b)}) disagrees with agent_forge.config.${k} (${JSON.stringify(a)})`,

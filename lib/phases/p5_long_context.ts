@@ -6,8 +6,9 @@
  * filler text, with decoy numbers as an option), first at the trained context then at lengths
  * up to the extended window, optionally after a copy drill that builds the induction circuit
  * keys among decoys need, and scores exact retrieval on a grid of context length x needle depth
- * that reaches past the extended window. Baselines on the same grid: the base model as phase 1 left it, the extended
- * model before fine-tuning, chance (a uniform key) and the majority answer token.
+ * that reaches past the extended window. Baselines on the same grid: the base model as phase 1
+ * left it, the extended model before fine-tuning, chance (a uniform key) and the majority answer
+ * token.
  */
 import { MODEL_FILE, stageModelPath } from "../util/run_dir.ts";
 import { join } from "node:path";
